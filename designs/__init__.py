@@ -1,0 +1,1 @@
+"""Bundled design library (YAML analysis plans); located with importlib.resources."""

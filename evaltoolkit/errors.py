@@ -1,0 +1,74 @@
+"""Exceptions with plain-language messages.
+
+Every error raised on purpose by evaltoolkit derives from :class:`EvalToolkitError`.
+The CLI catches these and prints the message on one line (no traceback), so the
+message must say *what* is wrong and *where* (file, column, row, field).
+
+Examples
+--------
+>>> from evaltoolkit.errors import DataError
+>>> str(DataError("value 7 is outside 1-5", file="wave1.csv", column="att_1", row=12))
+"wave1.csv, column 'att_1', row 12: value 7 is outside 1-5"
+"""
+
+from __future__ import annotations
+
+
+class EvalToolkitError(ValueError):
+    """Base class for every deliberate evaltoolkit error.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong, in plain words.
+    file, column, row, field : optional
+        Where it is wrong. Any that are given are prefixed to the message.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        column: str | None = None,
+        row: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.message = message
+        self.file = file
+        self.column = column
+        self.row = row
+        self.field = field
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = []
+        if self.file:
+            where.append(str(self.file))
+        if self.field:
+            where.append(f"field '{self.field}'")
+        if self.column:
+            where.append(f"column '{self.column}'")
+        if self.row is not None:
+            where.append(f"row {self.row}")
+        return f"{', '.join(where)}: {self.message}" if where else self.message
+
+
+class DesignError(EvalToolkitError):
+    """A design (analysis plan) file or design parameter is invalid."""
+
+
+class InstrumentError(EvalToolkitError):
+    """An instrument definition is invalid or cannot be found."""
+
+
+class DataError(EvalToolkitError):
+    """Survey data do not fit what the design or instrument expects."""
+
+
+class EstimationError(EvalToolkitError):
+    """A model cannot be estimated (too few clusters, no variation, non-convergence...)."""
+
+
+class EvalToolkitWarning(UserWarning):
+    """Warnings a user should read (few clusters, weak overlap, low reliability...)."""

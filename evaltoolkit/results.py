@@ -1,0 +1,130 @@
+"""Small typed result objects shared by every estimator.
+
+Every effect estimate in evaltoolkit is an :class:`EffectResult`: it exposes
+``estimate``, ``std_error``, ``ci_lower``, ``ci_upper``, ``p_value``, ``n_obs``,
+``n_clusters`` and a tidy ``table`` (one row per reported term, with the columns
+of :data:`ESTIMATE_COLUMNS`). Estimators that report several terms (mediation
+paths, multi-wave DiD) keep the headline term in the attributes and all terms in
+``table``.
+
+Examples
+--------
+>>> from evaltoolkit.results import EffectResult
+>>> r = EffectResult(analysis="did", outcome="attitudes", term="treat:post",
+...                  estimate=0.25, std_error=0.05, ci_lower=0.15, ci_upper=0.35,
+...                  p_value=1e-6, n_obs=800, n_clusters=40, method="OLS, CR1 by team")
+>>> r.table.loc[0, "estimate"]
+0.25
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Columns of ``estimates.csv`` and of every result's ``table`` (the public contract).
+ESTIMATE_COLUMNS: tuple[str, ...] = (
+    "analysis",
+    "outcome",
+    "term",
+    "estimate",
+    "std_error",
+    "ci_lower",
+    "ci_upper",
+    "p_value",
+    "n_obs",
+    "n_clusters",
+    "method",
+)
+
+
+@dataclass
+class EffectResult:
+    """One headline effect estimate with its uncertainty.
+
+    Attributes
+    ----------
+    analysis, outcome, term : str
+        Which analysis, outcome and model term the headline row describes.
+    estimate, std_error, ci_lower, ci_upper, p_value : float
+        The headline estimate (in outcome units unless ``method`` says otherwise).
+    n_obs : int
+        Observations (rows) used in the model.
+    n_clusters : int or None
+        Independent clusters used for inference (``None`` if not clustered).
+    method : str
+        A short description of estimator and inference (e.g. ``"OLS, CR1 by team"``).
+    extra_rows : list of dict
+        Further terms for ``table`` (same keys as :data:`ESTIMATE_COLUMNS`).
+    warnings : list of str
+        Plain-language cautions a reader must see (few clusters, weak overlap...).
+    details : dict
+        Estimator-specific extras (effect sizes, df, dropped-row counts, fitted objects).
+    """
+
+    analysis: str
+    outcome: str
+    term: str
+    estimate: float
+    std_error: float
+    ci_lower: float
+    ci_upper: float
+    p_value: float
+    n_obs: int
+    n_clusters: int | None
+    method: str
+    extra_rows: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def headline_row(self) -> dict[str, Any]:
+        """The headline estimate as a dict keyed by :data:`ESTIMATE_COLUMNS`."""
+        return {c: getattr(self, c) for c in ESTIMATE_COLUMNS}
+
+    @property
+    def table(self):  # -> pandas.DataFrame (pandas imported lazily)
+        """Tidy table: the headline row followed by any extra rows."""
+        import pandas as pd
+
+        rows = [self.headline_row(), *self.extra_rows]
+        return pd.DataFrame(rows, columns=list(ESTIMATE_COLUMNS))
+
+    def summary(self, units: str = "scale points") -> str:
+        """The effect in one or two plain-language sentences (CausalPy style)."""
+        sig = (
+            "The interval excludes zero"
+            if (self.ci_lower > 0 or self.ci_upper < 0)
+            else "The interval includes zero, so the data are also consistent with no effect"
+        )
+        direction = "higher" if self.estimate >= 0 else "lower"
+        text = (
+            f"{self.outcome}: the estimated effect ({self.term}) is {self.estimate:+.3f} {units} "
+            f"({direction} than without the programme), 95% CI {self.ci_lower:+.3f} to "
+            f"{self.ci_upper:+.3f}, p = {format_p(self.p_value)}; n = {self.n_obs}"
+            + (f" in {self.n_clusters} clusters" if self.n_clusters else "")
+            + f". {sig}."
+        )
+        if self.warnings:
+            text += " Caution: " + " ".join(self.warnings)
+        return text
+
+    def __repr__(self) -> str:  # pragma: no cover - cosmetic
+        return (
+            f"EffectResult({self.analysis}, {self.outcome}, {self.term}: {self.estimate:.4g} "
+            f"[{self.ci_lower:.4g}, {self.ci_upper:.4g}], p={format_p(self.p_value)}, "
+            f"n={self.n_obs}, clusters={self.n_clusters}, {self.method})"
+        )
+
+
+def format_p(p: float) -> str:
+    """Format a p-value for prose: ``"<0.001"`` or three decimals.
+
+    Examples
+    --------
+    >>> format_p(0.00001), format_p(0.0421)
+    ('<0.001', '0.042')
+    """
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "n/a"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"

@@ -1,0 +1,1 @@
+"""Bundled instrument library (YAML files); located with importlib.resources."""

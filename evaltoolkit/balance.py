@@ -473,13 +473,12 @@ def love_plot(
     >>> fig.axes[0].get_xlabel()
     'Absolute standardised mean difference'
     """
-    from matplotlib.figure import Figure
+    from .figures import PALETTE, new_figure
 
     if "smd_unadjusted" not in getattr(table, "columns", ()):
         raise DataError("love_plot needs a balance table from balance_table()", column="smd_unadjusted")
     if ax is None:
-        fig = Figure(figsize=(6.5, 0.35 * len(table) + 1.6))
-        ax = fig.subplots()
+        fig, ax = new_figure(width=6.5, height=0.35 * len(table) + 1.6)
     else:
         fig = ax.figure
     thr = table.attrs.get("threshold", 0.1) if threshold is None else threshold
@@ -493,14 +492,14 @@ def love_plot(
     ypos = np.arange(len(order))
     ax.scatter(un.to_numpy()[order], ypos, facecolors="none", edgecolors="#555555", label="Unadjusted", zorder=3)
     if adj is not None:
-        ax.scatter(adj.to_numpy()[order], ypos, color="#1f6fb4", label="Adjusted", zorder=4)
+        ax.scatter(adj.to_numpy()[order], ypos, color=PALETTE[0], label="Adjusted", zorder=4)
         for y, a, b in zip(ypos, un.to_numpy()[order], adj.to_numpy()[order]):
             ax.plot([a, b], [y, y], color="#bbbbbb", lw=0.8, zorder=2)
-    ax.axvline(thr, ls="--", color="#c0392b", lw=1)
+    ax.axvline(thr, ls="--", color=PALETTE[1], lw=1)
     if absolute:
         ax.axvline(0, color="black", lw=0.6)
     else:
-        ax.axvline(-thr, ls="--", color="#c0392b", lw=1)
+        ax.axvline(-thr, ls="--", color=PALETTE[1], lw=1)
         ax.axvline(0, color="black", lw=0.6)
     ax.set_yticks(ypos)
     ax.set_yticklabels(labels)

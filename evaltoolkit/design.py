@@ -101,7 +101,9 @@ class Analysis(_Strict):
     """One planned analysis."""
 
     id: str
-    type: Literal["did", "ancova", "mediation", "moderation", "multilevel", "bayes_did", "attrition", "balance"]
+    type: Literal[
+        "did", "ancova", "mediation", "moderation", "multilevel", "bayes_did", "attrition", "balance"
+    ]
     outcomes: list[str] = Field(default_factory=list)
     post: list[str] = Field(default_factory=list, description="post waves compared with baseline")
     cluster: str | None = None
@@ -148,7 +150,8 @@ class Simulation(_Strict):
     team_effect_sd: float = Field(0.1, ge=0, description="SD of team deviations in the treatment effect")
     site_sd: float = Field(0.25, ge=0, description="SD of site differences in baseline levels")
     retention: dict[str, dict[str, float]] = Field(
-        default_factory=dict, description="wave -> arm -> probability of responding (monotone dropout)"
+        default_factory=dict,
+        description="wave -> arm -> share of the baseline sample still responding (cumulative, monotone dropout)",
     )
     item_missing: float = Field(0.01, ge=0, lt=1, description="share of item answers left blank")
     attrition_on_baseline: float = Field(
@@ -215,7 +218,9 @@ class Design(_Strict):
         for a in self.analyses:
             for o in a.outcomes:
                 if o not in names:
-                    raise ValueError(f"analysis '{a.id}' uses outcome '{o}', which is not in outcomes {names}")
+                    raise ValueError(
+                        f"analysis '{a.id}' uses outcome '{o}', which is not in outcomes {names}"
+                    )
             for w in a.post:
                 if w not in wave_names:
                     raise ValueError(f"analysis '{a.id}' uses wave '{w}', which is not in waves {wave_names}")
@@ -225,7 +230,9 @@ class Design(_Strict):
                     f"{self.columns.clusters}"
                 )
         if self.simulation is not None:
-            for w in list(self.simulation.retention) + list(self.simulation.decay) + list(self.simulation.trend):
+            for w in (
+                list(self.simulation.retention) + list(self.simulation.decay) + list(self.simulation.trend)
+            ):
                 if w not in wave_names:
                     raise ValueError(f"simulation refers to wave '{w}', which is not in waves {wave_names}")
             for w, by_arm in self.simulation.retention.items():
@@ -378,7 +385,9 @@ def load_design(name_or_path: str | Path | dict) -> Design:
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark is not None else ""
-            raise DesignError(f"not valid YAML{where}: {getattr(exc, 'problem', exc)}", file=str(source)) from None
+            raise DesignError(
+                f"not valid YAML{where}: {getattr(exc, 'problem', exc)}", file=str(source)
+            ) from None
         if not isinstance(raw, dict):
             raise DesignError("a design file must be a YAML mapping of fields", file=str(source))
     try:

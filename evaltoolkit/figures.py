@@ -109,7 +109,9 @@ def means_plot(
     for k in range(len(outcomes), nrows * ncols):
         axes[k // ncols][k % ncols].set_visible(False)
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(arms), frameon=False, bbox_to_anchor=(0.5, -0.02))
+    fig.legend(
+        handles, labels, loc="lower center", ncol=len(arms), frameon=False, bbox_to_anchor=(0.5, -0.02)
+    )
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
 

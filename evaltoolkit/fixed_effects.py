@@ -33,6 +33,10 @@ __all__ = ["FixedEffects", "demean", "encode", "fe_dof", "is_nested"]
 def encode(values) -> tuple[np.ndarray, int]:
     """Integer codes ``0..n_levels-1`` for any 1-d array of labels.
 
+    Integer labels are recoded in linear time (no sort or hash) when their range is
+    not much larger than the number of rows; other labels go through
+    :func:`pandas.factorize` (order of first appearance).
+
     Returns
     -------
     codes : ndarray of intp
@@ -41,11 +45,21 @@ def encode(values) -> tuple[np.ndarray, int]:
     Examples
     --------
     >>> encode(np.array(["b", "a", "b"]))
-    (array([1, 0, 1]), 2)
+    (array([0, 1, 0]), 2)
+    >>> encode(np.array([10, 30, 10]))
+    (array([0, 1, 0]), 2)
     """
+    arr = np.asarray(values)
+    if arr.dtype.kind in "iub" and arr.size:
+        lo, hi = int(arr.min()), int(arr.max())
+        if hi - lo <= 4 * arr.size + 1000:
+            shifted = arr.astype(np.intp, copy=False) - lo
+            present = np.bincount(shifted, minlength=hi - lo + 1) > 0
+            remap = np.cumsum(present) - 1
+            return remap[shifted].astype(np.intp, copy=False), int(present.sum())
     import pandas as pd
 
-    codes, uniques = pd.factorize(np.asarray(values), sort=True)
+    codes, uniques = pd.factorize(arr, sort=False)
     if (codes < 0).any():
         raise EstimationError("fixed-effect or cluster labels contain missing values")
     return codes.astype(np.intp, copy=False), len(uniques)
@@ -165,6 +179,8 @@ def fe_dof(codes: Sequence[np.ndarray], n_levels: Sequence[int]) -> int:
 def is_nested(inner: np.ndarray, outer: np.ndarray) -> bool:
     """True when every level of ``inner`` lies within a single level of ``outer``.
 
+    Linear time: each inner level remembers one outer code, then all rows are compared.
+
     Examples
     --------
     >>> is_nested(np.array([0, 0, 1, 2]), np.array([5, 5, 5, 6]))
@@ -173,6 +189,7 @@ def is_nested(inner: np.ndarray, outer: np.ndarray) -> bool:
     False
     """
     ic, ni = encode(inner)
-    oc, no = encode(outer)
-    pairs = np.unique(ic.astype(np.int64) * no + oc)
-    return len(pairs) == ni
+    oc, _ = encode(outer)
+    first = np.empty(ni, dtype=np.intp)
+    first[ic] = oc
+    return bool(np.array_equal(first[ic], oc))

@@ -102,6 +102,7 @@ class OLSFit:
     bread: np.ndarray
     n_obs: int
     fe: FixedEffects | None = None
+    weights: np.ndarray | None = None
     info: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -197,7 +198,9 @@ def ols(
         )
     coef = bread @ (X.T @ y)
     resid = y - X @ coef
-    return OLSFit(coef=coef, names=names, X=X, y=y, resid=resid, bread=bread, n_obs=n, fe=fe)
+    return OLSFit(
+        coef=coef, names=names, X=X, y=y, resid=resid, bread=bread, n_obs=n, fe=fe, weights=w
+    )
 
 
 def _collinear_columns(X: np.ndarray, names: list[str]) -> list[str]:
@@ -296,9 +299,11 @@ def vcov(
         factor = g / (g - 1) * (n - 1) / (n - K)
         return factor * (M @ (S.T @ S) @ M)
     _check_cr2_absorbed(fit, codes)
-    adj = _cr2_adjusted_resid(fit, codes, g)
-    S = cluster_scores(X, adj, codes, g)
+    S = _cr2_scores(fit, codes, g)
     return M @ (S.T @ S) @ M
+
+
+_vcov_matrix = vcov
 
 
 def _check_cr2_absorbed(fit: OLSFit, codes: np.ndarray) -> None:
@@ -330,9 +335,41 @@ def _inv_sqrt_psd(A: np.ndarray, tol: float = 1e-10) -> np.ndarray:
 _CR2_MAX_CLUSTER = 6000
 
 
-def _cr2_adjustments(fit: OLSFit, codes: np.ndarray, g: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per cluster: row indices and ``A_g = (I - H_gg)^{-1/2}``."""
-    key = ("cr2", id(codes))
+def _original_space(fit: OLSFit) -> tuple[np.ndarray, np.ndarray]:
+    """Square-root weights and weights (ones when unweighted)."""
+    if fit.weights is None:
+        one = np.ones(fit.n_obs)
+        return one, one
+    return np.sqrt(fit.weights), fit.weights
+
+
+def _fe_projection(fit: OLSFit, idx: np.ndarray, sw: np.ndarray) -> np.ndarray | None:
+    """Projection onto the (sqrt-weighted) dummies of fixed effects nested in one cluster."""
+    if fit.fe is None:
+        return None
+    blocks = []
+    for c in fit.fe.codes:
+        _, inv = np.unique(c[idx], return_inverse=True)
+        D = np.zeros((len(idx), inv.max() + 1))
+        D[np.arange(len(idx)), inv] = 1.0
+        blocks.append(D)
+    D = np.hstack(blocks) * sw[idx, None]
+    return D @ np.linalg.pinv(D)
+
+
+def _cr2_adjustments(fit: OLSFit, codes: np.ndarray, g: int) -> list[tuple]:
+    """Per cluster: row indices, the CR2 adjustment ``A_g`` and the fixed-effect projection.
+
+    clubSandwich's choice for ``lm``: identity working model (target), weights ``W`` used
+    in estimation only, hat matrix ``H = X M X'W`` of the full design (slopes and the
+    dummies of any absorbed fixed effects, which must be nested in the clusters) and
+    ``A_g = [(I - H)_g (I - H)_g']^{+1/2}`` (Moore–Penrose), where ``(I - H)_g`` are the
+    rows of cluster g. Unweighted this is ``(I - H_gg)^{-1/2}`` (Bell and McCaffrey 2002).
+    Computed in the working (sqrt-weighted) space, where ``P = S H S^{-1}`` is symmetric
+    and splits into the projection on the demeaned design plus the within-cluster
+    projection on the dummies.
+    """
+    key = ("cr2", g, hash(codes.tobytes()))
     cached = fit.info.get(key)
     if cached is not None:
         return cached
@@ -343,42 +380,66 @@ def _cr2_adjustments(fit: OLSFit, codes: np.ndarray, g: int) -> list[tuple[np.nd
             f"CR2 needs an n_g x n_g matrix per cluster and the largest cluster has {biggest} rows; "
             "use the wild cluster bootstrap (vcov='wild') for so few, so large clusters"
         )
-    out = []
     M = fit.bread
+    sw, w = _original_space(fit)
+    weighted = fit.weights is not None
+    F = (fit.X * w[:, None]).T @ fit.X if weighted else None
+    out = []
     for idx in slices:
         Xg = fit.X[idx]
-        H = Xg @ M @ Xg.T
-        out.append((idx, _inv_sqrt_psd(np.eye(len(idx)) - H)))
+        Pt = Xg @ M @ Xg.T
+        PD = _fe_projection(fit, idx, sw)
+        if not weighted:
+            C = np.eye(len(idx)) - Pt - (PD if PD is not None else 0.0)
+        else:
+            P = Pt + PD if PD is not None else Pt
+            wg = w[idx]
+            IP = np.eye(len(idx)) - P
+            C = (IP * wg[None, :]) @ IP + Xg @ M @ F @ M @ Xg.T - (Pt * wg[None, :]) @ Pt
+            C = C / sw[idx, None] / sw[idx][None, :]
+        out.append((idx, _inv_sqrt_psd(C), PD))
     fit.info[key] = out
-    fit.info[("cr2codes", id(codes))] = codes  # keep codes alive so id() stays unique
     return out
 
 
-def _cr2_adjusted_resid(fit: OLSFit, codes: np.ndarray, g: int) -> np.ndarray:
-    adj = np.empty_like(fit.resid)
-    for idx, A in _cr2_adjustments(fit, codes, g):
-        adj[idx] = A @ fit.resid[idx]
-    return adj
+def _cr2_scores(fit: OLSFit, codes: np.ndarray, g: int) -> np.ndarray:
+    """Adjusted cluster scores ``X_g' W_g A_g e_g`` (G x k), original units."""
+    sw, _ = _original_space(fit)
+    S = np.empty((g, fit.k))
+    for j, (idx, A, _) in enumerate(_cr2_adjustments(fit, codes, g)):
+        S[j] = fit.X[idx].T @ (sw[idx] * (A @ (fit.resid[idx] / sw[idx])))
+    return S
 
 
 def satterthwaite_df(fit: OLSFit, contrast: np.ndarray, cluster: np.ndarray) -> float:
-    """Satterthwaite degrees of freedom of a CR2 contrast (Pustejovsky and Tipton 2018, eq. 11).
+    """Satterthwaite degrees of freedom of a CR2 contrast (Pustejovsky and Tipton 2018).
 
-    With the identity working model, ``p_g' p_h = u_g'u_g [g = h] - z_g' M z_h`` where
-    ``u_g = A_g X_g M c`` and ``z_g = X_g' u_g``, so the G x G matrix is formed without
-    any n x n product.
+    ``df = (sum_g p_g'p_g)^2 / sum_{g,h} (p_g'p_h)^2`` with
+    ``p_g = (I - H)_g' A_g W_g X_g M c`` and the identity working model. In the working
+    space, with ``t_g = S_g^{-1} A_g W_g X_g M c``, ``alpha_g = (I - P_D,g) t_g``,
+    ``beta_g = M X_g' t_g`` and ``a_g = X_g' W_g alpha_g``:
+    ``p_g'p_h = alpha_g'W_g alpha_g [g = h] - a_g'beta_h - beta_g'a_h + beta_g' X'WX beta_h``,
+    so only G x G matrices are formed.
     """
     codes, g = _cluster_codes(cluster, fit.n_obs)
     _check_cr2_absorbed(fit, codes)
     M = fit.bread
+    sw, w = _original_space(fit)
     mc = M @ np.asarray(contrast, float)
-    Z = np.empty((g, fit.k))
-    uu = np.empty(g)
-    for j, (idx, A) in enumerate(_cr2_adjustments(fit, codes, g)):
-        u = A @ (fit.X[idx] @ mc)
-        uu[j] = u @ u
-        Z[j] = fit.X[idx].T @ u
-    P = np.diag(uu) - Z @ M @ Z.T
+    Amat = np.empty((g, fit.k))
+    Bmat = np.empty((g, fit.k))
+    diag = np.empty(g)
+    for j, (idx, A, PD) in enumerate(_cr2_adjustments(fit, codes, g)):
+        Xg = fit.X[idx]
+        t = (A @ (sw[idx] * (Xg @ mc))) / sw[idx]
+        alpha = t - PD @ t if PD is not None else t
+        wa = w[idx] * alpha
+        diag[j] = alpha @ wa
+        Amat[j] = Xg.T @ wa
+        Bmat[j] = M @ (Xg.T @ t)
+    F = (fit.X * w[:, None]).T @ fit.X if fit.weights is not None else fit.X.T @ fit.X
+    cross = Amat @ Bmat.T
+    P = np.diag(diag) - cross - cross.T + Bmat @ F @ Bmat.T
     return float(np.trace(P) ** 2 / np.sum(P * P))
 
 
@@ -410,7 +471,7 @@ def coef_test(
     2e-06
     """
     j = fit.index(term)
-    V = globals()["vcov"](fit, vcov, cluster=cluster, nested=nested)
+    V = _vcov_matrix(fit, vcov, cluster=cluster, nested=nested)
     est = float(fit.coef[j])
     se = float(math.sqrt(V[j, j]))
     g = None

@@ -101,7 +101,7 @@ class EffectResult:
         text = (
             f"{self.outcome}: the estimated effect ({self.term}) is {self.estimate:+.3f} {units} "
             f"({direction} than without the programme), 95% CI {self.ci_lower:+.3f} to "
-            f"{self.ci_upper:+.3f}, p = {format_p(self.p_value)}; n = {self.n_obs}"
+            f"{self.ci_upper:+.3f}, p {_p_phrase(self.p_value)}; n = {self.n_obs}"
             + (f" in {self.n_clusters} clusters" if self.n_clusters else "")
             + f". {sig}."
         )
@@ -115,6 +115,11 @@ class EffectResult:
             f"[{self.ci_lower:.4g}, {self.ci_upper:.4g}], p={format_p(self.p_value)}, "
             f"n={self.n_obs}, clusters={self.n_clusters}, {self.method})"
         )
+
+
+def _p_phrase(p: float) -> str:
+    text = format_p(p)
+    return text.replace("<", "< ") if text.startswith("<") else f"= {text}"
 
 
 def format_p(p: float) -> str:

@@ -197,7 +197,8 @@ def _numeric_block(data: pd.DataFrame, columns: Sequence[str], where: str) -> np
                     column=str(c),
                     row=_row_label(data, pos),
                 )
-    return data[list(columns)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    block = data[list(columns)].apply(pd.to_numeric, errors="coerce")
+    return np.array(block.to_numpy(dtype=float), dtype=float, copy=True)
 
 
 def _row_label(data: pd.DataFrame, pos: int) -> int | None:
@@ -231,7 +232,7 @@ def keyed_items(data: pd.DataFrame, spec: ScaleSpec, *, check: bool = True) -> p
     >>> import pandas as pd
     >>> df = pd.DataFrame({"a": [1, 2], "b": [5, 4]})
     >>> keyed_items(df, resolve_scales({"s": ["a", "-b"]}, data=df)[0])["b"].tolist()
-    [2.0, 3.0]
+    [1.0, 2.0]
     """
     missing = [c for c in spec.items if c not in data.columns]
     if missing:

@@ -271,7 +271,9 @@ def _observe(
     arm_labels = np.where(people["treated"], design.arms.treated, design.arms.control[0])
     site_names = np.char.add("S", np.char.zfill(people["site"].astype(str), 2))
     team_prefix = np.where(people["treated"], "T", "C")
-    team_names = np.char.add(np.char.add(site_names, "-"), np.char.add(team_prefix, people["team"].astype(str)))
+    team_names = np.char.add(
+        np.char.add(site_names, "-"), np.char.add(team_prefix, people["team"].astype(str))
+    )
     first = next(iter(sim.constructs))
     z0 = panel["base"][first]
     z0 = (z0 - z0.mean()) / z0.std()
@@ -283,11 +285,17 @@ def _observe(
         else:
             pw = panel["waves"][w]
             latent = {c: pw["untreated"][c] + pw["effect"][c] for c in sim.constructs}
-            p = np.where(
-                people["treated"],
-                sim.retention.get(w, {}).get(design.arms.treated, 1.0),
-                sim.retention.get(w, {}).get(design.arms.control[0], 1.0),
+            # retention is the cumulative share of baseline still responding; dropout is monotone
+            cum = np.array(
+                [
+                    [sim.retention.get(v, {}).get(a, 1.0) for v in design.post_waves]
+                    for a in (design.arms.control[0], design.arms.treated)
+                ]
             )
+            k = design.post_waves.index(w)
+            prev = cum[:, k - 1] if k > 0 else np.ones(2)
+            cond = np.minimum(cum[:, k] / np.maximum(prev, 1e-12), 1.0)
+            p = np.where(people["treated"], cond[1], cond[0])
             p = np.clip(p, 1e-9, 1 - 1e-9)
             p = np.where(p >= 1 - 1e-9, 1.0, expit(logit(p) + sim.attrition_on_baseline * z0))
             responding = responding & (rng.random(n) < p)
@@ -312,12 +320,12 @@ def _observe(
                 cols[item] = ans[:, j]
             answered = np.isfinite(keyed).sum(axis=1)
             with np.errstate(invalid="ignore"):
-                score = np.nanmean(np.where(np.isfinite(keyed), keyed, np.nan), axis=1)
+                score = np.nansum(keyed, axis=1) / np.maximum(answered, 1)
             score[answered < int(np.ceil(len(spec.items) / 2))] = np.nan
             cols[c] = score
         frames.append(pd.DataFrame(cols))
     data = pd.concat(frames, ignore_index=True)
-    for c, spec in sim.constructs.items():
+    for spec in sim.constructs.values():
         for item in spec.items:
             data[item] = data[item].astype("Int64")
     data["wave"] = pd.Categorical(data["wave"], categories=design.wave_names)
@@ -341,7 +349,7 @@ def _truth_table(key: str) -> pd.DataFrame:
     design = Design.model_validate(json.loads(key))
     sim = design.simulation
     assert sim is not None
-    big = sim.model_copy(update={"treated_share": 0.999})
+    big = sim.model_copy(update={"treated_share": 0.999, "sites": max(sim.sites, 2000)})
     rng = np.random.default_rng(_TRUTH_SEED)
     people = _draw_people(rng, design, big)
     panel = _latent_panel(rng, people, design, big)

@@ -125,7 +125,9 @@ class Study:
             for w in d.wave_names:
                 arms_here = set(data.loc[data[cols.wave] == w, cols.arm])
                 if d.arms.treated not in arms_here:
-                    raise DesignError(f"wave '{w}' has no treated ({d.arms.treated}) people", field="waves", file=src)
+                    raise DesignError(
+                        f"wave '{w}' has no treated ({d.arms.treated}) people", field="waves", file=src
+                    )
                 if not arms_here & set(d.arms.control):
                     raise DesignError(f"wave '{w}' has no control people", field="waves", file=src)
             key = [cols.id, cols.wave]

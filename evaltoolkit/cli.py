@@ -1,0 +1,175 @@
+"""The ``evaltoolkit`` command line.
+
+Every deliberate error (:class:`~evaltoolkit.errors.EvalToolkitError`) is printed as one plain line and
+exits with status 2; any other failure prints a short message (set ``EVALTOOLKIT_DEBUG=1`` for the
+traceback). Heavy libraries are imported inside commands so ``evaltoolkit --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    name="evaltoolkit",
+    help="Evaluate social-mixing (contact theory) programmes: simulate, analyse and report.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=False, highlight=False)
+
+
+def _err_console():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def _progress():
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True)
+
+
+def _analyse_and_report(study, out: Path, title: str | None = None, seed: int = 20240601) -> dict[str, Path]:
+    from evaltoolkit.analysis import run_plan
+    from evaltoolkit.report import write_report
+
+    with _progress() as progress:
+        task = progress.add_task("Running the analysis plan...", total=None)
+        results = run_plan(study, seed=seed)
+        progress.update(task, description="Writing the report...")
+        paths = write_report(results, out, title=title)
+    con = _console()
+    for sentence in results.headline:
+        con.print(f"• {sentence}")
+    if results.warnings:
+        con.print(f"[yellow]{len(results.warnings)} caution(s) - see the report.[/yellow]")
+    return paths
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for the report and tables.")] = Path("evaltoolkit-demo"),
+    n: Annotated[int | None, typer.Option(help="People at baseline (default: the design's).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 2024,
+) -> None:
+    """Simulate the bundled NCS-style study, analyse it as planned and write an HTML report."""
+    from evaltoolkit.design import load_design
+    from evaltoolkit.simulate import simulate_study
+    from evaltoolkit.study import Study
+
+    design = load_design("ncs_prepost_control")
+    with _progress() as progress:
+        progress.add_task("Simulating the example study...", total=None)
+        sim = simulate_study(design, n=n, seed=seed)
+    out.mkdir(parents=True, exist_ok=True)
+    sim.data.to_csv(out / "simulated_data.csv", index=False)
+    sim.truth.to_csv(out / "true_effects.csv", index=False)
+    study = Study(sim.design, sim.data, source="simulated_data.csv")
+    paths = _analyse_and_report(study, out, title=f"{design.title} (simulated example)", seed=seed)
+    con = _console()
+    con.print(f"Report:    {paths['report'].resolve()}")
+    con.print(f"Estimates: {paths['estimates'].resolve()}")
+    con.print(
+        f"Simulated data (with the true effects in true_effects.csv): {(out / 'simulated_data.csv').resolve()}"
+    )
+
+
+@app.command()
+def simulate(
+    design: Annotated[str, typer.Option(help="Bundled design name or path to a design YAML.")],
+    out: Annotated[Path, typer.Option(help="Output data file (.csv or .xlsx).")],
+    n: Annotated[int | None, typer.Option(help="People at baseline.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Simulate a study from a design's simulation block; the true effects go beside it (*.truth.csv)."""
+    from evaltoolkit.design import load_design
+    from evaltoolkit.errors import DesignError
+    from evaltoolkit.simulate import simulate_study
+
+    if n is not None and n < 0:
+        raise DesignError(f"n must be a positive number of people (got {n})", field="n")
+    with _progress() as progress:
+        progress.add_task("Simulating...", total=None)
+        sim = simulate_study(load_design(design), n=n, seed=seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() in (".xlsx", ".xls"):
+        sim.data.to_excel(out, index=False)
+    else:
+        sim.data.to_csv(out, index=False)
+    truth = out.with_name(out.stem + ".truth.csv")
+    sim.truth.to_csv(truth, index=False)
+    con = _console()
+    con.print(
+        f"Wrote {len(sim.data):,} rows ({sim.n_people:,} people at baseline) to {out}; true effects in {truth}."
+    )
+
+
+@app.command()
+def analyse(
+    data: Annotated[Path, typer.Argument(help="Scored data: CSV, XLSX, SPSS .sav, Stata .dta or Parquet.")],
+    design: Annotated[str, typer.Option(help="Bundled design name or path to a design YAML.")],
+    out: Annotated[Path, typer.Option(help="Folder for report.html and estimates.csv.")] = Path(
+        "evaltoolkit-report"
+    ),
+    seed: Annotated[int, typer.Option(help="Random seed for bootstraps and samplers.")] = 20240601,
+) -> None:
+    """Run a design's analysis plan on DATA and write DIR/report.html and DIR/estimates.csv."""
+    from evaltoolkit.design import load_design
+    from evaltoolkit.study import Study
+    from evaltoolkit.tabular import read_table
+
+    d = load_design(design)
+    frame = read_table(data)
+    study = Study(d, frame, source=str(data))
+    paths = _analyse_and_report(study, out, seed=seed)
+    _console().print(f"Report: {paths['report'].resolve()}\nEstimates: {paths['estimates'].resolve()}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app, turning errors into one plain line."""
+    from evaltoolkit.errors import EvalToolkitError
+
+    try:
+        app(args=argv, standalone_mode=False)
+    except EvalToolkitError as exc:
+        _err_console().print(f"[red]error:[/red] {exc}")
+        return 2
+    except (typer.Abort, KeyboardInterrupt):
+        _err_console().print("aborted")
+        return 1
+    except SystemExit as exc:  # pragma: no cover - typer exits on --help
+        return int(exc.code or 0)
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        if os.environ.get("EVALTOOLKIT_DEBUG"):
+            raise
+        _err_console().print(
+            f"[red]unexpected error:[/red] {type(exc).__name__}: {exc}\n"
+            "Please report this; set EVALTOOLKIT_DEBUG=1 to see the full traceback."
+        )
+        return 3
+    return 0
+
+
+def _entry() -> None:  # pragma: no cover
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    _entry()

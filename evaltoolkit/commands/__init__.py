@@ -1,0 +1,1 @@
+"""Sub-commands of the ``evaltoolkit`` command line, one module per command group."""

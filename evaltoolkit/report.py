@@ -1,0 +1,143 @@
+"""Write the self-contained HTML report and the exported tables.
+
+The report only reads :class:`~evaltoolkit.analysis.AnalysisResults`. It has a plain-language
+summary, the design and its evidence strength, the flow of people through the waves, every
+analysis section (tables and embedded figures), warnings, and a methods appendix. It makes no
+network requests (figures are embedded PNGs, the style sheet is inline), carries no identifiers and
+withholds cells under 10 people.
+
+Examples
+--------
+>>> import tempfile, evaltoolkit as et
+>>> from evaltoolkit.analysis import run_plan
+>>> sim = et.simulate_study("ncs_prepost_control", n=400, seed=5)
+>>> res = run_plan(et.Study(sim.design, sim.data))
+>>> paths = et.write_report(res, tempfile.mkdtemp())
+>>> sorted(p.name for p in paths.values())
+['estimates.csv', 'estimates.xlsx', 'report.html']
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+from pathlib import Path
+
+import pandas as pd
+
+from evaltoolkit.analysis import AnalysisResults
+from evaltoolkit.privacy import format_count, suppress_small_cells
+from evaltoolkit.report_tables import table_html
+
+_TEMPLATE = "report.html"
+
+
+def evidence_strength(results: AnalysisResults) -> tuple[str, str]:
+    """A short rating of the design's evidence strength and the reason (Maryland SMS style).
+
+    Returns
+    -------
+    (rating, explanation)
+    """
+    d = results.design
+    n_clusters = None
+    if d.columns.clusters:
+        n_clusters = int(results.study.data[d.columns.clusters[0]].nunique())
+    if d.kind == "cluster_rct":
+        rating, why = (
+            "Strong (randomised; Maryland Scientific Methods Scale level 5)",
+            "Sites were allocated to the programme at random, so the groups should differ only by chance.",
+        )
+    elif d.kind == "panel":
+        rating, why = (
+            "Moderate (before-and-after with a comparison group; Maryland SMS level 3)",
+            "Participants chose to take part, so they may differ from the comparison group in ways the "
+            "before-and-after comparison does not remove; the estimate assumes both groups would have "
+            "changed in the same way without the programme (parallel trends).",
+        )
+    else:
+        rating, why = (
+            "Limited (after-only comparison with a matched group; Maryland SMS level 2)",
+            "Without a baseline measurement, differences between the groups that existed before the "
+            "programme cannot be separated from its effect.",
+        )
+    if n_clusters is not None and n_clusters < 10:
+        rating = rating.split(" (")[0] + " - weakened: only " + f"{n_clusters} {d.columns.clusters[0]}s"
+        why += (
+            f" With only {n_clusters} independent {d.columns.clusters[0]}s, any difference between them is "
+            "confounded with the programme and conventional cluster-robust standard errors cannot be trusted."
+        )
+    return rating, why
+
+
+def _flow_table(results: AnalysisResults) -> str:
+    d = results.design
+    flow = results.study.flow()
+    flow["arm"] = flow["arm"].map(d.arms.label)
+    flow["wave"] = flow["wave"].map(lambda w: d.wave(w).display if w in d.wave_names else w)
+    flow["retention"] = (flow["retention"] * 100).round(0)
+    shown = suppress_small_cells(flow, "n", ["retention"])
+    shown = shown.rename(columns={"retention": "% of baseline"})
+    return table_html(shown, caption="People responding at each wave", digits=0)
+
+
+def render_html(results: AnalysisResults, title: str | None = None) -> str:
+    """The report as one self-contained HTML string."""
+    import jinja2
+
+    import evaltoolkit
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("evaltoolkit", "templates"),
+        autoescape=jinja2.select_autoescape(["html"]),
+    )
+    d = results.design
+    rating, why = evidence_strength(results)
+    study = results.study
+    design_rows = [
+        ("Design", d.title),
+        ("Programme arm", d.arms.label(d.arms.treated)),
+        ("Comparison", ", ".join(d.arms.label(a) for a in d.arms.control)),
+        ("Waves", "; ".join(w.display for w in d.waves)),
+        ("Outcomes", "; ".join(o.display for o in d.outcomes)),
+        ("Clusters", ", ".join(d.columns.clusters) or "none"),
+        ("People in the data", format_count(study.n_people)),
+    ]
+    for col in d.columns.clusters:
+        design_rows.append((f"Number of {col}s", format_count(study.data[col].nunique(), min_n=0)))
+    return env.get_template(_TEMPLATE).render(
+        title=title or d.title,
+        description=d.description,
+        generated=_dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        version=evaltoolkit.__version__,
+        headline=results.headline,
+        rating=rating,
+        rating_why=why,
+        warnings=results.warnings,
+        design_rows=design_rows,
+        flow_html=_flow_table(results),
+        sections=results.sections,
+        seed=results.extras.get("seed"),
+        design_source=html.escape(str(d.source.name)) if d.source else "(in memory)",
+    )
+
+
+def write_report(results: AnalysisResults, out_dir: str | Path, title: str | None = None) -> dict[str, Path]:
+    """Write ``report.html``, ``estimates.csv`` and ``estimates.xlsx`` into ``out_dir``.
+
+    Returns
+    -------
+    dict
+        ``{"report": path, "estimates": path, "xlsx": path}``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    report = out / "report.html"
+    report.write_text(render_html(results, title), encoding="utf-8")
+    est: pd.DataFrame = results.estimates
+    csv = out / "estimates.csv"
+    est.to_csv(csv, index=False)
+    xlsx = out / "estimates.xlsx"
+    with pd.ExcelWriter(xlsx, engine="openpyxl") as xw:
+        est.to_excel(xw, sheet_name="estimates", index=False)
+    return {"report": report, "estimates": csv, "xlsx": xlsx}

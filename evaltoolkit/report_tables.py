@@ -1,0 +1,73 @@
+"""HTML tables for the report: rounded numbers, readable p-values, no identifiers.
+
+Examples
+--------
+>>> import pandas as pd
+>>> html = table_html(pd.DataFrame({"term": ["x"], "estimate": [0.123456], "p_value": [0.00001]}))
+>>> "0.123" in html and "&lt;0.001" in html
+True
+"""
+
+from __future__ import annotations
+
+import html as _html
+
+import numpy as np
+import pandas as pd
+
+from evaltoolkit.privacy import drop_identifiers
+from evaltoolkit.results import format_p
+
+_HEADERS = {
+    "analysis": "Analysis",
+    "outcome": "Outcome",
+    "term": "Term",
+    "estimate": "Estimate",
+    "std_error": "Std. error",
+    "ci_lower": "95% CI low",
+    "ci_upper": "95% CI high",
+    "p_value": "p",
+    "n_obs": "Rows",
+    "n_clusters": "Clusters",
+    "method": "Method",
+    "arm": "Arm",
+    "wave": "Wave",
+    "n": "People",
+    "mean": "Mean",
+    "sd": "SD",
+}
+
+
+def _fmt(value, col: str, digits: int) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "–"
+    if col in ("p_value", "p", "p_adjusted") or col.startswith("p_"):
+        try:
+            return format_p(float(value))
+        except (TypeError, ValueError):
+            return str(value)
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else "no"
+    if isinstance(value, int | np.integer):
+        return f"{int(value):,}"
+    if isinstance(value, float | np.floating):
+        if float(value).is_integer() and col in ("n_obs", "n_clusters", "n"):
+            return f"{int(value):,}"
+        return f"{float(value):.{digits}f}"
+    return str(value)
+
+
+def table_html(df: pd.DataFrame, caption: str | None = None, digits: int = 3, index: bool = False) -> str:
+    """Render ``df`` as an HTML table (identifying columns removed, numbers rounded)."""
+    df = drop_identifiers(df.reset_index() if index else df)
+    head = "".join(f"<th>{_html.escape(_HEADERS.get(str(c), str(c)))}</th>" for c in df.columns)
+    body = []
+    for row in df.itertuples(index=False):
+        cells = "".join(
+            f'<td class="{"num" if isinstance(v, int | float | np.number) else "txt"}">'
+            f"{_html.escape(_fmt(v, str(c), digits))}</td>"
+            for c, v in zip(df.columns, row, strict=True)
+        )
+        body.append(f"<tr>{cells}</tr>")
+    cap = f"<caption>{_html.escape(caption)}</caption>" if caption else ""
+    return f'<table class="data">{cap}<thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'

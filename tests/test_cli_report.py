@@ -1,0 +1,135 @@
+"""End to end: the CLI (demo, simulate, analyse), the report's content and privacy, and rendering in Chromium."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from evaltoolkit.cli import main
+from evaltoolkit.results import ESTIMATE_COLUMNS
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    assert main(["demo", "--out", str(out), "--n", "900", "--seed", "7"]) == 0
+    return out
+
+
+def test_demo_writes_report_and_estimates(demo_dir):
+    est = pd.read_csv(demo_dir / "estimates.csv")
+    assert list(est.columns[: len(ESTIMATE_COLUMNS)]) == list(ESTIMATE_COLUMNS)
+    att = est[(est["outcome"] == "attitudes")].iloc[0]
+    truth = pd.read_csv(demo_dir / "true_effects.csv").set_index(["outcome", "wave"])
+    # the primary DiD interval is in the right region: true post effect on attitudes is about 0.17
+    assert att["ci_lower"] < truth.loc[("attitudes", "post"), "effect"] + 0.15
+    assert att["estimate"] > 0
+    assert att["n_clusters"] > 30
+    html = (demo_dir / "report.html").read_text()
+    for needle in (
+        "Summary",
+        "Strength of evidence",
+        "Difference-in-differences",
+        "Who took part",
+        "Methods",
+    ):
+        assert needle in html
+    assert "data:image/png;base64," in html
+
+
+def test_report_is_self_contained_and_private(demo_dir):
+    html = (demo_dir / "report.html").read_text()
+    # no network requests: no external src/href, no @import, no url(http...)
+    assert not re.search(r"""(src|href)\s*=\s*["']https?://""", html)
+    assert "@import" not in html and "url(http" not in html
+    # no raw identifiers: simulated person ids are 'pid' values; team labels look like S03-T12
+    data = pd.read_csv(demo_dir / "simulated_data.csv")
+    assert "<th>pid</th>" not in html.lower()  # no identifier column in any table
+    assert not re.search(r"S\d\d-[TC]\d+", html)
+    assert len(data) > 0
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert (
+        main(["simulate", "--design", "ncs_prepost_control", "--n", "-3", "--out", str(tmp_path / "x.csv")])
+        == 2
+    )
+    err = capsys.readouterr().err.strip()
+    assert "n must be" in err and "Traceback" not in err
+    assert main(["analyse", str(tmp_path / "missing.csv"), "--design", "ncs_prepost_control"]) == 2
+    assert "file not found" in capsys.readouterr().err
+    assert main(["analyse", str(tmp_path / "x.csv"), "--design", "no_such_design"]) == 2
+    assert "no bundled design" in capsys.readouterr().err
+
+
+def test_analyse_never_modifies_input_and_reports_bad_columns(tmp_path, capsys):
+    data = tmp_path / "study.csv"
+    assert (
+        main(["simulate", "--design", "ncs_prepost_control", "--n", "400", "--seed", "3", "--out", str(data)])
+        == 0
+    )
+    before = hashlib.sha256(data.read_bytes()).hexdigest()
+    out = tmp_path / "out"
+    assert main(["analyse", str(data), "--design", "ncs_prepost_control", "--out", str(out)]) == 0
+    assert hashlib.sha256(data.read_bytes()).hexdigest() == before
+    assert (out / "report.html").exists() and (out / "estimates.csv").exists()
+    # a missing column is named in a one-line error
+    df = pd.read_csv(data).drop(columns=["team"])
+    bad = tmp_path / "bad.csv"
+    df.to_csv(bad, index=False)
+    capsys.readouterr()
+    assert main(["analyse", str(bad), "--design", "ncs_prepost_control", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "'team'" in err and "columns.clusters" in err and "Traceback" not in err
+
+
+def test_help_lists_only_working_commands():
+    proc = subprocess.run(
+        [sys.executable, "-m", "evaltoolkit.cli", "--help"], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0
+    for cmd in ("demo", "simulate", "analyse"):
+        assert cmd in proc.stdout
+
+
+@pytest.mark.browser
+def test_report_renders_in_headless_chromium(demo_dir, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if chromium is None:
+        pytest.skip(
+            "no chromium on this machine: the rendering test needs headless chromium (apt-get install chromium)"
+        )
+    shot = tmp_path / "report.png"
+    proc = subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--window-size=1200,2400",
+            f"--screenshot={shot}",
+            (demo_dir / "report.html").as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert shot.exists(), proc.stderr[-2000:]
+    from PIL import Image
+
+    img = Image.open(shot).convert("L")
+    assert img.size == (1200, 2400)
+    # the page rendered content: many distinct grey levels (text, tables, figures), not a blank page
+    assert len(img.histogram()) == 256 and sum(1 for v in img.histogram() if v) > 50

@@ -1,0 +1,127 @@
+"""Tests for evaltoolkit.priors: the contact-literature priors are derived from the bundled Paluck table.
+
+Reference numbers: R 4.2.2, metafor 3.8-1, on the same table (PaluckMetaSOP contact_data):
+    pal <- read.csv("paluck2019_contact.csv")
+    r <- rma(yi = d, sei = se_d, data = pal, method = "DL")
+    # b 0.392522, se 0.082452, tau2 0.137296; predict(r): pi.lb -0.3514754, pi.ub 1.136519
+    rr <- rma(yi = d, sei = se_d, data = subset(pal, target == "race"), method = "DL")
+    # b 0.25207691, se 0.07071511, tau2 0.02529278, k 11
+    rp <- rma(yi = d, sei = se_d, data = subset(pal, pap == 1), method = "DL")
+    # b 0.01581862, se 0.06662152, tau2 0, k 3
+Paper (Paluck, Green & Green 2019, Behav. Public Policy 3(2)): overall ≈ 0.39; race/ethnicity ≈ 0.2;
+pre-registered studies ≈ 0.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from evaltoolkit.errors import DesignError
+from evaltoolkit.priors import (
+    PALUCK_CITATION,
+    Prior,
+    contact_meta_analysis,
+    get_prior,
+    list_priors,
+    load_paluck2019,
+    prior_table,
+)
+
+
+def test_bundled_table_is_the_paluck_data():
+    df = load_paluck2019()
+    assert df.shape == (27, 16)
+    # first and last rows of PaluckMetaSOP::contact_data: Meshel 04 d = 0.119 (se 0.303); Yablon 12 0.579 (0.161)
+    assert df.loc[0, ["name_short", "d", "se_d"]].tolist() == ["Meshel 04", 0.119, 0.303]
+    assert df.loc[26, ["name_short", "d", "se_d"]].tolist() == ["Yabon 12", 0.579, 0.161]
+    assert (df["target"] == "race").sum() == 11 and df["pap"].sum() == 3
+    assert "Behavioural Public Policy" in PALUCK_CITATION
+
+
+def test_contact_prior_is_the_dl_predictive_distribution():
+    p = get_prior("contact")
+    assert p.distribution == "normal"
+    assert p.mu == pytest.approx(0.392522, abs=1e-6)
+    assert p.sigma == pytest.approx(math.sqrt(0.082452**2 + 0.137296), abs=1e-6)
+    # its central 95% interval is metafor's prediction interval (z-based): -0.3514754 to 1.136519
+    assert p.interval(0.95) == pytest.approx((-0.3514754, 1.136519), abs=1e-6)
+    m = get_prior("contact_mean")
+    assert (m.mu, m.sigma) == pytest.approx((0.392522, 0.082452), abs=1e-6)
+    assert "Paluck" in p.source and "27" in p.description
+
+
+def test_contact_ethnicity_and_preregistered_subsets():
+    p = get_prior("contact_ethnicity")
+    assert p.mu == pytest.approx(0.25207691, abs=1e-7)
+    assert p.sigma == pytest.approx(math.sqrt(0.07071511**2 + 0.02529278), abs=1e-7)
+    pre = contact_meta_analysis("preregistered")
+    assert (pre.estimate, pre.std_error, pre.tau2) == pytest.approx((0.01581862, 0.06662152, 0.0), abs=1e-7)
+    assert pre.k == 3
+
+
+def test_sceptical_prior_calibration():
+    # Spiegelhalter, Freedman & Parmar (1994): centred on 0 with P(effect > plausible effect) = 5%;
+    # plausible effect = contact-literature mean 0.392522, so sigma = 0.392522 / qnorm(0.95) = 0.238636
+    p = get_prior("sceptical")
+    assert p.mu == 0 and p.sigma == pytest.approx(0.392522 / 1.6448536, abs=1e-6)
+    assert p.prob_greater(0.392522) == pytest.approx(0.05, abs=1e-6)
+    assert get_prior("skeptical") == p
+
+
+def test_default_and_heterogeneity_priors():
+    d = get_prior("default")
+    assert (d.distribution, d.mu, d.sigma) == ("normal", 0.0, 1.0)
+    assert d.interval(0.95) == pytest.approx((-1.959964, 1.959964), abs=1e-6)  # qnorm(0.975)
+    h = get_prior("heterogeneity")
+    assert h.distribution == "halfnormal" and h.sigma == 0.5
+    # 95% quantile of HalfNormal(0.5) = 0.5 * qnorm(0.975) = 0.979982
+    assert h.interval(0.95) == pytest.approx((0.0, 0.979982), abs=1e-6)
+    w = get_prior("heterogeneity_wide")
+    # 95% quantile of HalfCauchy(1) = tan(0.95 * pi / 2) = 12.7062
+    assert w.interval(0.95)[1] == pytest.approx(math.tan(0.95 * math.pi / 2), rel=1e-9)
+    assert h.pdf(np.array([0.0]))[0] == pytest.approx(2 * stats.norm.pdf(0, 0, 0.5))
+
+
+def test_outcome_sd_rescales_location_and_scale():
+    p = get_prior("contact", outcome_sd=12.5)
+    base = get_prior("contact")
+    assert (p.mu, p.sigma) == pytest.approx((base.mu * 12.5, base.sigma * 12.5))
+    assert "outcome SD = 12.5" in p.description
+    assert get_prior(base, outcome_sd=2.0).mu == pytest.approx(2 * base.mu)
+    with pytest.raises(DesignError, match="outcome_sd must be a positive number"):
+        get_prior("default", outcome_sd=0)
+
+
+def test_prior_table_side_by_side():
+    t = prior_table()
+    assert t["name"].tolist() == ["default", "contact", "sceptical"]
+    assert t["label"].tolist() == ["Normal(0, 1)", "Normal(0.393, 0.38)", "Normal(0, 0.239)"]
+    # P(effect > 0) under the contact prior = pnorm(0.392522 / 0.379597) = 0.849443
+    assert t.loc[1, "prob_positive"] == pytest.approx(0.849443, abs=1e-5)
+    assert set(list_priors()) >= {"default", "contact", "sceptical", "heterogeneity"}
+
+
+def test_bad_priors_raise_clear_errors():
+    with pytest.raises(DesignError, match="unknown prior 'optimistic'"):
+        get_prior("optimistic")
+    with pytest.raises(DesignError, match="sigma .* must be a positive number"):
+        Prior("x", "normal", 0.0, -1.0)
+    with pytest.raises(DesignError, match="unknown distribution 'gamma'"):
+        Prior("x", "gamma", 0.0, 1.0)
+    with pytest.raises(DesignError, match="located at 0"):
+        Prior("x", "halfnormal", 1.0, 1.0)
+
+
+def test_to_pymc_builds_the_stated_distribution():
+    pm = pytest.importorskip("pymc")
+    with pm.Model():
+        mu = get_prior("contact").to_pymc("mu")
+        tau = get_prior("heterogeneity_wide").to_pymc("tau")
+    # log density at the mean of Normal(0.392522, 0.379597) = -log(sigma * sqrt(2 pi))
+    assert float(pm.logp(mu, 0.392522).eval()) == pytest.approx(-math.log(0.379597 * math.sqrt(2 * math.pi)), abs=1e-5)
+    # HalfCauchy(1) at 0: log(2 / pi)
+    assert float(pm.logp(tau, 0.0).eval()) == pytest.approx(math.log(2 / math.pi), abs=1e-9)

@@ -426,6 +426,130 @@ def _sufficient_stats(cs: pd.DataFrame, groups: tuple[str, ...], covariates: tup
     return _Stats(n, m, Tc, xbar, ssr, bhat, S, N, levels, cell_codes, sd_y, x_mean, x_sd)
 
 
+def _logp_grad_kernel(
+    x, grad, m, n, T, xbar, ssr, bhat, S, N, pmu, psd, h2, trend_sd, sig_rate, cc, kinds, bpos, koff, poff
+):  # pragma: no cover - compiled by numba (a pure-Python run is tested against finite differences)
+    """Log posterior of the change-score model and its gradient (see :class:`_DiDDensity`).
+
+    Written as plain loops so numba can compile it; it also runs (slowly) as Python.
+    """
+    C = m.shape[0]
+    k = xbar.shape[1]
+    L = cc.shape[0]
+    for j in range(x.shape[0]):
+        grad[j] = 0.0
+    c = x[0]
+    delta = x[1]
+    ls = x[2 + k]
+    sigma = math.exp(ls)
+    inv_s2 = 1.0 / (sigma * sigma)
+    mu = np.empty(C)
+    for i in range(C):
+        v = c + delta * T[i]
+        for j in range(k):
+            v += xbar[i, j] * x[2 + j]
+        mu[i] = v
+    for lev in range(L):
+        p = poff[lev]
+        sa = math.exp(x[p])
+        sd = math.exp(x[p + 1])
+        tot = math.sqrt(sa * sa + sd * sd)
+        nk = koff[lev + 1] - koff[lev]
+        za0 = p + 2
+        zd0 = p + 2 + nk
+        for i in range(C):
+            g = cc[lev, i]
+            kd = kinds[koff[lev] + g]
+            s = tot if kd == 1 else sa
+            v = s * x[za0 + g]
+            if kd == 2:
+                v += T[i] * sd * x[zd0 + bpos[koff[lev] + g]]
+            mu[i] += v
+    Q = ssr
+    r = np.empty(C)
+    for i in range(C):
+        res = m[i] - mu[i]
+        Q += n[i] * res * res
+        r[i] = n[i] * res * inv_s2
+    if k > 0:
+        for a in range(k):
+            sdb = 0.0
+            for b in range(k):
+                sdb += S[a, b] * (bhat[b] - x[2 + b])
+            Q += (bhat[a] - x[2 + a]) * sdb
+            grad[2 + a] = sdb * inv_s2 - x[2 + a]
+    logp = -N * ls - 0.5 * Q * inv_s2
+    logp += -0.5 * c * c / (trend_sd * trend_sd) - 0.5 * ((delta - pmu) / psd) ** 2
+    logp += -sig_rate * sigma + ls
+    sr = 0.0
+    srt = 0.0
+    for i in range(C):
+        sr += r[i]
+        srt += r[i] * T[i]
+        for j in range(k):
+            grad[2 + j] += xbar[i, j] * r[i]
+    for j in range(k):
+        logp += -0.5 * x[2 + j] * x[2 + j]
+    grad[0] = sr - c / (trend_sd * trend_sd)
+    grad[1] = srt - (delta - pmu) / (psd * psd)
+    grad[2 + k] = -N + Q * inv_s2 - sig_rate * sigma + 1.0
+    for lev in range(L):
+        p = poff[lev]
+        sa = math.exp(x[p])
+        sd = math.exp(x[p + 1])
+        tot = math.sqrt(sa * sa + sd * sd)
+        nk = koff[lev + 1] - koff[lev]
+        za0 = p + 2
+        zd0 = p + 2 + nk
+        R = np.zeros(nk)
+        RT = np.zeros(nk)
+        for i in range(C):
+            g = cc[lev, i]
+            R[g] += r[i]
+            RT[g] += r[i] * T[i]
+        d_sa = 0.0
+        d_sd = 0.0
+        zz = 0.0
+        for g in range(nk):
+            kd = kinds[koff[lev] + g]
+            za = x[za0 + g]
+            zz += za * za
+            if kd == 1:
+                grad[za0 + g] = R[g] * tot - za
+                d_sa += R[g] * za * sa / tot
+                d_sd += R[g] * za * sd / tot
+            else:
+                grad[za0 + g] = R[g] * sa - za
+                d_sa += R[g] * za
+                if kd == 2:
+                    q = zd0 + bpos[koff[lev] + g]
+                    zd = x[q]
+                    zz += zd * zd
+                    grad[q] = RT[g] * sd - zd
+                    d_sd += RT[g] * zd
+        grad[p] = sa * d_sa - sa * sa / h2 + 1.0
+        grad[p + 1] = sd * d_sd - sd * sd / h2 + 1.0
+        logp += -0.5 * (sa * sa + sd * sd) / h2 + x[p] + x[p + 1] - 0.5 * zz
+    return logp
+
+
+_KERNEL = None
+
+
+def _compiled_kernel(use_numba: bool = True):
+    """The numba-compiled kernel (cached on disk after the first compilation), or plain Python."""
+    global _KERNEL
+    if not use_numba:
+        return _logp_grad_kernel
+    if _KERNEL is None:
+        try:
+            import numba
+        except ImportError:  # pragma: no cover - numba comes with pytensor/pymc
+            return _logp_grad_kernel
+        _KERNEL = numba.njit(cache=True, nogil=True, fastmath=False)(_logp_grad_kernel)
+    return _KERNEL
+
+
 class _DiDDensity:
     """Log posterior density and its analytic gradient on the unconstrained scale.
 
@@ -433,7 +557,9 @@ class _DiDDensity:
     log σ_effect, z_trend (K), z_effect (K_both)]``.
     """
 
-    def __init__(self, st: _Stats, prior_mu: float, prior_sd: float, hyper_scale: float) -> None:
+    def __init__(
+        self, st: _Stats, prior_mu: float, prior_sd: float, hyper_scale: float, use_numba: bool = True
+    ) -> None:
         self.st = st
         self.pm, self.ps = prior_mu, prior_sd
         self.h2 = hyper_scale**2
@@ -456,19 +582,38 @@ class _DiDDensity:
             take(f"z_trend_{lv.name}", lv.n)
             take(f"z_effect_{lv.name}", lv.n_both)
         self.ndim = pos
-
-    # cell means and the pieces needed for the gradient
-    def _level_terms(self, x: np.ndarray, lv: _Level):
-        sl = self.slices
-        sa = math.exp(x[sl[f"log_sd_trend_{lv.name}"]][0])
-        sd = math.exp(x[sl[f"log_sd_effect_{lv.name}"]][0])
-        za = x[sl[f"z_trend_{lv.name}"]]
-        zd = x[sl[f"z_effect_{lv.name}"]]
-        tot = math.sqrt(sa * sa + sd * sd)
-        s = np.where(lv.kind == 1, tot, sa)
-        zd_full = np.zeros(lv.n)
-        zd_full[lv.kind == 2] = zd
-        return sa, sd, za, zd, tot, s, zd_full
+        L = len(st.levels)
+        C = len(st.n)
+        cc = np.zeros((L, C), dtype=np.int64)
+        koff = np.zeros(L + 1, dtype=np.int64)
+        poff = np.zeros(L, dtype=np.int64)
+        for li, lv in enumerate(st.levels):
+            cc[li] = lv.cell_cluster
+            koff[li + 1] = koff[li] + lv.n
+            poff[li] = self.slices[f"log_sd_trend_{lv.name}"].start
+        kinds = np.concatenate([lv.kind for lv in st.levels]).astype(np.int64) if L else np.zeros(0, np.int64)
+        bpos = np.concatenate([lv.both_pos for lv in st.levels]).astype(np.int64) if L else np.zeros(0, np.int64)
+        self._args = (
+            np.ascontiguousarray(st.m, dtype=float),
+            np.ascontiguousarray(st.n, dtype=float),
+            np.ascontiguousarray(st.T, dtype=float),
+            np.ascontiguousarray(st.xbar, dtype=float),
+            float(st.ssr),
+            np.ascontiguousarray(st.bhat, dtype=float),
+            np.ascontiguousarray(st.S, dtype=float),
+            float(st.N),
+            float(prior_mu),
+            float(prior_sd),
+            float(self.h2),
+            float(TREND_PRIOR_SD),
+            float(SIGMA_RATE),
+            cc,
+            kinds,
+            bpos,
+            koff,
+            poff,
+        )
+        self._kernel = _compiled_kernel(use_numba)
 
     def logp_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         """Log density (up to a constant) and its gradient at ``x``."""

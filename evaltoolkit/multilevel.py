@@ -333,6 +333,9 @@ def _theta_start(factors: list[_Factor]) -> np.ndarray:
 class _Deviance:
     """Profiled (REML) deviance of Bates et al. (2015), eqs. 34 and 41."""
 
+    #: up to this many random effects, dense linear algebra is faster than sparse
+    DENSE_MAX = 500
+
     def __init__(self, y, X, Z, factors, reml: bool):
         self.y, self.X, self.Z, self.factors, self.reml = y, X, Z, factors, reml
         self.n, self.p = X.shape
@@ -343,24 +346,62 @@ class _Deviance:
         self.Xty = X.T @ y
         self.yty = float(y @ y)
         self.q = Z.shape[1]
+        self.dense = self.q <= self.DENSE_MAX
+        # sparsity pattern of Lambda(theta): position (row, col) of every non-zero and the theta it takes
+        rows, cols, idx = [], [], []
+        off = t0 = 0
+        for f in factors:
+            r, c = np.tril_indices(f.k)
+            base = off + np.arange(f.n_levels)[:, None] * f.k
+            rows.append((base + r[None, :]).ravel())
+            cols.append((base + c[None, :]).ravel())
+            idx.append(np.tile(t0 + np.arange(f.n_theta), f.n_levels))
+            off += f.n_levels * f.k
+            t0 += f.n_theta
+        self._rows, self._cols, self._tidx = np.concatenate(rows), np.concatenate(cols), np.concatenate(idx)
+        if self.dense:
+            self.ZtZ_d = self.ZtZ.toarray()
+        else:
+            self._lam_t = sparse.csc_matrix(
+                (np.ones(len(self._rows)), (self._rows, self._cols)), shape=(self.q, self.q)
+            )
+            # map each stored entry of the CSC template back to its theta index
+            order = sparse.csc_matrix(
+                (np.arange(1, len(self._rows) + 1, dtype=float), (self._rows, self._cols)), shape=(self.q, self.q)
+            )
+            self._csc_tidx = self._tidx[order.data.astype(int) - 1]
 
-    def lam(self, theta: np.ndarray) -> sparse.csc_matrix:
-        blocks, i = [], 0
-        for f in self.factors:
-            T = _theta_to_T(theta[i : i + f.n_theta], f.k)
-            i += f.n_theta
-            blocks.append(sparse.kron(sparse.identity(f.n_levels, format="csc"), sparse.csc_matrix(T)))
-        return sparse.block_diag(blocks, format="csc")
+    def lam(self, theta: np.ndarray):
+        """Relative covariance factor Lambda(theta) (dense array or CSC matrix)."""
+        if self.dense:
+            L = np.zeros((self.q, self.q))
+            L[self._rows, self._cols] = theta[self._tidx]
+            return L
+        L = self._lam_t.copy()
+        L.data = theta[self._csc_tidx].astype(float)
+        return L
 
     def solve(self, theta: np.ndarray) -> dict[str, Any]:
         L = self.lam(theta)
-        A = (L.T @ self.ZtZ @ L + sparse.identity(self.q, format="csc")).tocsc()
-        lu = splinalg.splu(A)
-        logdet_a = float(np.sum(np.log(np.abs(lu.U.diagonal()))))
         LtZtX = np.asarray(L.T @ self.ZtX)
         LtZty = np.asarray(L.T @ self.Zty).ravel()
         rhs = np.column_stack([LtZtX, LtZty])
-        sol = lu.solve(rhs)
+        if self.dense:
+            A = L.T @ self.ZtZ_d @ L
+            A[np.diag_indices_from(A)] += 1.0
+            try:
+                ca = np.linalg.cholesky(A)
+            except np.linalg.LinAlgError:
+                return {"ok": False}
+            logdet_a = 2.0 * float(np.sum(np.log(np.diag(ca))))
+            from scipy.linalg import cho_solve
+
+            sol = cho_solve((ca, True), rhs)
+        else:
+            A = (L.T @ self.ZtZ @ L + sparse.identity(self.q, format="csc")).tocsc()
+            lu = splinalg.splu(A)
+            logdet_a = float(np.sum(np.log(np.abs(lu.U.diagonal()))))
+            sol = lu.solve(rhs)
         aX, ay = sol[:, : self.p], sol[:, self.p]
         RXtRX = self.XtX - LtZtX.T @ aX
         rhs_b = self.Xty - LtZtX.T @ ay

@@ -107,27 +107,45 @@ def run_did(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
     out.sections.append(sec)
 
 
-def did_sentence(label: str, res, treated_label: str, wave_label: str) -> str:
+def did_sentence(label: str, res, treated_label: str, control_label: str, wave_label: str) -> str:
     """One plain-language sentence for a DiD headline (CausalPy-style effect summary)."""
     from evaltoolkit.results import format_p
 
-    units = "percentage points" if res.details.get("dichotomised") else "points"
-    scale = 100 if res.details.get("dichotomised") else 1
+    dich = bool(res.details.get("dichotomised"))
+    units = "percentage points" if dich else "points"
+    scale = 100 if dich else 1
     est, lo, hi = (scale * v for v in (res.estimate, res.ci_lower, res.ci_upper))
-    more = "more" if est >= 0 else "less"
+    bigger = "larger" if est >= 0 else "smaller"
     p = format_p(res.p_value)
     text = (
-        f"{label} ({wave_label.lower()}): {treated_label}' scores changed by {abs(est):.2f} {units} {more} "
-        f"than the comparison group's (95% CI {lo:+.2f} to {hi:+.2f}; p {'< 0.001' if p == '<0.001' else '= ' + p})."
+        f"{label} ({wave_label.lower()}): the change in the programme group ({treated_label}) was "
+        f"{abs(est):.2f} {units} {bigger} than in the comparison group ({control_label}); "
+        f"95% CI {ci_text(lo, hi, res.std_error * scale)}, p {'< 0.001' if p == '<0.001' else '= ' + p}."
     )
     g = res.details.get("hedges_g")
-    if isinstance(g, pd.DataFrame) and not g.empty and "g" in g.columns:
+    if isinstance(g, pd.DataFrame) and not g.empty and "g" in g.columns and not dich:
         text += f" That is about {g['g'].iloc[0]:.2f} standard deviations (Hedges' g)."
-    if lo > 0 or hi < 0:
+    if not ci_bounded(lo, hi, res.std_error * scale):
+        text += " The data cannot bound the effect: the interval is effectively unlimited."
+    elif lo > 0 or hi < 0:
         text += " The interval excludes zero."
     else:
         text += " The interval includes zero, so no effect is also consistent with the data."
     return text
+
+
+def ci_bounded(lo: float, hi: float, se: float) -> bool:
+    """False when an interval is so wide it carries no information (e.g. a wild bootstrap with 3 clusters)."""
+    import math
+
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return False
+    ref = max(abs(se), 1e-12) if math.isfinite(se) else 1.0
+    return (hi - lo) < 1e3 * ref and (hi - lo) < 1e6
+
+
+def ci_text(lo: float, hi: float, se: float) -> str:
+    return f"{lo:+.2f} to {hi:+.2f}" if ci_bounded(lo, hi, se) else "unbounded"
 
 
 def escape(text: str) -> str:

@@ -54,7 +54,9 @@ from .results import EffectResult
 __all__ = ["ancova", "eef_hedges_g"]
 
 
-def eef_hedges_g(diff: float, sd: float, n_treated: int, n_control: int, alpha: float = 0.05) -> dict[str, float]:
+def eef_hedges_g(
+    diff: float, sd: float, n_treated: int, n_control: int, alpha: float = 0.05
+) -> dict[str, float]:
     """Hedges' g and its interval the way eefAnalytics (``srtFREQ``) computes them.
 
     ``d = diff / sd``; ``J = 1 - 3 / (4 (n_t + n_c - 2) - 1)``; ``g = J d``;
@@ -228,7 +230,9 @@ def ancova(
         parts[baseline] = sub[baseline].to_numpy(dtype=float)
     Xdf = pd.DataFrame(parts, index=sub.index)
     if covariates:
-        Xdf = pd.concat([Xdf, covariate_frame(sub, covariates, categorical=categorical, drop_first=True)], axis=1)
+        Xdf = pd.concat(
+            [Xdf, covariate_frame(sub, covariates, categorical=categorical, drop_first=True)], axis=1
+        )
     w = None if w_all is None else w_all.loc[use].to_numpy(dtype=float)
     fit = ols(y, Xdf.to_numpy(dtype=float), names=list(Xdf.columns), weights=w)
 
@@ -285,14 +289,18 @@ def ancova(
             "p_value": p,
             "n_obs": n_t + n_c,
             "n_clusters": n_clusters,
-            "method": "Hedges' g, " + ("total (unconditional) SD, EEF 2022" if term.endswith("total")
-                                       else "residual (conditional) SD"),
+            "method": "Hedges' g, "
+            + (
+                "total (unconditional) SD, EEF 2022"
+                if term.endswith("total")
+                else "residual (conditional) SD"
+            ),
         }
 
     V = vcov_matrix(fit, "CR2" if choice == "wild" else choice, cluster=clusters)
-    coefs = pd.DataFrame({"estimate": fit.coef, "std_error": np.sqrt(np.diag(V))},
-                         index=pd.Index(fit.names, name="term"))
-    means = sub.groupby(is_t.loc[use].to_numpy())[outcome].mean()
+    coefs = pd.DataFrame(
+        {"estimate": fit.coef, "std_error": np.sqrt(np.diag(V))}, index=pd.Index(fit.names, name="term")
+    )
     if w is not None and n_zero_weight:
         notes.append(f"{n_zero_weight} row(s) had weight 0 (trimmed or unmatched) and were left out")
     return EffectResult(
@@ -322,7 +330,7 @@ def ancova(
             "df": df_used,
             "vcov": choice,
             "bootstrap": None if boot is None else {k: v for k, v in boot.items() if k != "t_star"},
-            "raw_means": {"treated": float(means.get(True, np.nan)), "control": float(means.get(False, np.nan))},
+            "raw_means": {"treated": float(y[t].mean()), "control": float(y[~t].mean())},
             "treated": treated,
             "control": control,
             "baseline": baseline,

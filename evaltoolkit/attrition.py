@@ -29,6 +29,7 @@ Examples
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,7 +39,7 @@ import pandas as pd
 from scipy import stats
 
 from evaltoolkit.balance import smd
-from evaltoolkit.errors import DataError, DesignError
+from evaltoolkit.errors import DataError, DesignError, EvalToolkitWarning
 from evaltoolkit.privacy import MIN_CELL, format_count, suppress_small_cells
 from evaltoolkit.results import ESTIMATE_COLUMNS
 
@@ -283,8 +284,8 @@ def attrition(
     >>> panel = pd.DataFrame({"pid": [1, 1, 2, 3, 3, 4], "arm": ["t", "t", "t", "c", "c", "c"],
     ...                       "wave": [0, 1, 0, 0, 1, 0]})
     >>> res = attrition(panel, "pid", "arm", "wave", treated="t")
-    >>> res.differential[["wave", "retention_0", "retention_1", "overall_attrition"]].values.tolist()
-    [[1, 0.5, 0.5, 0.5]]
+    >>> res.differential[["retention_0", "retention_1", "overall_attrition"]].values.tolist()
+    [[0.5, 0.5, 0.5]]
     """
     if not isinstance(data, pd.DataFrame):
         raise DataError("data must be a pandas DataFrame (one row per person per wave)")
@@ -472,6 +473,8 @@ def attrition(
     flow = pd.DataFrame(flow_rows, columns=["arm", "stage", "wave", "n"])
     flow.attrs["min_cell"] = min_cell
 
+    for msg in warn_msgs:
+        warnings.warn(msg, EvalToolkitWarning, stacklevel=2)
     return AttritionResult(
         id=id,
         arm=arm,

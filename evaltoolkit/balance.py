@@ -61,8 +61,10 @@ def _require_columns(data: pd.DataFrame, columns: Sequence[str], what: str = "co
         raise DataError(f"expected a pandas DataFrame, got {type(data).__name__}")
     for col in columns:
         if col not in data.columns:
-            raise DataError(f"{what} is not in the data (available: {', '.join(map(str, data.columns[:20]))})",
-                            column=str(col))
+            raise DataError(
+                f"{what} is not in the data (available: {', '.join(map(str, data.columns[:20]))})",
+                column=str(col),
+            )
 
 
 def parse_covariate(term: str) -> tuple[str, str]:
@@ -147,8 +149,11 @@ def covariate_frame(
         col, kind = parse_covariate(term)
         x = data[col]
         if check_constant and x.nunique(dropna=True) < 2:
-            raise DataError("covariate is constant (it has one value), so it cannot be balanced or "
-                            "used in a model; remove it", column=col)
+            raise DataError(
+                "covariate is constant (it has one value), so it cannot be balanced or "
+                "used in a model; remove it",
+                column=col,
+            )
         is_num = pd.api.types.is_numeric_dtype(x) or pd.api.types.is_bool_dtype(x)
         if kind == "factor" or col in cat or not is_num:
             if kind == "square":
@@ -185,20 +190,30 @@ def arm_indicator(
     a = data[arm]
     levels = pd.unique(a.dropna())
     if treated not in set(levels):
-        raise DesignError(f"treated arm label {treated!r} does not occur in the data "
-                          f"(arm values: {', '.join(map(repr, levels[:10]))})", column=arm, field="treated")
+        raise DesignError(
+            f"treated arm label {treated!r} does not occur in the data "
+            f"(arm values: {', '.join(map(repr, levels[:10]))})",
+            column=arm,
+            field="treated",
+        )
     if control is None:
         others = [v for v in levels if v != treated]
         if len(others) == 0:
-            raise DesignError("the arm column has only one level, so there is no comparison group",
-                              column=arm)
+            raise DesignError(
+                "the arm column has only one level, so there is no comparison group", column=arm
+            )
         if len(others) > 1:
-            raise DesignError(f"the arm column has more than two levels ({', '.join(map(repr, levels))}); "
-                              "say which is the control with control=...", column=arm, field="control")
+            raise DesignError(
+                f"the arm column has more than two levels ({', '.join(map(repr, levels))}); "
+                "say which is the control with control=...",
+                column=arm,
+                field="control",
+            )
         control = others[0]
     elif control not in set(levels):
-        raise DesignError(f"control arm label {control!r} does not occur in the data", column=arm,
-                          field="control")
+        raise DesignError(
+            f"control arm label {control!r} does not occur in the data", column=arm, field="control"
+        )
     is_t = a == treated
     keep = is_t | (a == control)
     if not (keep & ~is_t).any():
@@ -245,8 +260,9 @@ def _denominator(x1, x0, binary: bool, s_d_denom: str) -> float:
     elif s_d_denom == "all":
         v = weighted_var(np.concatenate([x1, x0]), binary=binary)
     else:
-        raise DesignError(f"s_d_denom must be 'treated', 'control', 'pooled' or 'all', not {s_d_denom!r}",
-                          field="s_d_denom")
+        raise DesignError(
+            f"s_d_denom must be 'treated', 'control', 'pooled' or 'all', not {s_d_denom!r}", field="s_d_denom"
+        )
     return float(np.sqrt(v))
 
 
@@ -364,10 +380,14 @@ def balance_table(
     is_t, keep = arm_indicator(data, arm, treated, control)
     w_all = _resolve_weights(data, weights)
     cols = covariate_columns(covariates)
+    _require_columns(data, cols, "covariate")
     miss = data[cols].isna().any(axis=1) & keep
     if miss.any():
-        warnings.warn(f"balance_table: {int(miss.sum())} row(s) with missing covariates left out",
-                      EvalToolkitWarning, stacklevel=2)
+        warnings.warn(
+            f"balance_table: {int(miss.sum())} row(s) with missing covariates left out",
+            EvalToolkitWarning,
+            stacklevel=2,
+        )
     use = keep & ~miss
     X = covariate_frame(data.loc[use], covariates, categorical=categorical)
     t = is_t.loc[use].to_numpy()
@@ -430,8 +450,9 @@ def _resolve_weights(data: pd.DataFrame, weights) -> pd.Series | None:
     else:
         arr = np.asarray(weights, dtype=float)
         if arr.shape != (len(data),):
-            raise DataError(f"weights have length {arr.size} but the data have {len(data)} rows",
-                            field="weights")
+            raise DataError(
+                f"weights have length {arr.size} but the data have {len(data)} rows", field="weights"
+            )
         w = pd.Series(arr, index=data.index)
     w = pd.to_numeric(w, errors="coerce").astype(float)
     if w.isna().any() or not np.isfinite(w.to_numpy()).all():
@@ -490,7 +511,9 @@ def love_plot(
     order = np.argsort(un.fillna(0).to_numpy(), kind="stable")
     labels = [str(i) for i in table.index[order]]
     ypos = np.arange(len(order))
-    ax.scatter(un.to_numpy()[order], ypos, facecolors="none", edgecolors="#555555", label="Unadjusted", zorder=3)
+    ax.scatter(
+        un.to_numpy()[order], ypos, facecolors="none", edgecolors="#555555", label="Unadjusted", zorder=3
+    )
     if adj is not None:
         ax.scatter(adj.to_numpy()[order], ypos, color=PALETTE[0], label="Adjusted", zorder=4)
         for y, a, b in zip(ypos, un.to_numpy()[order], adj.to_numpy()[order]):

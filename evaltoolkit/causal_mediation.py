@@ -121,6 +121,12 @@ def _probit_batch(
     return beta, inv, ~bad
 
 
+def _resample_counts(rng: np.random.Generator, size: int, n: int) -> np.ndarray:
+    """Frequency weights (size, n) of ``size`` row bootstrap resamples."""
+    idx = rng.integers(0, n, size=(size, n)) + (np.arange(size) * n)[:, None]
+    return np.bincount(idx.ravel(), minlength=size * n).reshape(size, n).astype(float)
+
+
 # ----------------------------------------------------------------------------------------------
 # Effects for given coefficients (vectorised over draws)
 # ----------------------------------------------------------------------------------------------
@@ -445,9 +451,7 @@ def causal_mediation(
         done = 0
         while done < n_sims:
             size = min(block, n_sims - done)
-            idx = rng.integers(0, n, size=(size, n))
-            W = np.zeros((size, n))
-            np.add.at(W, (np.repeat(np.arange(size), n), idx.ravel()), 1.0)
+            W = _resample_counts(rng, size, n)
             bm, sig = _wls_batch(d.Xm, d.m, W)
             if probit:
                 by, _, _ = _probit_batch(d.Xy, d.y, W, start=by_hat[0])
@@ -597,9 +601,7 @@ def mediation_sensitivity(
         done = 0
         while done < n_boot:
             size = min(block, n_boot - done)
-            idx = rng.integers(0, n, size=(size, n))
-            W = np.zeros((size, n))
-            np.add.at(W, (np.repeat(np.arange(size), n), idx.ravel()), 1.0)
+            W = _resample_counts(rng, size, n)
             draws.append(curve(*_sensitivity_parts(d.Xm, d.m, d.y, W)[:3]))
             done += size
         draws = np.concatenate(draws)

@@ -23,6 +23,11 @@ app = typer.Typer(
 )
 
 
+from evaltoolkit.commands import instruments_cmd  # noqa: E402  (light: typer only)
+
+app.add_typer(instruments_cmd.app, name="instruments")
+
+
 def _console():
     from rich.console import Console
 

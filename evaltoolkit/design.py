@@ -138,6 +138,10 @@ class Simulation(_Strict):
     sites: int = 20
     team_size: tuple[int, int] = (12, 15)
     treated_share: float = 0.6
+    assignment: Literal["individual", "site"] = Field(
+        "individual", description="individual: people choose/are assigned; site: whole sites (schools, towns) are"
+    )
+    treated_sites: int | None = Field(None, description="with site assignment: how many sites get the programme")
     constructs: dict[str, SimConstruct]
     mediator: str | None = Field(None, description="construct whose change carries part of the effect")
     mediated: dict[str, float] = Field(
@@ -169,6 +173,13 @@ class Simulation(_Strict):
             raise ValueError(f"team_size must be two increasing positive numbers (got {lo}, {hi})")
         if not 0 < self.treated_share < 1:
             raise ValueError(f"treated_share must be between 0 and 1 (got {self.treated_share})")
+        if self.assignment == "site":
+            k = self.treated_sites if self.treated_sites is not None else round(self.sites * self.treated_share)
+            if not 1 <= k < self.sites:
+                raise ValueError(
+                    f"with site assignment, treated_sites must leave at least one treated and one control site "
+                    f"(sites={self.sites}, treated_sites={k})"
+                )
         for wave, by_arm in self.retention.items():
             for arm, p in by_arm.items():
                 if not 0 <= p <= 1:

@@ -48,7 +48,7 @@ from scipy import stats
 
 from .errors import DataError, EstimationError, EvalToolkitWarning
 from .fixed_effects import FixedEffects, encode, is_nested
-from .inference import choose_inference, coef_test, ols, vcov as vcov_matrix, wild_cluster_bootstrap
+from .inference import choose_inference, coef_test, ols, wild_cluster_bootstrap
 from .results import EffectResult
 
 __all__ = ["DiDResult", "did", "parse_dichotomise"]
@@ -123,7 +123,9 @@ def parse_dichotomise(rule: str | Callable | None) -> Callable[[pd.Series], pd.S
     if m:
         vals = [float(v) for v in re.split(r"[,\s]+", m.group(1).strip()) if v]
         return lambda s: s.astype(float).isin(vals).astype(float)
-    raise DataError(f"cannot read dichotomise rule '{rule}' (use e.g. '>=4' or 'in 4,5')", field="dichotomise")
+    raise DataError(
+        f"cannot read dichotomise rule '{rule}' (use e.g. '>=4' or 'in 4,5')", field="dichotomise"
+    )
 
 
 def _as_list(x) -> list:
@@ -379,7 +381,9 @@ def did(
     X = np.column_stack(Xcols)
     w_arr = df[weights].to_numpy(dtype=float) if weights is not None else None
     fe = (
-        FixedEffects.from_arrays([df[c].to_numpy() for c in absorb_cols], weights=w_arr) if absorb_cols else None
+        FixedEffects.from_arrays([df[c].to_numpy() for c in absorb_cols], weights=w_arr)
+        if absorb_cols
+        else None
     )
     fit = ols(df["__y"].to_numpy(), X, names=names, weights=w_arr, absorb=fe)
 
@@ -429,7 +433,9 @@ def did(
             )
             extra[t] = {"CR1": cr1, "CR2": cr2, "wild": {k: v for k, v in bs.items() if k != "t_star"}}
         else:
-            res = coef_test(fit, t, vcov=choice, cluster=cl if choice in ("CR1", "CR2") else None, alpha=alpha)
+            res = coef_test(
+                fit, t, vcov=choice, cluster=cl if choice in ("CR1", "CR2") else None, alpha=alpha
+            )
             row = {k: res[k] for k in ("estimate", "std_error", "ci_lower", "ci_upper", "p_value", "df")}
             extra[t] = {choice: res}
         row["term"] = t
@@ -465,7 +471,9 @@ def did(
     base = df.loc[in_pre, "__y"]
     bt, bc = base[is_t[in_pre]], base[~is_t[in_pre]]
     n1, n0 = len(bt), len(bc)
-    sd_pooled = math.sqrt(((n1 - 1) * bt.var() + (n0 - 1) * bc.var()) / (n1 + n0 - 2)) if n1 + n0 > 2 else np.nan
+    sd_pooled = (
+        math.sqrt(((n1 - 1) * bt.var() + (n0 - 1) * bc.var()) / (n1 + n0 - 2)) if n1 + n0 > 2 else np.nan
+    )
     J = 1 - 3 / (4 * (n1 + n0) - 9)
     g_rows = []
     es_rows = [
@@ -483,7 +491,9 @@ def did(
                 correction=J,
             )
         )
-        es_rows.append({"wave": w, **{k: r[k] for k in ("estimate", "std_error", "ci_lower", "ci_upper", "p_value")}})
+        es_rows.append(
+            {"wave": w, **{k: r[k] for k in ("estimate", "std_error", "ci_lower", "ci_upper", "p_value")}}
+        )
 
     n_dropped = sum(dropped.values())
     # rows outside the analysed waves/arms are selections, not losses

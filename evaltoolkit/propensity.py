@@ -44,8 +44,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 
-from .balance import arm_indicator, balance_table, covariate_columns, covariate_frame
+from .balance import _require_columns, arm_indicator, balance_table, covariate_columns, covariate_frame
 from .errors import DataError, DesignError, EstimationError, EvalToolkitWarning
 
 __all__ = [
@@ -147,13 +148,12 @@ def propensity_score(
     >>> round(float(m.ps.mean()), 3)  # doctest: +SKIP
     0.069
     """
-    import statsmodels.api as sm
-
     covariates = [covariates] if isinstance(covariates, str) else list(covariates)
     if not covariates:
         raise DesignError("give at least one covariate for the propensity model", field="covariates")
     is_t, keep = arm_indicator(data, arm, treated, control)
     cols = covariate_columns(covariates)
+    _require_columns(data, cols, "covariate")
     miss = keep & data[cols].isna().any(axis=1)
     n_dropped = int(miss.sum())
     if n_dropped:
@@ -169,20 +169,17 @@ def propensity_score(
     if t.all() or not t.any():
         raise DesignError("after removing rows with missing covariates only one arm is left", column=arm)
     X = covariate_frame(sub, covariates, categorical=categorical, drop_first=True)
-    X = sm.add_constant(X, has_constant="add")
-    rank = np.linalg.matrix_rank(X.to_numpy())
-    if rank < X.shape[1]:
+    X.insert(0, "const", 1.0)
+    Xa = X.to_numpy(dtype=float)
+    if np.linalg.matrix_rank(Xa) < Xa.shape[1]:
         raise DataError(
             "the covariates are collinear (one is an exact combination of others); remove the redundant one",
             field="covariates",
         )
     y = t.astype(float).to_numpy()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fit = sm.GLM(y, X, family=sm.families.Binomial()).fit()
-    lin = pd.Series(np.asarray(fit.fittedvalues, dtype=float), index=sub.index)
-    lin = pd.Series(np.asarray(X.to_numpy() @ fit.params.to_numpy(), dtype=float), index=sub.index)
-    ps = 1.0 / (1.0 + np.exp(-lin))
+    beta, cov, converged = _logit_irls(Xa, y)
+    lin = pd.Series(Xa @ beta, index=sub.index)
+    ps = pd.Series(expit(lin.to_numpy()), index=sub.index)
     tt = t.to_numpy()
     if lin[tt].min() > lin[~tt].max() or lin[tt].max() < lin[~tt].min():
         raise EstimationError(
@@ -197,7 +194,9 @@ def propensity_score(
             f"{extreme} unit(s) have propensity scores within 1e-6 of 0 or 1 (near-separation); "
             "consider trimming or a simpler model"
         )
-    coefs = pd.DataFrame({"estimate": fit.params, "std_error": fit.bse})
+    if not converged:
+        model_warnings.append("the propensity model did not converge (near-separation); scores are unstable")
+    coefs = pd.DataFrame({"estimate": beta, "std_error": np.sqrt(np.diag(cov))}, index=X.columns)
     return PropensityModel(
         ps=ps.rename("ps"),
         linear=lin.rename("logit_ps"),
@@ -209,12 +208,58 @@ def propensity_score(
             "arm": arm,
             "treated": treated,
             "control": control,
-            "converged": bool(getattr(fit, "converged", True)),
+            "converged": converged,
             "n_other_arms": int((~keep & data[arm].notna()).sum()),
             "warnings": model_warnings,
             "categorical": list(categorical),
         },
     )
+
+
+def _logit_irls(X: np.ndarray, y: np.ndarray, tol: float = 1e-10, max_iter: int = 100):
+    """Maximum-likelihood logistic regression by Newton-Raphson (IRLS), as R's ``glm``.
+
+    Stops when the relative change in deviance is below ``tol`` (R uses 1e-8); halves
+    the step if the deviance increases. Returns ``(beta, vcov, converged)``.
+    """
+    beta = np.zeros(X.shape[1])
+    # start like glm: eta from (y + 0.5) / 2
+    mu = (y + 0.5) / 2
+    eta = np.log(mu / (1 - mu))
+    beta = np.linalg.lstsq(X, eta, rcond=None)[0]
+
+    def deviance(b):
+        e = X @ b
+        # -2 loglik, computed stably: log(1 + exp(e)) - y e
+        return 2 * float(np.sum(np.logaddexp(0.0, e) - y * e))
+
+    dev = deviance(beta)
+    converged = False
+    for _ in range(max_iter):
+        p = expit(X @ beta)
+        wt = np.clip(p * (1 - p), 1e-300, None)
+        step = np.linalg.solve((X * wt[:, None]).T @ X, X.T @ (y - p))
+        new = beta + step
+        new_dev = deviance(new)
+        halvings = 0
+        while new_dev > dev + 1e-12 * abs(dev) and halvings < 30:
+            step /= 2
+            new = beta + step
+            new_dev = deviance(new)
+            halvings += 1
+        beta = new
+        if abs(new_dev - dev) / (abs(new_dev) + 0.1) < tol:
+            dev = new_dev
+            converged = True
+            break
+        dev = new_dev
+    p = expit(X @ beta)
+    info = (X * (p * (1 - p))[:, None]).T @ X
+    try:
+        cov = np.linalg.inv(info)
+    except np.linalg.LinAlgError:
+        cov = np.full((X.shape[1], X.shape[1]), np.nan)
+    return beta, cov, converged
 
 
 # --------------------------------------------------------------------------- weights
@@ -323,7 +368,11 @@ def overlap_bounds(model_or_ps, method: str = "crump", alpha: float = 0.1) -> tu
         return (float(lo), float(hi))
     if method != "crump":
         raise DesignError(f"method must be 'crump', 'fixed' or 'common', not {method!r}", field="method")
-    e = model_or_ps.ps.to_numpy() if isinstance(model_or_ps, PropensityModel) else np.asarray(model_or_ps, float)
+    e = (
+        model_or_ps.ps.to_numpy()
+        if isinstance(model_or_ps, PropensityModel)
+        else np.asarray(model_or_ps, float)
+    )
     g = np.sort(1.0 / (e * (1 - e)))
     if g[-1] <= 2 * g.mean():
         return (0.0, 1.0)
@@ -559,6 +608,35 @@ class WeightingResult:
             return None
         return self.match.subclass.reindex(self.weights.index)
 
+    def attach(
+        self, data: pd.DataFrame, column: str = "ps_weight", *, drop_zero: bool = True
+    ) -> pd.DataFrame:
+        """``data`` with the weights as a column, ready for ``et.did(..., weights=column)``.
+
+        Rows with weight 0 (trimmed, unmatched, missing covariates, other arms) are
+        removed when ``drop_zero`` (their number is in ``attrs["n_zero_weight"]``); with
+        matching without replacement a ``match_set`` column holds the matched-set id
+        for clustering.
+
+        Examples
+        --------
+        >>> df = pd.DataFrame({"arm": [1, 1, 0, 0, 0], "x": [1.0, 2.0, 1.2, 2.1, 9.0]})
+        >>> res = propensity_weights(df, "arm", ["x"], treated=1, method="matching")  # doctest: +SKIP
+        >>> res.attach(df).shape[0]  # doctest: +SKIP
+        4
+        """
+        if not self.weights.index.equals(data.index):
+            raise DataError("these weights were computed for a different data frame (index differs)")
+        out = data.assign(**{column: self.weights.to_numpy()})
+        sub = self.subclass
+        if sub is not None:
+            out["match_set"] = sub.to_numpy()
+        zero = out[column] == 0
+        if drop_zero:
+            out = out[~zero]
+        out.attrs["n_zero_weight"] = int(zero.sum())
+        return out
+
     def love_plot(self, **kwargs):
         """Love plot of :attr:`balance` (see :func:`evaltoolkit.balance.love_plot`)."""
         from .balance import love_plot
@@ -647,8 +725,11 @@ def propensity_weights(
     if method not in ("weighting", "matching"):
         raise DesignError("method must be 'weighting' or 'matching'", field="method")
     if method == "matching" and estimand != "ATT":
-        raise DesignError("nearest-neighbour matching here estimates the ATT; use estimand='ATT' "
-                          "(or weighting for the ATE)", field="estimand")
+        raise DesignError(
+            "nearest-neighbour matching here estimates the ATT; use estimand='ATT' "
+            "(or weighting for the ATE)",
+            field="estimand",
+        )
     model = propensity_score(data, arm, covariates, treated=treated, control=control, categorical=categorical)
     notes = list(model.details.get("warnings", []))
     keep = pd.Series(True, index=model.ps.index)
@@ -664,15 +745,17 @@ def propensity_weights(
         keep = (model.ps >= bounds[0]) & (model.ps <= bounds[1])
         t_keep = model.treated[keep]
         if t_keep.all() or not t_keep.any():
-            raise EstimationError("no overlap: after trimming to the overlap bounds only one arm is left",
-                                  field="trim")
+            raise EstimationError(
+                "no overlap: after trimming to the overlap bounds only one arm is left", field="trim"
+            )
     n_trimmed = int((~keep).sum())
     match = None
     if method == "weighting":
         w = ipw_weights(model, estimand, stabilize=stabilize).where(keep, 0.0)
     else:
-        match = nearest_neighbour_match(model, k=k, caliper=caliper, replace=replace, distance=distance,
-                                        order=order, keep=keep)
+        match = nearest_neighbour_match(
+            model, k=k, caliper=caliper, replace=replace, distance=distance, order=order, keep=keep
+        )
         w = match.weights
         if match.n_unmatched_treated:
             notes.append(
@@ -680,8 +763,10 @@ def propensity_weights(
                 "left out, so the estimate describes the matched treated units only"
             )
     if n_trimmed:
-        notes.append(f"{n_trimmed} unit(s) outside the overlap bounds {bounds[0]:.3f}-{bounds[1]:.3f} were "
-                     "trimmed; the estimate describes the overlap population")
+        notes.append(
+            f"{n_trimmed} unit(s) outside the overlap bounds {bounds[0]:.3f}-{bounds[1]:.3f} were "
+            "trimmed; the estimate describes the overlap population"
+        )
     weights = pd.Series(0.0, index=data.index, name="weight")
     weights.loc[w.index] = w.to_numpy()
     t = model.treated
@@ -776,16 +861,17 @@ def did_weights(
     >>> res.weights.round(2).tolist()[:4]
     [1.0, 1.0, 1.0, 1.0]
     """
-    from .balance import _require_columns
-
     _require_columns(data, [unit, wave, arm])
     base = data[data[wave] == baseline]
     if base.empty:
         raise DesignError(f"no rows in the baseline wave {baseline!r}", column=wave, field="baseline")
     dup = base[unit].duplicated()
     if dup.any():
-        raise DataError(f"{int(dup.sum())} unit(s) have more than one baseline row", column=unit,
-                        row=int(np.flatnonzero(dup.to_numpy())[0]))
+        raise DataError(
+            f"{int(dup.sum())} unit(s) have more than one baseline row",
+            column=unit,
+            row=int(np.flatnonzero(dup.to_numpy())[0]),
+        )
     res = propensity_weights(base, arm, covariates, treated=treated, control=control, **kwargs)
     unit_w = pd.Series(res.weights.to_numpy(), index=base[unit].to_numpy())
     w = data[unit].map(unit_w)
@@ -796,7 +882,9 @@ def did_weights(
         res.warnings.append(msg)
     res.weights = w.fillna(0.0).astype(float).rename("weight")
     if res.match is not None and res.match.subclass is not None:
-        sub = pd.Series(res.match.subclass.to_numpy(), index=base.loc[res.match.subclass.index, unit].to_numpy())
+        sub = pd.Series(
+            res.match.subclass.to_numpy(), index=base.loc[res.match.subclass.index, unit].to_numpy()
+        )
         res.match.subclass = data[unit].map(sub).rename("subclass")
         res.match.subclass.index = data.index
     return res

@@ -27,7 +27,7 @@ import uuid
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -196,7 +196,7 @@ def layout(
             grp = by_key.get(key)
             if grp is None:
                 name = sec
-                if name in used_names and used_names[name] != inst.id or name in item_codes:
+                if (name in used_names and used_names[name] != inst.id) or name in item_codes:
                     name = f"{inst.id}_{sec}"
                 used_names[name] = inst.id
                 label = inst.fill(inst.section_label(item.section), **values) if item.section else inst.title
@@ -338,7 +338,7 @@ def _sheets_from_layout(
     first = lay.instruments[0]
     title = form_title or (first.title if len(lay.instruments) == 1 else "Questionnaire")
     fid = form_id or "_".join(i.id for i in lay.instruments)[:60]
-    ver = version or datetime.now(timezone.utc).strftime("%Y%m%d%H%M")
+    ver = version or datetime.now(UTC).strftime("%Y%m%d%H%M")
     settings = [{"form_title": title, "form_id": re.sub(r"[^A-Za-z0-9_]", "_", fid), "version": ver}]
     return {"survey": survey, "choices": choices, "settings": settings}
 
@@ -516,7 +516,11 @@ def codebook_markdown(
         if inst.notes:
             out += [f"Notes: {inst.notes}", ""]
         if inst.placeholders:
-            out += ["Placeholders (defaults): " + "; ".join(f"`{{{k}}}` = {v}" for k, v in inst.placeholders.items()), ""]
+            out += [
+                "Placeholders (defaults): "
+                + "; ".join(f"`{{{k}}}` = {v}" for k, v in inst.placeholders.items()),
+                "",
+            ]
         sub = cb[cb["instrument"] == inst.id]
         out += [
             "| code | Kobo column | wording | response scale | reverse | scales | verified | source | licence |",
@@ -589,7 +593,8 @@ def to_codebook(
         )
     elif path.suffix.lower() in (".md", ".markdown"):
         path.write_text(
-            codebook_markdown(instruments, placeholders=placeholders, fill=fill, slots=slots), encoding="utf-8"
+            codebook_markdown(instruments, placeholders=placeholders, fill=fill, slots=slots),
+            encoding="utf-8",
         )
     else:
         raise InstrumentError(f"codebook file must end in .csv or .md, not '{path.suffix}'", file=str(path))
@@ -710,15 +715,21 @@ def to_html(
             q = qs[i]
             if q.scale.type == "ordinal":
                 run = [q]
-                while i + len(run) < len(qs) and qs[i + len(run)].scale_name == q.scale_name and (
-                    qs[i + len(run)].instrument is q.instrument
+                while (
+                    i + len(run) < len(qs)
+                    and qs[i + len(run)].scale_name == q.scale_name
+                    and (qs[i + len(run)].instrument is q.instrument)
                 ):
                     run.append(qs[i + len(run)])
                 if len(run) > 1:
                     opts = _choices(q.scale, include_missing)
                     parts.append('<table class="grid"><thead><tr><th></th>')
                     parts += [
-                        (f'<th class="miss">{_esc(lab)}</th>' if int(c) in q.scale.missing else f"<th>{_esc(lab)}</th>")
+                        (
+                            f'<th class="miss">{_esc(lab)}</th>'
+                            if int(c) in q.scale.missing
+                            else f"<th>{_esc(lab)}</th>"
+                        )
                         for c, lab in opts
                     ]
                     parts.append("</tr></thead><tbody>")
@@ -734,7 +745,9 @@ def to_html(
                     i += len(run)
                     continue
             n += 1
-            parts.append(f'<div class="q"><div class="qt"><span class="num">{n}.</span>{_esc(q.wording)}</div>')
+            parts.append(
+                f'<div class="q"><div class="qt"><span class="num">{n}.</span>{_esc(q.wording)}</div>'
+            )
             if review:
                 parts.append(_review_bits(q))
             rs = q.scale
@@ -743,7 +756,9 @@ def to_html(
                 parts.append(f'<p>Write a number from {_esc(rng)}: <span class="write"></span></p>')
                 if rs.labels:
                     parts.append(
-                        '<p class="meta">' + "; ".join(f"{_fmt_num(c)} = {_esc(lab)}" for c, lab in sorted(rs.labels.items())) + "</p>"
+                        '<p class="meta">'
+                        + "; ".join(f"{_fmt_num(c)} = {_esc(lab)}" for c, lab in sorted(rs.labels.items()))
+                        + "</p>"
                     )
                 if include_missing and rs.missing:
                     parts.append('<ul class="opts">')
@@ -823,17 +838,33 @@ def export_questionnaire(
         warnings.simplefilter("always")
         if "xlsform" in wanted:
             paths["xlsform"] = to_xlsform(
-                insts, out / f"{stem}.xlsx", placeholders=placeholders, fill=fill, slots=slots, **xlsform_options
+                insts,
+                out / f"{stem}.xlsx",
+                placeholders=placeholders,
+                fill=fill,
+                slots=slots,
+                **xlsform_options,
             )
         if "html" in wanted:
             to_html(insts, out / f"{stem}.html", placeholders=placeholders, fill=fill, slots=slots)
             paths["html"] = out / f"{stem}.html"
         if "review" in wanted:
-            to_html(insts, out / f"{stem}_review.html", placeholders=placeholders, fill=fill, slots="keep", review=True)
+            to_html(
+                insts,
+                out / f"{stem}_review.html",
+                placeholders=placeholders,
+                fill=fill,
+                slots="keep",
+                review=True,
+            )
             paths["review"] = out / f"{stem}_review.html"
         if "codebook" in wanted:
-            paths["codebook_csv"] = to_codebook(insts, out / f"{stem}_codebook.csv", placeholders=placeholders, fill=fill)
-            paths["codebook_md"] = to_codebook(insts, out / f"{stem}_codebook.md", placeholders=placeholders, fill=fill)
+            paths["codebook_csv"] = to_codebook(
+                insts, out / f"{stem}_codebook.csv", placeholders=placeholders, fill=fill
+            )
+            paths["codebook_md"] = to_codebook(
+                insts, out / f"{stem}_codebook.md", placeholders=placeholders, fill=fill
+            )
     seen: set[str] = set()
     for w in caught:  # re-emit each distinct warning once
         msg = str(w.message)
@@ -918,10 +949,12 @@ def simulate_kobo_export(
     known = {q.code for q in qs} | ({id_field} if id_field else set())
     extra = [c for c in answers.columns if c not in known]
     if extra:
-        raise DataError(f"answer column(s) {extra} are not questions of this form (items: {', '.join(sorted(known))})")
+        raise DataError(
+            f"answer column(s) {extra} are not questions of this form (items: {', '.join(sorted(known))})"
+        )
     n = len(answers)
     rng = random.Random(seed)
-    t0 = start or datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+    t0 = start or datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
     out: dict[str, list[str]] = {}
 
     def stamp(t: datetime, ms: bool = True) -> str:
@@ -932,7 +965,11 @@ def simulate_kobo_export(
     out["start"] = [stamp(t) for t in times]
     out["end"] = [stamp(t + timedelta(minutes=6)) for t in times]
     if id_field:
-        ids = answers[id_field] if id_field in answers.columns else pd.Series([f"R{i + 1:05d}" for i in range(n)])
+        ids = (
+            answers[id_field]
+            if id_field in answers.columns
+            else pd.Series([f"R{i + 1:05d}" for i in range(n)])
+        )
         header = "Respondent ID" if values == "labels" else id_field
         out[header] = ["" if pd.isna(v) else str(v) for v in ids]
     group_labels = {g.name: g.label for g in lay.groups}
@@ -960,7 +997,11 @@ def simulate_kobo_export(
                 or (rs.type == "numeric" and rs.min_code <= x <= rs.max_code)  # type: ignore[operator]
             )
             if not allowed:
-                raise DataError(f"answer {v!r} is not a valid code of response scale '{q.scale_name}'", column=q.code, row=row)
+                raise DataError(
+                    f"answer {v!r} is not a valid code of response scale '{q.scale_name}'",
+                    column=q.code,
+                    row=row,
+                )
             if rs.type == "numeric":
                 col.append(_fmt_num(x))  # integer/decimal questions export the number in both modes
             elif values == "labels":

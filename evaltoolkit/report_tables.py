@@ -60,6 +60,14 @@ def _fmt(value, col: str, digits: int) -> str:
 def table_html(df: pd.DataFrame, caption: str | None = None, digits: int = 3, index: bool = False) -> str:
     """Render ``df`` as an HTML table (identifying columns removed, numbers rounded)."""
     df = drop_identifiers(df.reset_index() if index else df)
+    if {"ci_lower", "ci_upper", "std_error"} <= set(df.columns):
+        df = df.copy()
+        width = (df["ci_upper"].astype(float) - df["ci_lower"].astype(float)).abs()
+        se = df["std_error"].astype(float).abs().clip(lower=1e-12)
+        unbounded = ~np.isfinite(width) | (width > 1e3 * se) | (width > 1e6)
+        if unbounded.any():
+            df[["ci_lower", "ci_upper"]] = df[["ci_lower", "ci_upper"]].astype(object)
+            df.loc[unbounded, ["ci_lower", "ci_upper"]] = "unbounded"
     head = "".join(f"<th>{_html.escape(_HEADERS.get(str(c), str(c)))}</th>" for c in df.columns)
     body = []
     for row in df.itertuples(index=False):

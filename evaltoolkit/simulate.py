@@ -63,7 +63,8 @@ class SimulatedStudy:
     ----------
     data : DataFrame
         One row per person per wave *responded*: ``pid, arm, wave, site, team, segregation, female,
-        age``, every item, and every scale score (mean of available items after reverse keying, NA if
+        age, unemployed`` (id, arm, wave and cluster columns are named as the design's ``columns``
+        say), every item, and every scale score (mean of available items after reverse keying, NA if
         fewer than half answered).
     truth : DataFrame
         ``outcome, wave, effect, effect_latent``: population average effect on the treated in scale
@@ -166,7 +167,13 @@ def _draw_people(rng: np.random.Generator, design: Design, sim: Simulation) -> d
     n = sim.n
     segregation = rng.beta(2.0, 2.0, size=sim.sites)
     site = rng.integers(0, sim.sites, size=n)
-    treated = rng.random(n) < sim.treated_share
+    if sim.assignment == "site":
+        k = sim.treated_sites if sim.treated_sites is not None else round(sim.sites * sim.treated_share)
+        treated_site = np.zeros(sim.sites, dtype=bool)
+        treated_site[rng.choice(sim.sites, size=k, replace=False)] = True
+        treated = treated_site[site]
+    else:
+        treated = rng.random(n) < sim.treated_share
     # teams: split each site x arm block into teams of about (lo + hi) / 2 people
     lo, hi = sim.team_size
     block = site * 2 + treated
@@ -186,6 +193,7 @@ def _draw_people(rng: np.random.Generator, design: Design, sim: Simulation) -> d
         "team": team,
         "female": (rng.random(n) < 0.5).astype(np.int8),
         "age": rng.integers(15, 18, size=n),
+        "unemployed": (rng.random(n) < 0.08).astype(np.int8),
     }
 
 
@@ -308,6 +316,7 @@ def _observe(
             "segregation": np.round(people["segregation"][responding], 3),
             "female": people["female"][responding],
             "age": people["age"][responding],
+            "unemployed": people["unemployed"][responding],
         }
         for c, spec in sim.constructs.items():
             ans = _answers(rng, latent[c][responding], spec)
@@ -329,7 +338,19 @@ def _observe(
         for item in spec.items:
             data[item] = data[item].astype("Int64")
     data["wave"] = pd.Categorical(data["wave"], categories=design.wave_names)
-    return data.sort_values(["pid", "wave"]).reset_index(drop=True).astype({"wave": str})
+    data = data.sort_values(["pid", "wave"]).reset_index(drop=True).astype({"wave": str})
+    return data.rename(columns=_column_names(design))
+
+
+def _column_names(design: Design) -> dict[str, str]:
+    """Generated column -> the name the design expects (id, arm, wave and cluster levels)."""
+    c = design.columns
+    names = {"pid": c.id, "arm": c.arm, "wave": c.wave}
+    if len(c.clusters) == 1:
+        names["site"] = c.clusters[0]
+    elif len(c.clusters) >= 2:
+        names["site"], names["team"] = c.clusters[0], c.clusters[1]
+    return names
 
 
 # --------------------------------------------------------------------------------------------------
@@ -349,7 +370,9 @@ def _truth_table(key: str) -> pd.DataFrame:
     design = Design.model_validate(json.loads(key))
     sim = design.simulation
     assert sim is not None
-    big = sim.model_copy(update={"treated_share": 0.999, "sites": max(sim.sites, 2000)})
+    big = sim.model_copy(
+        update={"treated_share": 0.999, "sites": max(sim.sites, 2000), "assignment": "individual"}
+    )
     rng = np.random.default_rng(_TRUTH_SEED)
     people = _draw_people(rng, design, big)
     panel = _latent_panel(rng, people, design, big)

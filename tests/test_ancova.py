@@ -71,8 +71,15 @@ def test_eef_hedges_g_matches_eefanalytics_convention(jtrain2):
     #   eef(1.650776851, 6.631493355, 185, 260) -> 0.2485082041 0.05959804535 0.4374183628
     #   eef(1.650776851, 6.500158428, 185, 260) -> 0.2535292827 0.06459032767 0.4424682377
     # (srtFREQ prints these rounded: 0.25 [0.06, 0.44] and 0.25 [0.06, 0.44].)
-    res = ancova(jtrain2, "re78", "train", treated=1, baseline="re75",
-                    covariates=["age", "educ", "black", "hisp"], vcov="classical")
+    res = ancova(
+        jtrain2,
+        "re78",
+        "train",
+        treated=1,
+        baseline="re75",
+        covariates=["age", "educ", "black", "hisp"],
+        vcov="classical",
+    )
     g = res.details["hedges_g"]
     assert res.details["sd_total"] == pytest.approx(6.631493355, abs=1e-8)
     assert res.details["sigma_resid"] == pytest.approx(6.500158428, abs=1e-8)
@@ -84,8 +91,18 @@ def test_eef_hedges_g_matches_eefanalytics_convention(jtrain2):
     assert g["conditional"]["ci_lower"] == pytest.approx(0.06459032767, abs=2e-5)
     tab = res.table.set_index("term")
     assert tab.loc["hedges_g_total", "estimate"] == pytest.approx(0.2485082041, abs=1e-8)
-    assert list(tab.columns) == ["analysis", "outcome", "estimate", "std_error", "ci_lower", "ci_upper",
-                                 "p_value", "n_obs", "n_clusters", "method"]
+    assert list(tab.columns) == [
+        "analysis",
+        "outcome",
+        "estimate",
+        "std_error",
+        "ci_lower",
+        "ci_upper",
+        "p_value",
+        "n_obs",
+        "n_clusters",
+        "method",
+    ]
 
 
 def test_eef_hedges_g_helper_textbook_example():
@@ -139,8 +156,9 @@ def test_few_clusters_uses_wild_bootstrap_with_cr2_se(jtrain2):
     assert res.ci_lower < res.estimate < res.ci_upper
     # R: sqrt(sandwich::vcovCL(lm(re78 ~ train + re75, jtrain2), cluster = ~educ, type = "HC1")[2,2])
     #    -> 0.6341637301 (CR1)
-    assert ancova(jtrain2, "re78", "train", treated=1, baseline="re75", cluster="educ",
-                     vcov="CR1").std_error == pytest.approx(0.6341637301, abs=1e-8)
+    assert ancova(
+        jtrain2, "re78", "train", treated=1, baseline="re75", cluster="educ", vcov="CR1"
+    ).std_error == pytest.approx(0.6341637301, abs=1e-8)
 
 
 def test_very_few_clusters_warn(jtrain2):
@@ -192,8 +210,7 @@ def test_bad_inputs_give_clear_errors(jtrain2):
     with pytest.raises(EstimationError, match="one cluster"):
         ancova(jtrain2.assign(c=1), "re78", "train", treated=1, cluster="c")
     with pytest.raises(EstimationError, match="collinear"):
-        ancova(jtrain2.assign(age2=jtrain2.age * 2), "re78", "train", treated=1,
-                  covariates=["age", "age2"])
+        ancova(jtrain2.assign(age2=jtrain2.age * 2), "re78", "train", treated=1, covariates=["age", "age2"])
 
 
 def test_ancova_interval_coverage_small_simulation():
@@ -208,7 +225,8 @@ def test_ancova_interval_coverage_small_simulation():
             pre = rng.normal(size=n)
             arm = rng.permutation(np.repeat([1, 0], n // 2))
             post = 0.5 * pre + 0.3 * arm + rng.normal(size=n) * (1 + 0.5 * arm)
-            r = ancova(pd.DataFrame({"y": post, "pre": pre, "arm": arm}), "y", "arm", treated=1,
-                          baseline="pre")
+            r = ancova(
+                pd.DataFrame({"y": post, "pre": pre, "arm": arm}), "y", "arm", treated=1, baseline="pre"
+            )
             hits += r.ci_lower <= 0.3 <= r.ci_upper
     assert 0.90 <= hits / 200 <= 0.985

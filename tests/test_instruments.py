@@ -96,25 +96,60 @@ def test_item_and_scale_lookup_errors_name_what_exists(tmp_path):
     ("old", "new", "field", "pattern"),
     [
         # unknown response scale
-        ("response_scale: therm,", "response_scale: therm7,", "items[2].response_scale", r"item 't1': unknown response scale 'therm7'"),
+        (
+            "response_scale: therm,",
+            "response_scale: therm7,",
+            "items[2].response_scale",
+            r"item 't1': unknown response scale 'therm7'",
+        ),
         # duplicate item codes
         ("code: t1,", "code: a1,", "items[2].code", r"item 'a1': duplicate item code"),
         # scale refers to an unknown item
-        ("items: [a1, a2]", "items: [a1, a9]", "scales[0].items", r"scale 'liking': refers to unknown item 'a9'"),
+        (
+            "items: [a1, a2]",
+            "items: [a1, a9]",
+            "scales[0].items",
+            r"scale 'liking': refers to unknown item 'a9'",
+        ),
         # verification mark outside the allowed set
-        ("licence: l, verified: R}", "licence: l, verified: maybe}", "items[1].verified", r"item 'a2': 'maybe' is not allowed"),
+        (
+            "licence: l, verified: R}",
+            "licence: l, verified: maybe}",
+            "items[1].verified",
+            r"item 'a2': 'maybe' is not allowed",
+        ),
         # missing required field
-        ("agree5, source: s, licence: l, verified: V}", "agree5, licence: l, verified: V}", "items[0].source", r"item 'a1': required field is missing"),
+        (
+            "agree5, source: s, licence: l, verified: V}",
+            "agree5, licence: l, verified: V}",
+            "items[0].source",
+            r"item 'a1': required field is missing",
+        ),
         # misspelt field
         ("reverse: true,", "reversed: true,", "items[1].reversed", r"item 'a2': unknown field"),
         # placeholder without a default
-        ("I like {place}", "I like {town}", "items[0].wording", r"item 'a1': placeholder\(s\) \['town'\] have no default"),
+        (
+            "I like {place}",
+            "I like {town}",
+            "items[0].wording",
+            r"item 'a1': placeholder\(s\) \['town'\] have no default",
+        ),
         # item code that cannot be a column / XLSForm name
         ("code: t1,", "code: t 1,", "items[2].code", r"item 't 1': item code 't 1' must start with a letter"),
         # numeric scale without max
-        ("    max: 100\n", "", "response_scales.therm", r"response scale 'therm': a numeric scale needs both 'min' and 'max'"),
+        (
+            "    max: 100\n",
+            "",
+            "response_scales.therm",
+            r"response scale 'therm': a numeric scale needs both 'min' and 'max'",
+        ),
         # missing code that is also an answer code
-        ("missing: {-99: \"Don't know\"}", "missing: {5: \"Don't know\"}", "response_scales.agree5", r"missing codes \[5\] are also valid"),
+        (
+            'missing: {-99: "Don\'t know"}',
+            'missing: {5: "Don\'t know"}',
+            "response_scales.agree5",
+            r"missing codes \[5\] are also valid",
+        ),
         # minimum items larger than the scale
         ("min_items: 1}", "min_items: 3}", "scales[0]", r"scale 'liking': min_items must be between 1 and"),
         # unquoted version number
@@ -159,7 +194,10 @@ def test_nominal_items_cannot_be_scored_or_reversed(tmp_path):
     with pytest.raises(InstrumentError, match="nominal response scale and cannot be scored") as info:
         load_instrument(write(tmp_path, scored))
     assert info.value.field == "scales[0].items"
-    reversed_ = base.replace("{code: t1, wording: \"Warmth\", response_scale: therm,", "{code: t1, wording: \"W\", response_scale: sex, reverse: true,")
+    reversed_ = base.replace(
+        '{code: t1, wording: "Warmth", response_scale: therm,',
+        '{code: t1, wording: "W", response_scale: sex, reverse: true,',
+    )
     with pytest.raises(InstrumentError, match="nominal response scale cannot be reverse-keyed"):
         load_instrument(write(tmp_path, reversed_))
 
@@ -175,7 +213,9 @@ def test_file_name_must_match_id_warns_for_user_files(tmp_path):
 
 
 def test_unknown_library_id_lists_what_is_available():
-    with pytest.raises(InstrumentError, match=r"no bundled instrument 'nope' \(available: .*ncs_social_mixing"):
+    with pytest.raises(
+        InstrumentError, match=r"no bundled instrument 'nope' \(available: .*ncs_social_mixing"
+    ):
         load_instrument("nope")
 
 
@@ -238,7 +278,15 @@ def test_library_has_the_instruments_of_the_issue():
 
 def test_list_instruments_table():
     df = et.list_instruments()
-    assert list(df.columns[:7]) == ["id", "version", "title", "construct", "n_items", "n_scales", "n_unverified"]
+    assert list(df.columns[:7]) == [
+        "id",
+        "version",
+        "title",
+        "construct",
+        "n_items",
+        "n_scales",
+        "n_unverified",
+    ]
     assert sorted(df["id"]) == BUNDLED
     row = df.set_index("id").loc["best_of_us_children"]
     assert (row["n_items"], row["n_scales"], row["n_unverified"], row["n_user_slots"]) == (8, 2, 5, 5)
@@ -282,7 +330,9 @@ def test_fill_slots_supplies_user_wording_only():
 def test_best_of_us_adults_items_and_arts_slots():
     inst = et.load_instrument("best_of_us_adults")
     # seed essay lines 3977-3985
-    assert [inst.wording(c) for c in ("boua_proud_part", "boua_belong", "boua_involvement", "boua_contribute")] == [
+    assert [
+        inst.wording(c) for c in ("boua_proud_part", "boua_belong", "boua_involvement", "boua_contribute")
+    ] == [
         "I feel proud to be part of Newington",
         "I belong in Newington",
         "I think that involvement in programmes to improve my community is important",
@@ -330,10 +380,18 @@ def test_sci2_structure_and_wording():
     # Chavis, Lee & Acosta (2008), items 1 and 12
     assert inst.wording("sci2_01") == "I get important needs of mine met because I am part of this community."
     assert inst.wording("sci2_12") == "Being a member of this community is a part of my identity."
-    assert inst.response_scales["sci4"].labels == {0: "Not at all", 1: "Somewhat", 2: "Mostly", 3: "Completely"}
+    assert inst.response_scales["sci4"].labels == {
+        0: "Not at all",
+        1: "Somewhat",
+        2: "Mostly",
+        3: "Completely",
+    }
     total = inst.scale("sci2_total")
     assert (len(total.items), total.method) == (24, "sum")
-    assert [len(inst.scale(s).items) for s in ("sci2_needs", "sci2_membership", "sci2_influence", "sci2_emotional")] == [
+    assert [
+        len(inst.scale(s).items)
+        for s in ("sci2_needs", "sci2_membership", "sci2_influence", "sci2_emotional")
+    ] == [
         6,
         6,
         6,
@@ -357,4 +415,7 @@ def test_social_distance_reverse_item_and_sum_scale():
     assert inst.item("sd_exclude").reverse is True
     assert "sd_exclude" not in inst.scale("sd_acceptance").items
     assert inst.scale("sd_acceptance").method == "sum"
-    assert inst.wording("sd_marriage", group="Roma people") == "Would you be willing to have Roma people as close relatives by marriage?"
+    assert (
+        inst.wording("sd_marriage", group="Roma people")
+        == "Would you be willing to have Roma people as close relatives by marriage?"
+    )

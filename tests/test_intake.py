@@ -58,13 +58,8 @@ def test_every_problem_is_listed_with_column_and_row(messy_csv: Path, inst) -> N
     before = _digest(messy_csv)
     data, rep = et.read_responses(messy_csv, inst)
     assert _digest(messy_csv) == before  # the input file is never changed
-    assert _issues(rep, "blank row") == [(None, 3, ""), (None, 8, "")] or _issues(rep, "blank row") == [
-        ("", 3, ""),
-        ("", 8, ""),
-    ]
-    assert _issues(rep, "out of range") == [("ncs_warmth_1", 4, "101"), ("ncs_pos_contact", 7, "3.5")] or sorted(
-        _issues(rep, "out of range")
-    ) == sorted([("ncs_warmth_1", 4, "101"), ("ncs_pos_contact", 7, "3.5")])
+    assert _issues(rep, "blank row") == [("", 3, ""), ("", 8, "")]
+    assert _issues(rep, "out of range") == [("ncs_pos_contact", 7, "3.5"), ("ncs_warmth_1", 4, "101")]
     assert _issues(rep, "unknown label") == [("ncs_pos_contact", 5, "often")]
     assert _issues(rep, "wrong type") == [("ncs_warmth_1", 5, "abc")]
     assert _issues(rep, "missing id") == [("id", 7, "")]
@@ -84,7 +79,6 @@ def test_every_problem_is_listed_with_column_and_row(messy_csv: Path, inst) -> N
     assert (rep.n_rows_in, rep.n_rows_out, rep.n_dropped) == (7, 5, 2)
     assert data.index.tolist() == [2, 4, 5, 6, 7]
     # labels -> codes, missing codes and invalid values -> NA
-    assert data["ncs_getalong"].tolist()[:3] == [4.0, 1.0, None] or np.isnan(data["ncs_getalong"].iloc[2])
     np.testing.assert_array_equal(data["ncs_getalong"].to_numpy(), [4.0, 1.0, np.nan, 4.0, 3.0])
     np.testing.assert_array_equal(data["ncs_pos_contact"].to_numpy(), [5.0, np.nan, np.nan, 3.0, np.nan])
     np.testing.assert_array_equal(data["ncs_warmth_1"].to_numpy(), [50.0, np.nan, np.nan, 20.0, 3.0])
@@ -97,7 +91,7 @@ def test_every_problem_is_listed_with_column_and_row(messy_csv: Path, inst) -> N
     assert rc.loc["ncs_getalong", "n_missing_codes"] == 1  # Dont know
     assert rc.loc["ncs_pos_contact", "n_missing_codes"] == 1  # -99
     assert rc.loc["ncs_pos_contact", "n_set_na"] == 2  # often, 3.5
-    assert not rep.ok and rep.n_errors == 9
+    assert not rep.ok and rep.n_errors == 7
     text = rep.summary()
     assert "7 data row(s) read, 5 kept" in text and "duplicate id: 2" in text
 
@@ -108,7 +102,7 @@ def test_strict_mode_raises_first_problem_class_with_location(messy_csv: Path, i
     err = exc_info.value
     # problem classes are checked in the order of validation.PROBLEMS: missing columns come first here
     assert "missing column" in str(err) and err.column == "ncs_dating_comfort"
-    assert isinstance(err.report, ValidationReport) and err.report.n_errors == 9
+    assert isinstance(err.report, ValidationReport) and err.report.n_errors == 7
     # with only the present items, the first class is an out-of-range value
     one = et.load_instrument(INST).model_copy(deep=True)
     one.items = [it for it in one.items if it.code in ("ncs_getalong", "ncs_pos_contact", "ncs_warmth_1")]

@@ -34,8 +34,12 @@ def bcg() -> pd.DataFrame:
 def test_bcg_effect_sizes_match_escalc(bcg):
     # R: dat <- escalc(measure="RR", ai=tpos, bi=tneg, ci=cpos, di=cneg, data=dat.bcg)
     #    print(dat[, c("yi", "vi")], digits = 10)   (trials 1, 8, 13)
-    assert bcg["yi"].iloc[[0, 7, 12]].tolist() == pytest.approx([-0.8893113339, 0.0119523335, -0.0173139482], abs=1e-9)
-    assert bcg["vi"].iloc[[0, 7, 12]].tolist() == pytest.approx([0.3255847650, 0.0039615793, 0.0714046597], abs=1e-9)
+    assert bcg["yi"].iloc[[0, 7, 12]].tolist() == pytest.approx(
+        [-0.8893113339, 0.0119523335, -0.0173139482], abs=1e-9
+    )
+    assert bcg["vi"].iloc[[0, 7, 12]].tolist() == pytest.approx(
+        [0.3255847650, 0.0039615793, 0.0714046597], abs=1e-9
+    )
 
 
 def test_bcg_reml_matches_metafor(bcg):
@@ -76,7 +80,11 @@ def test_bcg_dl_fe_ml_match_metafor(bcg):
     assert (r.estimate, r.std_error) == pytest.approx((-0.430285, 0.040499), abs=1e-6)
     assert (r.ci_lower, r.ci_upper) == pytest.approx((-0.509661, -0.350909), abs=1e-6)
     assert r.details["statistic"] == pytest.approx(-10.624653, abs=1e-5)
-    assert r.tau2 == 0 and r.i2 == pytest.approx(92.117347, abs=1e-5) and r.h2 == pytest.approx(12.686084, abs=1e-5)
+    assert (
+        r.tau2 == 0
+        and r.i2 == pytest.approx(92.117347, abs=1e-5)
+        and r.h2 == pytest.approx(12.686084, abs=1e-5)
+    )
     assert math.isnan(r.pi_lower)
     assert r.weights.iloc[7] == pytest.approx(41.40139, abs=1e-5)
     # R: rma(yi, vi, data=dat, method="ML"): b -0.711199, se 0.171897, tau2 0.280028, I2 91.378285
@@ -167,7 +175,10 @@ def test_missing_studies_are_counted_and_warned():
         ({"effects": [0.1], "std_errors": [0.1]}, "at least 2 studies"),
         ({"effects": [0.1, np.nan], "std_errors": [0.1, 0.1]}, "at least 2 studies .* after dropping 1"),
         ({"effects": [0.1, 0.2], "std_errors": [0.1, 0.2], "labels": ["a"]}, "labels has 1"),
-        ({"effects": [0.1, 0.2], "std_errors": [0.1, 0.2], "labels": ["a", "a"]}, "'a' appears more than once"),
+        (
+            {"effects": [0.1, 0.2], "std_errors": [0.1, 0.2], "labels": ["a", "a"]},
+            "'a' appears more than once",
+        ),
         ({"effects": ["x", 0.2], "std_errors": [0.1, 0.2]}, "effects must be numbers"),
         ({"effects": [0.1, 0.2]}, "standard errors"),
         ({"effects": [0.1, 0.2], "variances": [0.1, -0.2]}, "variances must be non-negative"),

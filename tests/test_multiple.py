@@ -55,7 +55,13 @@ def test_matches_r_p_adjust(method):
 
 @pytest.mark.parametrize(
     ("ours", "theirs"),
-    [("holm", "holm"), ("bh", "fdr_bh"), ("hochberg", "simes-hochberg"), ("by", "fdr_by"), ("bonferroni", "bonferroni")],
+    [
+        ("holm", "holm"),
+        ("bh", "fdr_bh"),
+        ("hochberg", "simes-hochberg"),
+        ("by", "fdr_by"),
+        ("bonferroni", "bonferroni"),
+    ],
 )
 def test_matches_statsmodels_on_random_families(ours, theirs):
     rng = np.random.default_rng(7)

@@ -108,7 +108,7 @@ def test_prior_table_side_by_side():
 def test_bad_priors_raise_clear_errors():
     with pytest.raises(DesignError, match="unknown prior 'optimistic'"):
         get_prior("optimistic")
-    with pytest.raises(DesignError, match="sigma .* must be a positive number"):
+    with pytest.raises(DesignError, match=r"sigma .* must be a positive number"):
         Prior("x", "normal", 0.0, -1.0)
     with pytest.raises(DesignError, match="unknown distribution 'gamma'"):
         Prior("x", "gamma", 0.0, 1.0)
@@ -121,7 +121,33 @@ def test_to_pymc_builds_the_stated_distribution():
     with pm.Model():
         mu = get_prior("contact").to_pymc("mu")
         tau = get_prior("heterogeneity_wide").to_pymc("tau")
-    # log density at the mean of Normal(0.392522, 0.379597) = -log(sigma * sqrt(2 pi))
-    assert float(pm.logp(mu, 0.392522).eval()) == pytest.approx(-math.log(0.379597 * math.sqrt(2 * math.pi)), abs=1e-5)
-    # HalfCauchy(1) at 0: log(2 / pi)
-    assert float(pm.logp(tau, 0.0).eval()) == pytest.approx(math.log(2 / math.pi), abs=1e-9)
+        h = get_prior("heterogeneity").to_pymc("h")
+
+    def params(rv):  # (op name, constant parameters) without compiling a function
+        return type(rv.owner.op).__name__, [float(i.data) for i in rv.owner.inputs[2:]]
+
+    op, (loc, scale) = params(mu)
+    assert op == "NormalRV" and (loc, scale) == pytest.approx((0.392522, 0.379597), abs=1e-6)
+    assert params(tau) == ("HalfCauchyRV", [1.0])
+    assert params(h) == ("HalfNormalRV", [0.0, 0.5])
+
+
+def test_prior_sensitivity_conjugate_update():
+    # Normal-normal conjugate update (Spiegelhalter, Abrams & Myles 2004, eq. 3.15), by hand for the
+    # sceptical prior N(0, 0.238636) and an estimate 0.30 (SE 0.15):
+    #   precision 1/0.238636^2 + 1/0.15^2 = 17.560 + 44.444 = 62.004 -> sd 0.126995
+    #   mean (44.444 * 0.30) / 62.004 = 0.215038; P(>0) = pnorm(0.215038 / 0.126995) = 0.954798
+    from evaltoolkit.priors import prior_sensitivity
+
+    t = prior_sensitivity(0.30, 0.15, rope=0.1).set_index("prior")
+    assert t.loc["sceptical", "post_mean"] == pytest.approx(0.215038, abs=1e-6)
+    assert t.loc["sceptical", "post_sd"] == pytest.approx(0.126995, abs=1e-6)
+    assert t.loc["sceptical", "prob_positive"] == pytest.approx(0.954798, abs=1e-6)
+    assert t.loc["sceptical", "data_weight"] == pytest.approx(44.4444 / 62.0036, abs=1e-4)
+    # with a tiny SE the data dominate whatever the prior
+    t2 = prior_sensitivity(0.30, 0.001)
+    assert t2["post_mean"].to_numpy() == pytest.approx([0.30] * 3, abs=1e-4)
+    with pytest.raises(DesignError, match="must be normal"):
+        prior_sensitivity(0.3, 0.1, priors=("heterogeneity",))
+    with pytest.raises(DesignError, match="positive standard error"):
+        prior_sensitivity(0.3, -0.1)

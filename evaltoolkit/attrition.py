@@ -164,6 +164,8 @@ class AttritionResult:
                 for i, a in enumerate(self.arms)
             )
             txt = f"At {r.wave}: retention {ret}; overall attrition {100 * r.overall_attrition:.0f}%"
+            if self.treated is None and not math.isnan(r.p_value):
+                txt += f"; retention differs between arms: p = {r.p_value:.3g} ({r.test})"
             if self.treated is not None:
                 txt += (
                     f"; differential {100 * r.differential_attrition:+.1f} percentage points "

@@ -367,9 +367,9 @@ def balance_table(
     Examples
     --------
     >>> df = pd.DataFrame({"arm": ["t", "t", "c", "c", "c"], "x": [1.0, 3.0, 2.0, 4.0, 6.0]})
-    >>> balance_table(df, "arm", ["x"], treated="t")[["smd_unadjusted", "imbalanced"]]
-        smd_unadjusted  imbalanced
-    x        -1.414214        True
+    >>> tab = balance_table(df, "arm", ["x"], treated="t")
+    >>> round(float(tab.loc["x", "smd_unadjusted"]), 4), bool(tab.loc["x", "imbalanced"])
+    (-1.4142, True)
     """
     estimand = str(estimand).upper()
     if estimand not in _DENOM_FOR:
@@ -443,10 +443,21 @@ def _resolve_weights(data: pd.DataFrame, weights) -> pd.Series | None:
         _require_columns(data, [weights], "weights column")
         w = data[weights]
     elif isinstance(weights, pd.Series):
-        if not weights.index.equals(data.index):
-            w = weights.reindex(data.index)
-        else:
+        if weights.index.equals(data.index):
             w = weights
+        else:
+            if not data.index.is_unique or not weights.index.is_unique:
+                raise DataError(
+                    "weights given as a Series need a unique index matching the data's rows", field="weights"
+                )
+            w = weights.reindex(data.index)
+            n_missing = int(w.isna().sum())
+            if n_missing:
+                raise DataError(
+                    f"the weights Series has no value for {n_missing} row(s) of the data "
+                    "(its index does not match the data's index)",
+                    field="weights",
+                )
     else:
         arr = np.asarray(weights, dtype=float)
         if arr.shape != (len(data),):

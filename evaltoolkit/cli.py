@@ -142,6 +142,58 @@ def analyse(
     _console().print(f"Report: {paths['report'].resolve()}\nEstimates: {paths['estimates'].resolve()}")
 
 
+@app.command("power")
+def power_cmd(
+    effect: Annotated[
+        float | None, typer.Option(help="Standardised effect (SD units); omit to get the MDES.")
+    ] = None,
+    n: Annotated[float | None, typer.Option(help="People at baseline; omit to solve for it.")] = None,
+    power: Annotated[float | None, typer.Option(help="Target power; omit to compute it.")] = None,
+    alpha: Annotated[float, typer.Option(help="Two-sided significance level.")] = 0.05,
+    assignment: Annotated[
+        str, typer.Option(help="individual or cluster (whole schools/sites assigned).")
+    ] = "individual",
+    clusters: Annotated[float | None, typer.Option(help="Clusters (cluster assignment).")] = None,
+    cluster_size: Annotated[float, typer.Option(help="People per team or cluster.")] = 1.0,
+    icc: Annotated[float, typer.Option(help="Intra-cluster correlation.")] = 0.0,
+    pre_post_corr: Annotated[float, typer.Option(help="Baseline-follow-up correlation.")] = 0.0,
+    analysis: Annotated[str, typer.Option(help="posttest, ancova or did.")] = "posttest",
+    treated_share: Annotated[float, typer.Option(help="Share in the programme arm.")] = 0.5,
+    attrition: Annotated[float, typer.Option(help="Share of baseline people not analysed.")] = 0.0,
+    design: Annotated[
+        str | None, typer.Option(help="Simulate this design instead of using the formula.")
+    ] = None,
+    sims: Annotated[int, typer.Option(help="Simulated studies (with --design).")] = 200,
+    seed: Annotated[int, typer.Option(help="Random seed (with --design).")] = 0,
+    outcome: Annotated[str | None, typer.Option(help="Outcome to simulate (with --design).")] = None,
+) -> None:
+    """Minimum detectable effect, sample size or power - by formula, or by simulating a design (--design)."""
+    from evaltoolkit.errors import DesignError
+    from evaltoolkit.power import power as solve
+    from evaltoolkit.power import simulate_power
+
+    con = _console()
+    if design is not None:
+        if n is None:
+            raise DesignError("give --n (people at baseline) to simulate a design", field="n")
+        from rich.progress import Progress
+
+        with Progress(transient=True) as progress:
+            task = progress.add_task(f"Simulating {sims} studies...", total=sims)
+            res = simulate_power(
+                design, n=int(n), outcome=outcome, n_sims=sims, seed=seed, alpha=alpha,
+                progress=lambda k: progress.update(task, completed=k),
+            )  # fmt: skip
+        con.print(res.summary())
+        return
+    res = solve(
+        effect=effect, n=n, power=power, alpha=alpha, assignment=assignment, n_clusters=clusters,
+        cluster_size=cluster_size, icc=icc, pre_post_corr=pre_post_corr, analysis=analysis,
+        treated_share=treated_share, attrition=attrition,
+    )  # fmt: skip
+    con.print(res.summary())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning errors into one plain line."""
     from evaltoolkit.errors import EvalToolkitError

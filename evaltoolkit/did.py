@@ -86,7 +86,7 @@ class DiDResult(EffectResult):
         return self.details["hedges_g"]
 
     def __repr__(self) -> str:  # pragma: no cover - cosmetic
-        return "DiD" + super().__repr__()
+        return "DiDResult" + super().__repr__()[len("EffectResult") :]
 
 
 _OPS: dict[str, Callable[[Any, Any], Any]] = {
@@ -338,17 +338,15 @@ def did(
 
     # ---- design matrix --------------------------------------------------------------
     n = len(df)
-    Xcols: list[np.ndarray] = []
-    names: list[str] = []
+    n_pre = len(pres)
     if pooled:
         terms = ["treat:post"]
-        Xcols.append((is_t & (wcode >= len(pres))).astype(float))
-        names.append("treat:post")
+        tcols = [(is_t & (wcode >= n_pre)).astype(float)]
     else:
         terms = [f"treat:{w}" for w in posts]
-        for i, t in enumerate(terms):
-            Xcols.append((is_t & (wcode == len(pres) + i)).astype(float))
-            names.append(t)
+        tcols = [(is_t & (wcode == n_pre + i)).astype(float) for i in range(len(posts))]
+    Xcols: list[np.ndarray] = []  # everything but the treatment terms
+    names: list[str] = []
     for i, w in enumerate(all_waves[1:], start=1):
         Xcols.append((wcode == i).astype(float))
         names.append(f"wave:{w}")
@@ -378,14 +376,14 @@ def did(
             f"Covariates constant within person are absorbed by the person fixed effects and were left "
             f"out: {', '.join(dropped_covs)}."
         )
-    X = np.column_stack(Xcols)
     w_arr = df[weights].to_numpy(dtype=float) if weights is not None else None
     fe = (
         FixedEffects.from_arrays([df[c].to_numpy() for c in absorb_cols], weights=w_arr)
         if absorb_cols
         else None
     )
-    fit = ols(df["__y"].to_numpy(), X, names=names, weights=w_arr, absorb=fe)
+    y_arr = df["__y"].to_numpy()
+    fit = ols(y_arr, np.column_stack([*tcols, *Xcols]), names=[*terms, *names], weights=w_arr, absorb=fe)
 
     # ---- inference ------------------------------------------------------------------
     cl_col = cluster if cluster is not None else (unit if panel else None)
@@ -393,18 +391,18 @@ def did(
     G = encode(cl)[1] if cl is not None else None
     if cl is not None and G < 2:
         raise EstimationError(f"only one cluster in '{cl_col}': cluster-robust inference is impossible")
-    if cl is not None and fe is not None:
-        for c, name in zip(fe.codes, absorb_cols):
-            if not is_nested(c, cl) and vcov in ("auto", "CR2", "wild"):
-                raise EstimationError(
-                    f"'{name}' is not nested within clusters '{cl_col}' (some people change cluster); "
-                    "use vcov='CR1'",
-                    column=name,
-                )
     if vcov != "auto" and vcov in ("CR1", "CR2", "wild") and cl is None:
         raise DataError(f"vcov='{vcov}' needs a cluster column (or unit for a panel)", field="cluster")
     choice, notes = choose_inference(vcov, G if vcov != "classical" and vcov != "HC1" else None, warn=False)
     warn_list.extend(notes)
+    if cl is not None and fe is not None and choice in ("CR2", "wild"):
+        for c, name in zip(fe.codes, absorb_cols):
+            if not is_nested(c, cl):
+                raise EstimationError(
+                    f"'{name}' is not nested within clusters '{cl_col}' (some people change cluster), "
+                    f"which {choice} needs; use vcov='CR1'",
+                    column=name,
+                )
     if choice in ("wild",) and G is not None:
         treated_cl, control_cl = np.unique(cl[is_t]).size, np.unique(cl[~is_t]).size
         if treated_cl <= 2 or control_cl <= 2:
@@ -414,15 +412,11 @@ def did(
                 "read the interval as indicative only."
             )
 
-    rows = []
-    extra: dict[str, Any] = {}
-    for t in terms:
+    def infer(f, t: str) -> tuple[dict[str, Any], dict[str, Any]]:
         if choice == "wild":
-            cr2 = coef_test(fit, t, vcov="CR2", cluster=cl, alpha=alpha)
-            cr1 = coef_test(fit, t, vcov="CR1", cluster=cl, alpha=alpha)
-            bs = wild_cluster_bootstrap(
-                fit, t, cl, n_boot=n_boot, weights=boot_weights, seed=seed, alpha=alpha
-            )
+            cr2 = coef_test(f, t, vcov="CR2", cluster=cl, alpha=alpha)
+            cr1 = coef_test(f, t, vcov="CR1", cluster=cl, alpha=alpha)
+            bs = wild_cluster_bootstrap(f, t, cl, n_boot=n_boot, weights=boot_weights, seed=seed, alpha=alpha)
             row = dict(
                 estimate=cr2["estimate"],
                 std_error=cr2["std_error"],
@@ -431,15 +425,50 @@ def did(
                 p_value=bs["p_value"],
                 df=cr2["df"],
             )
-            extra[t] = {"CR1": cr1, "CR2": cr2, "wild": {k: v for k, v in bs.items() if k != "t_star"}}
+            info = {"CR1": cr1, "CR2": cr2, "wild": {k: v for k, v in bs.items() if k != "t_star"}}
         else:
-            res = coef_test(
-                fit, t, vcov=choice, cluster=cl if choice in ("CR1", "CR2") else None, alpha=alpha
-            )
+            res = coef_test(f, t, vcov=choice, cluster=cl if choice in ("CR1", "CR2") else None, alpha=alpha)
             row = {k: res[k] for k in ("estimate", "std_error", "ci_lower", "ci_upper", "p_value", "df")}
-            extra[t] = {choice: res}
+            info = {choice: res}
         row["term"] = t
+        return row, info
+
+    rows = []
+    extra: dict[str, Any] = {}
+    for t in terms:
+        row, extra[t] = infer(fit, t)
         rows.append(row)
+
+    # ---- event study: every wave against the last baseline wave ----------------------
+    es_keys = ("term", "estimate", "std_error", "ci_lower", "ci_upper", "p_value")
+    ref = n_pre - 1
+    if n_pre == 1 and not pooled:
+        es_rows = [{"wave": w, **{k: r[k] for k in es_keys}} for w, r in zip(posts, rows)]
+    else:
+        es_terms = [(i, w, f"treat:{w}") for i, w in enumerate(all_waves) if i != ref]
+        es_fit = ols(
+            y_arr,
+            np.column_stack([*[(is_t & (wcode == i)).astype(float) for i, _, _ in es_terms], *Xcols]),
+            names=[t for _, _, t in es_terms] + names,
+            weights=w_arr,
+            absorb=fe,
+        )
+        es_rows = [{"wave": w, **{k: infer(es_fit, t)[0][k] for k in es_keys}} for _, w, t in es_terms]
+    es_rows.append(
+        dict(
+            wave=all_waves[ref],
+            term="reference",
+            estimate=0.0,
+            std_error=0.0,
+            ci_lower=0.0,
+            ci_upper=0.0,
+            p_value=np.nan,
+        )
+    )
+    pos = {w: i for i, w in enumerate(all_waves)}
+    event_study = pd.DataFrame(es_rows)
+    event_study = event_study.iloc[np.argsort([pos[w] for w in event_study["wave"]], kind="stable")]
+    event_study = event_study.reset_index(drop=True)
 
     # ---- method text ----------------------------------------------------------------
     model = f"DiD, OLS with unit ({unit}) fixed effects" if panel else "DiD, OLS (repeated cross-sections)"
@@ -476,9 +505,6 @@ def did(
     )
     J = 1 - 3 / (4 * (n1 + n0) - 9)
     g_rows = []
-    es_rows = [
-        dict(wave=w, estimate=0.0, std_error=0.0, ci_lower=0.0, ci_upper=0.0, p_value=np.nan) for w in pres
-    ]
     for r, w in zip(rows, ["post (pooled)"] if pooled else posts):
         g_rows.append(
             dict(
@@ -490,9 +516,6 @@ def did(
                 sd_baseline=sd_pooled,
                 correction=J,
             )
-        )
-        es_rows.append(
-            {"wave": w, **{k: r[k] for k in ("estimate", "std_error", "ci_lower", "ci_upper", "p_value")}}
         )
 
     n_dropped = sum(dropped.values())
@@ -539,7 +562,7 @@ def did(
         "dichotomised": dichotomise is not None,
         "units": "percentage points" if dichotomise is not None else "outcome units",
         "cell_means": cell,
-        "event_study": pd.DataFrame(es_rows),
+        "event_study": event_study,
         "hedges_g": pd.DataFrame(g_rows),
         "inference": extra,
         "coef": dict(zip(fit.names, fit.coef.tolist())),

@@ -226,9 +226,9 @@ def bootstrap_ci(
     Examples
     --------
     >>> rng = np.random.default_rng(0)
-    >>> lo, hi = bootstrap_ci(np.array([0.0]), rng.normal(size=(4000, 1)), method="percentile")
-    >>> round(float(lo[0]), 1), round(float(hi[0]), 1)
-    (-2.0, 2.0)
+    >>> lo, hi = bootstrap_ci(np.array([0.0]), rng.normal(size=(20000, 1)), method="percentile")
+    >>> bool(abs(lo[0] + 1.96) < 0.1 and abs(hi[0] - 1.96) < 0.1)
+    True
     """
     estimate = np.atleast_1d(np.asarray(estimate, dtype=float))
     draws = np.asarray(draws, dtype=float)
@@ -426,8 +426,12 @@ class MediationResult:
         m), ``b[m->y]``, ``c'`` (direct effect), ``indirect[m]`` (a·b), ``total_indirect`` and
         ``total`` (c), one block per outcome.
     paths : pandas.DataFrame
-        One row per term with ``source``, ``target``, unstandardised and standardised estimates,
-        OLS and bootstrap intervals (used by :func:`evaltoolkit.mediation_plots.path_diagram`).
+        One row per term with ``kind`` (a, b, c', indirect, total_indirect, total...), ``source``,
+        ``target``; the unstandardised ``estimate``, ``std_error``, ``ci_lower``, ``ci_upper``,
+        ``p_value`` and ``method`` (OLS t for paths when not clustered, else bootstrap); the
+        standardised ``std_estimate``, ``std_std_error``, ``std_ci_lower``, ``std_ci_upper``,
+        ``std_p_value`` (bootstrap); and the raw-scale bootstrap ``boot_se``, ``boot_ci_lower``,
+        ``boot_ci_upper`` (used by :func:`evaltoolkit.mediation_plots.path_diagram`).
     x, mediators, outcomes, covariates, cluster :
         The model as specified (``covariates`` after dummy coding).
     n_obs, n_clusters : int, int or None
@@ -605,22 +609,28 @@ def _estimate(
     boot_label = (
         f"{'BCa' if ci == 'bca' else 'percentile'} {'cluster ' if cluster else ''}bootstrap ({n_boot})"
     )
-    z = special.ndtri(1 - alpha / 2)
     rows = []
     path_rows = []
     for t, term in enumerate(terms):
-        s = k + t if standardize else t
-        est = float(est_all[s])
         ols_part = term.fixed_ols or (ols_se.get(term.ols) if term.ols is not None else None)
-        if ols_part is not None and cluster is None and not standardize:
-            se, df = ols_part
-            tcrit = special.stdtrit(df, 1 - alpha / 2)
-            ci_l, ci_u = est - tcrit * se, est + tcrit * se
-            p = float(2 * special.stdtr(df, -abs(est / se)))
-            method = "OLS, t test"
-        else:
-            se, ci_l, ci_u, p = float(boot_se[s]), float(lo[s]), float(hi[s]), float(boot_p[s])
-            method = boot_label
+        reported = {}
+        for scale, s in (("raw", t), ("std", k + t)):
+            est = float(est_all[s])
+            if ols_part is not None and cluster is None and scale == "raw":
+                se, df = ols_part
+                tcrit = special.stdtrit(df, 1 - alpha / 2)
+                reported[scale] = (est, se, est - tcrit * se, est + tcrit * se)
+                reported[scale] += (float(2 * special.stdtr(df, -abs(est / se))), "OLS, t test")
+            else:
+                reported[scale] = (
+                    est,
+                    float(boot_se[s]),
+                    float(lo[s]),
+                    float(hi[s]),
+                    float(boot_p[s]),
+                    boot_label,
+                )
+        est, se, ci_l, ci_u, p, method = reported["std" if standardize else "raw"]
         if standardize:
             method += ", standardised"
         rows.append(
@@ -638,6 +648,7 @@ def _estimate(
                 "method": method,
             }
         )
+        raw, std = reported["raw"], reported["std"]
         path_rows.append(
             {
                 "outcome": term.outcome,
@@ -645,17 +656,20 @@ def _estimate(
                 "kind": term.kind,
                 "source": term.source,
                 "target": term.target,
-                "estimate": float(est_all[t]),
-                "std_estimate": float(est_all[k + t]),
-                "ols_se": ols_part[0] if ols_part else np.nan,
+                "estimate": raw[0],
+                "std_error": raw[1],
+                "ci_lower": raw[2],
+                "ci_upper": raw[3],
+                "p_value": raw[4],
+                "method": raw[5],
+                "std_estimate": std[0],
+                "std_std_error": std[1],
+                "std_ci_lower": std[2],
+                "std_ci_upper": std[3],
+                "std_p_value": std[4],
                 "boot_se": float(boot_se[t]),
-                "ci_lower": float(lo[t]),
-                "ci_upper": float(hi[t]),
-                "std_ci_lower": float(lo[k + t]),
-                "std_ci_upper": float(hi[k + t]),
-                "ols_ci_lower": float(est_all[t] - z * ols_part[0]) if ols_part else np.nan,
-                "ols_ci_upper": float(est_all[t] + z * ols_part[0]) if ols_part else np.nan,
-                "p_value": p if not standardize else float(boot_p[t]),
+                "boot_ci_lower": float(lo[t]),
+                "boot_ci_upper": float(hi[t]),
             }
         )
     table = pd.DataFrame(rows, columns=list(ESTIMATE_COLUMNS))

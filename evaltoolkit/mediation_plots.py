@@ -33,9 +33,11 @@ def _stars(p: float) -> str:
 
 def _label(row: Any, standardized: bool, show_ci: bool, digits: int) -> str:
     est = row["std_estimate"] if standardized else row["estimate"]
-    text = f"{est:.{digits}f}{_stars(row['p_value'])}"
+    text = f"{est:.{digits}f}{_stars(row['std_p_value'] if standardized else row['p_value'])}"
     if show_ci:
-        lo, hi = (row["std_ci_lower"], row["std_ci_upper"]) if standardized else (row["ci_lower"], row["ci_upper"])
+        lo, hi = (
+            (row["std_ci_lower"], row["std_ci_upper"]) if standardized else (row["ci_lower"], row["ci_upper"])
+        )
         if not (math.isnan(lo) or math.isnan(hi)):
             text += f"\n[{lo:.{digits}f}, {hi:.{digits}f}]"
     return text
@@ -98,25 +100,26 @@ def path_diagram(
     paths = result.paths
     meds, outs = list(result.mediators), list(result.outcomes)
     rows = max(len(meds), len(outs), 1)
-    height = 1.9 + 1.5 * rows
+    height = 2.6 + 1.4 * rows
     fig = Figure(figsize=(10, height))
     ax = fig.add_subplot(111)
     ax.set_xlim(0, 10)
     ax.set_ylim(0, height)
     ax.axis("off")
     box_w, box_h = 2.2, 0.75
+    base = 1.1  # the predictor (and a single outcome) sit low; the direct path runs along the bottom
 
-    def ys(k: int) -> list[float]:
-        top, bottom = height - 0.9, 1.2
+    def spread(k: int, low: float, top: float) -> list[float]:
         if k == 1:
-            return [(top + bottom) / 2 + 0.4]
-        return [top - i * (top - bottom) / (k - 1) for i in range(k)]
+            return [top if low > base else low]
+        return [top - i * (top - low) / (k - 1) for i in range(k)]
 
-    pos: dict[str, tuple[float, float]] = {result.x: (1.3, 0.9)}
-    for m, y in zip(meds, ys(len(meds))):
-        pos[m] = (5.0, y + 0.3)
-    for o, y in zip(outs, ys(len(outs))):
-        pos[o] = (8.7, y - 0.2 if len(outs) > 1 else 0.9)
+    top = height - 0.7
+    pos: dict[str, tuple[float, float]] = {result.x: (1.3, base)}
+    for m, y in zip(meds, spread(len(meds), base + 1.4, top)):
+        pos[m] = (5.0, y)
+    for o, y in zip(outs, spread(len(outs), base, top - 0.5)):
+        pos[o] = (8.7, y)
 
     for name, (cx, cy) in pos.items():
         ax.add_patch(
@@ -132,7 +135,7 @@ def path_diagram(
         )
         ax.text(cx, cy, labels.get(name, name), ha="center", va="center", fontsize=10, wrap=True)
 
-    def arrow(src: str, dst: str, text: str, offset: float = 0.0) -> None:
+    def arrow(src: str, dst: str, text: str, frac: float = 0.5, color: str = "#333333") -> None:
         (x0, y0), (x1, y1) = pos[src], pos[dst]
         dx, dy = x1 - x0, y1 - y0
         length = math.hypot(dx, dy)
@@ -142,12 +145,14 @@ def path_diagram(
         start = (x0 + ux * sx, y0 + uy * sx)
         end = (x1 - ux * sx, y1 - uy * sx)
         ax.add_patch(
-            FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=14, color="#333333", linewidth=1.2)
+            FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=14, color=color, linewidth=1.2)
         )
-        mx, my = (start[0] + end[0]) / 2, (start[1] + end[1]) / 2
+        if not text:
+            return
+        mx, my = start[0] + frac * (end[0] - start[0]), start[1] + frac * (end[1] - start[1])
         ax.text(
-            mx - uy * 0.35 + offset,
-            my + ux * 0.35,
+            mx - uy * 0.3,
+            my + ux * 0.3,
             text,
             ha="center",
             va="center",
@@ -159,14 +164,16 @@ def path_diagram(
         sel = paths[(paths.term == term) & (paths.outcome == outcome)]
         return None if sel.empty else sel.iloc[0]
 
+    many = len(outs) > 1
+    direct: list[str] = []
     for m in meds:
         r = get(f"a[{m}]", m)
         if r is not None:
-            arrow(result.x, m, _label(r, standardized, show_ci, digits))
+            arrow(result.x, m, _label(r, standardized, show_ci, digits), frac=0.55)
         for o in outs:
             r = get(f"b[{m}->{o}]", o)
             if r is not None:
-                arrow(m, o, _label(r, standardized, show_ci, digits))
+                arrow(m, o, _label(r, standardized, show_ci, digits), frac=0.22 if many else 0.5)
     for o in outs:
         r = get("c'", o)
         tot = get("total", o)
@@ -174,19 +181,21 @@ def path_diagram(
             text = "c' = " + _label(r, standardized, False, digits)
             if tot is not None:
                 text += f"  (c = {_label(tot, standardized, False, digits)})"
-            (x0, y0), (x1, y1) = pos[result.x], pos[o]
-            if abs(y1 - y0) < 1e-9:
-                arrow(result.x, o, text)
+            if many:
+                direct.append(f"{labels.get(o, o)}: {text}")
+                arrow(result.x, o, "", color="#999999")
             else:
-                arrow(result.x, o, text, offset=0.0)
+                arrow(result.x, o, text)
 
     scale = "standardised" if standardized else "unstandardised"
     note = f"{scale} coefficients; * p < .05, ** p < .01, *** p < .001"
     if show_ci:
-        note += f"; {int(round(100 * (1 - result.details.get('alpha', 0.05))))}% bootstrap intervals"
+        note += f"; {round(100 * (1 - result.details.get('alpha', 0.05)))}% bootstrap intervals"
     if result.covariates:
         note += f"; adjusted for {', '.join(labels.get(c, c) for c in result.covariates)}"
     note += f"; n = {result.n_obs}" + (f" in {result.n_clusters} clusters" if result.n_clusters else "")
+    if direct:
+        note = "direct effects " + "; ".join(direct) + "\n" + note
     ax.text(5.0, 0.15, note, ha="center", va="bottom", fontsize=8, color="#555555", wrap=True)
     if title:
         ax.set_title(title)
@@ -274,7 +283,9 @@ def sensitivity_plot(sens: Any, title: str | None = None):
         ax.fill_between(c.rho, c.ci_lower, c.ci_upper, color="#9db4d6", alpha=0.5, label="95% bootstrap band")
     ax.plot(c.rho, c.acme, color="#2b4c7e", linewidth=2, label="ACME(ρ)")
     ax.axhline(0, color="#666666", linewidth=1)
-    ax.axhline(sens.acme, color="#2b4c7e", linewidth=1, linestyle=":", label=f"ACME at ρ = 0: {sens.acme:.3f}")
+    ax.axhline(
+        sens.acme, color="#2b4c7e", linewidth=1, linestyle=":", label=f"ACME at ρ = 0: {sens.acme:.3f}"
+    )
     ax.axvline(sens.rho_at_zero, color="#b03a2e", linewidth=1, linestyle="--")
     ax.annotate(
         f"ACME = 0 at ρ = {sens.rho_at_zero:.2f}",

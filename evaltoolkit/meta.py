@@ -181,9 +181,9 @@ class MetaResult(EffectResult):
         else:
             text = (
                 f"Pooling {self.k} estimates ({self.method}), the average effect is {self.estimate:+.3f} "
-                f"{units} ({lvl}% CI {self.ci_lower:+.3f} to {self.ci_upper:+.3f}, p = "
+                f"{units} ({lvl}% CI {self.ci_lower:+.3f} to {self.ci_upper:+.3f}, "
                 f"{_fmt_p(self.p_value)}). Heterogeneity: tau^2 = {self.tau2:.4f}, I^2 = {self.i2:.1f}%, "
-                f"Q({self.q_df}) = {self.q:.2f}, p = {_fmt_p(self.q_p)}."
+                f"Q({self.q_df}) = {self.q:.2f}, {_fmt_p(self.q_p)}."
             )
         if np.isfinite(self.pi_lower):
             text += (
@@ -234,7 +234,7 @@ class EggerResult:
         )
         return (
             f"Egger's test (k = {self.k}): intercept {self.intercept:+.3f} (SE {self.std_error:.3f}), "
-            f"t({self.df}) = {self.t:.3f}, p = {_fmt_p(self.p_value)}: {verdict}. With fewer than about "
+            f"t({self.df}) = {self.t:.3f}, {_fmt_p(self.p_value)}: {verdict}. With fewer than about "
             "10 studies the test has little power."
         )
 
@@ -243,9 +243,10 @@ class EggerResult:
 # input handling
 # --------------------------------------------------------------------------------------------------
 def _fmt_p(p: float) -> str:
+    """``"p < 0.001"`` or ``"p = 0.123"``."""
     if p is None or not np.isfinite(p):
-        return "n/a"
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
+        return "p n/a"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
 def _column(data: pd.DataFrame, name: Any, what: str) -> pd.Series:
@@ -1031,7 +1032,7 @@ def forest_plot(
     ax.set_xlabel(xlabel or result.outcome)
     het = (
         f"tau² = {result.tau2:.3f}, I² = {result.i2:.0f}%, Q({result.q_df}) = {result.q:.1f}, "
-        f"p = {_fmt_p(result.q_p)}"
+        f"{_fmt_p(result.q_p)}"
     )
     ax.set_title(title or f"{result.method}\n{het}", fontsize=8)
     ax.spines[["top", "right"]].set_visible(False)
@@ -1094,7 +1095,9 @@ def funnel_plot(
     text = title or "Funnel plot (pseudo 95% limits around the pooled estimate)"
     if egger and len(st) >= 3:
         eg = egger_test(result)
-        text += f"\nEgger's test: intercept {eg.intercept:+.2f}, t({eg.df}) = {eg.t:.2f}, p = {_fmt_p(eg.p_value)}"
+        text += (
+            f"\nEgger's test: intercept {eg.intercept:+.2f}, t({eg.df}) = {eg.t:.2f}, {_fmt_p(eg.p_value)}"
+        )
     ax.set_title(text, fontsize=8)
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()

@@ -31,7 +31,7 @@ Examples
 >>> x = rng.normal(size=400)
 >>> df = pd.DataFrame({"x": x, "arm": (rng.uniform(size=400) < 1 / (1 + np.exp(-x))).astype(int)})
 >>> res = propensity_weights(df, "arm", ["x"], treated=1, estimand="ATT")
->>> abs(res.balance.loc["x", "smd_adjusted"]) < abs(res.balance.loc["x", "smd_unadjusted"])
+>>> bool(abs(res.balance.loc["x", "smd_adjusted"]) < abs(res.balance.loc["x", "smd_unadjusted"]))
 True
 """
 
@@ -149,6 +149,8 @@ def propensity_score(
     0.069
     """
     covariates = [covariates] if isinstance(covariates, str) else list(covariates)
+    if isinstance(data, pd.DataFrame) and not data.index.is_unique:
+        raise DataError("the data's index has duplicate labels; reset it (data.reset_index(drop=True))")
     if not covariates:
         raise DesignError("give at least one covariate for the propensity model", field="covariates")
     is_t, keep = arm_indicator(data, arm, treated, control)
@@ -373,6 +375,7 @@ def overlap_bounds(model_or_ps, method: str = "crump", alpha: float = 0.1) -> tu
         if isinstance(model_or_ps, PropensityModel)
         else np.asarray(model_or_ps, float)
     )
+    e = np.clip(e, 1e-12, 1 - 1e-12)
     g = np.sort(1.0 / (e * (1 - e)))
     if g[-1] <= 2 * g.mean():
         return (0.0, 1.0)
@@ -658,7 +661,7 @@ class WeightingResult:
         if self.n_trimmed:
             text += f" {self.n_trimmed} unit(s) outside the overlap bounds were trimmed."
         if self.warnings:
-            text += " Caution: " + " ".join(self.warnings)
+            text += " Caution: " + " ".join(w if w.endswith(".") else w + "." for w in self.warnings)
         return text
 
 

@@ -384,10 +384,12 @@ def score(
         n_below = int(below.sum())
         counts[spec.id] = n_below
         if n_below:
-            messages.append(
-                f"scale '{spec.id}': {n_below} score(s) set to NA because fewer than {spec.min_items} of "
-                f"{spec.n_items} items were answered"
+            rule = (
+                "the item was not answered"
+                if spec.n_items == 1
+                else f"fewer than {spec.min_items} of {spec.n_items} items were answered"
             )
+            messages.append(f"scale '{spec.id}': {n_below} score(s) set to NA because {rule}")
         s = pd.Series(value, index=data.index, name=spec.id)
         new_cols[spec.id] = s
         if standardise:

@@ -207,6 +207,8 @@ def test_bad_inputs_give_clear_errors(jtrain2):
         ancova(jtrain2.assign(y="a"), "y", "train", treated=1)
     with pytest.raises(DataError, match="negative"):
         ancova(jtrain2.assign(w=-1.0), "re78", "train", treated=1, weights="w")
+    with pytest.raises(DataError, match="no value for 435 row"):
+        ancova(jtrain2, "re78", "train", treated=1, weights=pd.Series(1.0, index=range(10)))
     with pytest.raises(EstimationError, match="one cluster"):
         ancova(jtrain2.assign(c=1), "re78", "train", treated=1, cluster="c")
     with pytest.raises(EstimationError, match="collinear"):

@@ -214,3 +214,17 @@ def test_errors(framing, jobs):
         causal_mediation(jobs, "treat", "job_seek", "depress2", outcome_model="logit")
     with pytest.raises(DesignError, match="rho"):
         mediation_sensitivity(jobs, "treat", "job_seek", "depress2", rho=[1.0])
+
+
+def test_sensitivity_plot_marks_the_crossing(jobs):
+    pytest.importorskip("matplotlib")
+    from evaltoolkit.mediation_plots import sensitivity_plot
+
+    sens = mediation_sensitivity(
+        jobs, "treat", "job_seek", "depress2", ["econ_hard", "sex", "age"], n_boot=50, seed=1
+    )
+    fig = sensitivity_plot(sens)
+    ax = fig.axes[0]
+    assert any("ACME = 0 at ρ = -0.27" in t.get_text() for t in ax.texts)
+    line = ax.get_lines()[0]
+    assert np.allclose(line.get_ydata(), sens.curve.acme)

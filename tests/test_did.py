@@ -267,3 +267,21 @@ def test_did_interval_coverage_clustered_panel():
             )
             hits += r.ci_lower <= 0.4 <= r.ci_upper
     assert 0.91 <= hits / reps <= 0.99
+
+
+def test_covariates_time_varying_kept_time_invariant_absorbed():
+    d = make_panel(seed=7)
+    rng = np.random.default_rng(0)
+    d["tv"] = rng.normal(size=len(d))
+    d["female"] = d["pid"] % 2  # constant within person
+    d["y"] = d["y"] + 0.5 * d["tv"]
+    with pytest.warns(EvalToolkitWarning, match="constant within person.*female"):
+        res = did(d, "y", "arm", "wave", treated="ncs", unit="pid", cluster="team", covariates=["tv", "female"])
+    assert "female" not in res.details["coef"] and res.details["coef"]["tv"] == pytest.approx(0.5, abs=0.1)
+    # repeated cross-sections with covariates = OLS with the same dummies (statsmodels)
+    cs = did(d, "y", "arm", "wave", treated="ncs", covariates=["tv", "female"], vcov="HC1")
+    t, post = (d.arm == "ncs").astype(float), (d.wave == "post").astype(float)
+    X = sm.add_constant(np.column_stack([t * post, post, t, d.tv, d.female]))
+    ref = sm.OLS(d.y.to_numpy(), X).fit(cov_type="HC1")
+    assert cs.estimate == pytest.approx(ref.params[1], rel=1e-10)
+    assert cs.std_error == pytest.approx(ref.bse[1], rel=1e-10)

@@ -129,6 +129,30 @@ def test_teams_within_sites_matches_lme4(teams):
     assert isinstance(eff, EffectResult) and eff.n_clusters == 8 and eff.warnings
 
 
+def test_random_slope_at_site_with_nested_teams_matches_lme4(teams):
+    # A saddle point on the boundary (site intercept SD = 0) traps a plain gradient search here
+    # (REML 758.283); the restart finds lme4's optimum.
+    # R: m <- lmer(outcome ~ arm + baseline + (baseline | site) + (1 | site:team), d)
+    #    -> armprogramme 0.02030764102 (0.36392024410); baseline 0.65945803525 (0.07647419635)
+    #       site sd 0.3065654481 (Intercept), 0.1500008208 baseline, corr -0.2396243962;
+    #       site:team sd 0.6525953083; residual 0.7277129880; REMLcrit 758.0078034; isSingular FALSE
+    with pytest.warns(EvalToolkitWarning, match="only 8 groups"):
+        fit = ml.multilevel(
+            teams, "outcome ~ arm + baseline", ["site", "team"], random_slopes={"site": ["baseline"]}
+        )
+    fe = fit.fixed.set_index("term")
+    assert fe.loc["arm[T.programme]", "estimate"] == pytest.approx(0.0203076, abs=5e-4)
+    assert fe.loc["arm[T.programme]", "std_error"] == pytest.approx(0.3639202, abs=5e-4)
+    assert fe.loc["baseline", "std_error"] == pytest.approx(0.0764742, abs=5e-5)
+    assert _vc(fit, "site", "(Intercept)")["sd_cor"] == pytest.approx(0.3065654, abs=1e-3)
+    assert _vc(fit, "site", "baseline")["sd_cor"] == pytest.approx(0.1500008, abs=1e-3)
+    assert _vc(fit, "site", "(Intercept)", "baseline")["sd_cor"] == pytest.approx(-0.2396244, abs=5e-3)
+    assert _vc(fit, "site/team", "(Intercept)")["sd_cor"] == pytest.approx(0.6525953, abs=1e-3)
+    assert fit.deviance == pytest.approx(758.0078034, abs=1e-5)
+    assert not fit.singular and fit.converged
+    assert "note" in fit.icc.columns  # ICC with random slopes says what it uses
+
+
 def test_crossed_penicillin_matches_lme4():
     # R: m <- lmer(diameter ~ 1 + (1 | plate) + (1 | sample), Penicillin)
     #    -> (Intercept) 22.97222222 (0.8085953614); sd plate 0.8467025103, sample 1.9316137922,

@@ -88,11 +88,21 @@ def test_correct_within_families():
             "p_value": [0.01, 0.04, 0.03, 0.02, 0.30],
         }
     )
-    fam = {"att": "primary", "warmth": "primary"}
+    fam = {
+        "att": "primary",
+        "warmth": "primary",
+        "pos_contact": "sec",
+        "neg_contact": "sec",
+        "cohesion": "sec",
+    }
     out = correct(t, "holm", families=fam)
     # R: p.adjust(c(0.01, 0.04), "holm") = 0.02 0.04 ; p.adjust(c(0.03, 0.02, 0.30), "holm") = 0.06 0.06 0.30
     np.testing.assert_allclose(out["p_adjusted"], [0.02, 0.04, 0.06, 0.06, 0.30])
-    assert out["family"].tolist() == ["primary", "primary", "pos_contact", "neg_contact", "cohesion"]
+    assert out["family"].tolist() == ["primary", "primary", "sec", "sec", "sec"]
+    # outcomes the mapping does not list form their own one-member family (unadjusted)
+    alone = correct(t, "holm", families={"att": "primary", "warmth": "primary"})
+    np.testing.assert_allclose(alone["p_adjusted"], [0.02, 0.04, 0.03, 0.02, 0.30])
+    assert alone["family"].tolist() == ["primary", "primary", "pos_contact", "neg_contact", "cohesion"]
     out = correct(t.assign(fam=["p", "p", "s", "s", "s"]), "bh", families="fam")
     # R: p.adjust(c(0.01, 0.04), "BH") = 0.02 0.04 ; p.adjust(c(0.03, 0.02, 0.30), "BH") = 0.045 0.045 0.300
     np.testing.assert_allclose(out["p_adjusted"], [0.02, 0.04, 0.045, 0.045, 0.30])

@@ -151,3 +151,15 @@ def test_prior_sensitivity_conjugate_update():
         prior_sensitivity(0.3, 0.1, priors=("heterogeneity",))
     with pytest.raises(DesignError, match="positive standard error"):
         prior_sensitivity(0.3, -0.1)
+
+
+def test_prior_plot_draws_priors_and_conjugate_posteriors():
+    from evaltoolkit.priors import prior_plot
+
+    fig = prior_plot(estimate=0.30, std_error=0.15)
+    lines = {ln.get_label(): ln for ln in fig.axes[0].get_lines()}
+    post = lines["posterior (sceptical)"]
+    x, y = post.get_xdata(), post.get_ydata()
+    # mode of the sceptical posterior = conjugate mean 0.215038 (see test above), to the grid spacing
+    assert x[np.argmax(y)] == pytest.approx(0.215038, abs=(x[1] - x[0]))
+    assert "contact: Normal(0.393, 0.38)" in lines

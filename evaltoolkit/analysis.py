@@ -95,7 +95,10 @@ def run_plan(study: Study, *, seed: int = 20240601) -> AnalysisResults:
         out.warnings.append(f"{ex.n_rows} rows were set aside before analysis: {ex.reason}.")
     from evaltoolkit import analysis_runners  # noqa: F401  (registers the runners)
 
-    for analysis in design.analyses:
+    plan = list(design.analyses)
+    if design.kind != "post_only" and not any(a.type == "attrition" for a in plan):
+        plan.insert(0, Analysis(id="attrition", type="attrition"))  # flow is always reported for panels
+    for analysis in plan:
         fn = _RUNNERS.get(analysis.type)
         if fn is None:
             out.warnings.append(

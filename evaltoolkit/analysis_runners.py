@@ -30,7 +30,9 @@ def run_did(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
     cluster = analysis.cluster or (c.clusters[-1] if c.clusters else None)
     sec = Section(
         id=f"analysis-{analysis.id}",
-        title="Difference-in-differences" + (" (primary analysis)" if analysis.primary else ""),
+        title="Difference-in-differences"
+        + (" (primary analysis)" if analysis.primary else "")
+        + (" with propensity-score weights" if analysis.options.get("weighting") else ""),
     )
     sec.text.append(
         "For each outcome, the change among participants from baseline to each later wave is compared with "
@@ -44,12 +46,34 @@ def run_did(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
             else ""
         )
     )
+    options = dict(analysis.options)
+    data = study.data
+    weighting = options.pop("weighting", None)
+    weight_covs = options.pop("weighting_covariates", None)
+    if weighting:
+        from evaltoolkit.propensity import did_weights
+
+        covs = list(weight_covs or [*d.covariates, *outcomes])
+        wres = did_weights(
+            data, c.arm, covs, treated=d.arms.treated, unit=c.id, wave=c.wave,
+            baseline=d.baseline, method="matching" if weighting == "matching" else "weighting",
+        )  # fmt: skip
+        data = wres.attach(data, "_ps_weight")
+        options["weights"] = "_ps_weight"
+        sec.text.append(
+            "The comparison group is re-weighted by propensity scores so that its baseline profile matches the "
+            "participants' (the weighted difference-in-differences of the NCS evaluations). " + wres.summary()
+        )
+        sec.blocks.append(
+            table_html(wres.balance.reset_index(), caption="Baseline balance before and after weighting")
+        )
+        sec.blocks.append(figure_to_html(wres.love_plot(), "love plot"))
     results = []
     tables = []
     for name in outcomes:
         o = d.outcome(name)
         res = did(
-            study.data,
+            data,
             outcome=name,
             arm=c.arm,
             wave=c.wave,
@@ -61,7 +85,7 @@ def run_did(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
             cluster=cluster,
             dichotomise=o.dichotomise,
             seed=out.extras.get("seed"),
-            **analysis.options,
+            **options,
         )
         res.analysis = analysis.id
         res.outcome = name
@@ -73,7 +97,13 @@ def run_did(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
         results.append((o, res))
         if analysis.primary and (o.family == "primary" or len(outcomes) == 1):
             out.headline.append(
-                did_sentence(o.display, res, d.arms.label(d.arms.treated), d.wave(post[0]).display)
+                did_sentence(
+                    o.display,
+                    res,
+                    d.arms.label(d.arms.treated),
+                    ", ".join(d.arms.label(a) for a in d.arms.control),
+                    d.wave(post[0]).display,
+                )
             )
         for w in res.warnings:
             out.note(f"{o.display}: {w}")
@@ -150,3 +180,250 @@ def ci_text(lo: float, hi: float, se: float) -> str:
 
 def escape(text: str) -> str:
     return html.escape(str(text))
+
+
+def _baseline_wide(study: Study, outcomes: list[str], post: str) -> pd.DataFrame:
+    """Rows of wave ``post`` with each outcome's baseline value as ``<outcome>_baseline``."""
+    d, c = study.design, study.design.columns
+    data = study.data
+    post_rows = data[data[c.wave] == post]
+    base = data[data[c.wave] == d.baseline][[c.id, *outcomes]]
+    base = base.rename(columns={o: f"{o}_baseline" for o in outcomes})
+    return post_rows.merge(base, on=c.id, how="left", validate="one_to_one")
+
+
+@runner("ancova")
+def run_ancova(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
+    """ANCOVA: outcome at each post wave on arm, the baseline score (panel designs) and covariates."""
+    from evaltoolkit.ancova import ancova
+
+    d, c = study.design, study.design.columns
+    outcomes = analysis.outcomes or [o.name for o in d.outcomes]
+    cluster = analysis.cluster or (c.clusters[-1] if c.clusters else None)
+    post_only = d.kind == "post_only"
+    waves = ["post"] if post_only else (analysis.post or d.post_waves)
+    sec = Section(id=f"analysis-{analysis.id}", title="Covariate-adjusted comparison (ANCOVA)")
+    sec.text.append(
+        "The programme and comparison groups are compared on each outcome"
+        + (" after the programme" if post_only else ", adjusting for each person's baseline score")
+        + (f" and for {', '.join(d.covariates)}" if d.covariates else "")
+        + ". Hedges' g expresses the difference in standard deviations of the outcome (the EEF convention: "
+        "total variance in the denominator)."
+    )
+    if post_only:
+        sec.text.append(
+            "Without a baseline measurement this comparison cannot separate the programme from differences "
+            "that existed between the groups beforehand."
+        )
+    tables = []
+    for w in waves:
+        frame = study.data if post_only else _baseline_wide(study, outcomes, w)
+        for name in outcomes:
+            o = d.outcome(name)
+            res = ancova(
+                frame,
+                name,
+                c.arm,
+                treated=d.arms.treated,
+                baseline=None if post_only else f"{name}_baseline",
+                covariates=list(d.covariates),
+                cluster=cluster,
+                seed=out.extras.get("seed"),
+                analysis=analysis.id,
+                **analysis.options,
+            )
+            tab = res.table
+            tab["analysis"] = analysis.id
+            tab["term"] = tab["term"] if post_only else tab["term"] + f"@{w}"
+            out.add(res, tab)
+            tables.append(tab)
+            if analysis.primary and (o.family == "primary" or len(outcomes) == 1) and w == waves[0]:
+                out.headline.append(
+                    f"{o.display}: adjusted difference {res.estimate:+.2f} points "
+                    f"(95% CI {ci_text(res.ci_lower, res.ci_upper, res.std_error)}), "
+                    f"p {_p_words(res.p_value)}."
+                )
+            for msg in res.warnings:
+                out.note(f"{o.display}: {msg}")
+    sec.blocks.append(table_html(pd.concat(tables, ignore_index=True), caption="ANCOVA estimates"))
+    out.sections.append(sec)
+
+
+@runner("balance")
+def run_balance(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
+    """Baseline balance: standardised mean differences of covariates and baseline outcomes, love plot."""
+    from evaltoolkit.balance import balance_table, love_plot
+
+    d, c = study.design, study.design.columns
+    data = study.data if d.kind == "post_only" else study.data[study.data[c.wave] == d.baseline]
+    covs = list(analysis.options.get("covariates", [*d.covariates, *(analysis.outcomes or [])]))
+    if d.kind != "post_only" and not analysis.outcomes:
+        covs += [o.name for o in d.outcomes]
+    covs = list(dict.fromkeys(covs))
+    # Study has already set aside arms outside the design, so every other arm is a comparison arm
+    tab = balance_table(data, c.arm, covs, treated=d.arms.treated, estimand="ATT")
+    n_bad = int(tab["imbalanced"].sum())
+    sec = Section(id=f"analysis-{analysis.id}", title="Baseline balance")
+    sec.text.append(
+        "Standardised mean differences (SMD) between the programme and comparison groups "
+        + ("at baseline" if d.kind != "post_only" else "on background characteristics")
+        + ". Differences above 0.1 SD are flagged: "
+        + (f"{n_bad} of {len(tab)} characteristics are imbalanced." if n_bad else "none are.")
+        + (
+            " Difference-in-differences removes stable differences in outcome levels, but imbalance warns that "
+            "the groups may also differ in how they would have changed."
+            if n_bad and d.kind == "panel"
+            else ""
+        )
+    )
+    sec.blocks.append(table_html(tab.reset_index(), caption="Baseline balance"))
+    sec.blocks.append(figure_to_html(love_plot(tab), "love plot"))
+    out.extras["balance"] = tab
+    out.sections.append(sec)
+
+
+def _p_words(p: float) -> str:
+    from evaltoolkit.results import format_p
+
+    text = format_p(p)
+    return "< 0.001" if text == "<0.001" else f"= {text}"
+
+
+@runner("attrition")
+def run_attrition(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
+    """Who stayed: counts per arm and wave, differential attrition, completers vs dropouts, CONSORT flow."""
+    from evaltoolkit.attrition import attrition, consort_figure
+
+    d, c = study.design, study.design.columns
+    primary = next((o.name for o in d.outcomes if o.family == "primary"), d.outcomes[0].name)
+    res = attrition(
+        study.data,
+        c.id,
+        c.arm,
+        c.wave,
+        waves=d.wave_names,
+        baseline=d.baseline,
+        treated=d.arms.treated,
+        outcome=analysis.outcomes[0] if analysis.outcomes else primary,
+        baseline_vars=[*d.covariates, *[o.name for o in d.outcomes]],
+    )
+    sec = Section(id=f"analysis-{analysis.id}", title="Attrition: who answered each wave")
+    sec.text.extend(line for line in res.summary().splitlines() if line.strip())
+    sec.text.append(
+        "Losing people between waves is harmless only if those who leave resemble those who stay. Where "
+        "completers and dropouts differ at baseline, or one group loses more people than the other, the "
+        "estimates rest on the assumption that dropout is unrelated to how people would have changed."
+    )
+    labels = {a: d.arms.label(a) for a in d.arms.all}
+    waves = {w.name: w.display for w in d.waves}
+    sec.blocks.append(
+        figure_to_html(consort_figure(res, arm_labels=labels, wave_labels=waves), "CONSORT flow")
+    )
+    sec.blocks.append(table_html(res.differential, caption="Differential attrition (retention by arm)"))
+    shown = res.dropout_balance.drop(columns=["n_missing"], errors="ignore")
+    for col in ("n_completers", "n_dropouts"):
+        if col in shown:
+            shown = suppress_small_cells(shown, col, [x for x in shown.columns if x.startswith("mean")])
+    sec.blocks.append(
+        table_html(shown, caption="Completers and dropouts at baseline (SMD > 0.1 flags a difference)")
+    )
+    tab = res.table
+    tab["analysis"] = analysis.id
+    out.tables.append(tab)
+    out.extras["attrition"] = res
+    out.sections.append(sec)
+
+
+def _baseline_moderators(study: Study, frame: pd.DataFrame, moderators: list[str]) -> pd.DataFrame:
+    """Moderators measured at baseline (person-level) attached to ``frame``."""
+    d, c = study.design, study.design.columns
+    missing = [m for m in moderators if m not in frame.columns]
+    if not missing:
+        return frame
+    base = study.data[study.data[c.wave] == d.baseline][[c.id, *missing]]
+    return frame.merge(base, on=c.id, how="left")
+
+
+@runner("moderation")
+def run_moderation(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
+    """Treatment x moderator (e.g. area segregation): simple slopes and the Johnson-Neyman interval."""
+    from evaltoolkit.moderation import moderation, moderation_plot
+
+    d, c = study.design, study.design.columns
+    outcomes = analysis.outcomes or [d.outcomes[0].name]
+    moderators = list(analysis.options.get("moderators", d.moderators))
+    cluster = analysis.cluster or (c.clusters[-1] if c.clusters else None)
+    post_only = d.kind == "post_only"
+    wave = "post" if post_only else (analysis.post or d.post_waves)[0]
+    frame = study.data if post_only else _baseline_wide(study, outcomes, wave)
+    sec = Section(id=f"analysis-{analysis.id}", title="Moderation: for whom did the programme work?")
+    sec.text.append(
+        "Does the effect depend on "
+        + ", ".join(m.replace("_", " ") for m in moderators)
+        + "? The interaction of the programme with each moderator is estimated"
+        + ("" if post_only else f" at {d.wave(wave).display.lower()}, adjusting for baseline scores")
+        + "; simple slopes give the effect at typical values and the Johnson-Neyman interval the range of the "
+        "moderator where the effect is distinguishable from zero."
+    )
+    for name in outcomes:
+        for mod in moderators:
+            res = moderation(
+                frame,
+                name,
+                c.arm,
+                mod,
+                treated=d.arms.treated,
+                baseline=None if post_only else f"{name}_baseline",
+                covariates=list(d.covariates),
+                cluster=cluster,
+                seed=out.extras.get("seed"),
+                analysis=analysis.id,
+            )
+            tab = res.table
+            tab["analysis"] = analysis.id
+            out.tables.append(tab)
+            sec.text.append(f"{d.outcome(name).display} by {mod.replace('_', ' ')}: {res.summary()}")
+            sec.blocks.append(figure_to_html(moderation_plot(res), f"moderation of {name} by {mod}"))
+            sec.blocks.append(table_html(res.simple_slopes, caption=f"Simple slopes: {name} by {mod}"))
+    out.sections.append(sec)
+
+
+@runner("multilevel")
+def run_multilevel(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
+    """Random-intercept model for teams within sites at each post wave, with ICCs."""
+    from evaltoolkit.multilevel import multilevel
+
+    d, c = study.design, study.design.columns
+    outcomes = analysis.outcomes or [d.outcomes[0].name]
+    post_only = d.kind == "post_only"
+    wave = "post" if post_only else (analysis.post or d.post_waves)[0]
+    frame = study.data.copy() if post_only else _baseline_wide(study, outcomes, wave)
+    frame["programme"] = (frame[c.arm] == d.arms.treated).astype(float)
+    groups = list(analysis.options.get("groups", c.clusters))
+    sec = Section(id=f"analysis-{analysis.id}", title="Multilevel model (teams within sites)")
+    sec.text.append(
+        "A linear mixed model with random intercepts for "
+        + " and ".join(groups)
+        + " (REML, as lme4) estimates the programme effect while allowing people in the same group to resemble "
+        "each other; the intra-class correlations (ICC) say how much of the variation lies between groups."
+    )
+    for name in outcomes:
+        rhs = ["programme"] + ([] if post_only else [f"{name}_baseline"]) + list(d.covariates)
+        fit = multilevel(
+            frame.dropna(subset=[name, *rhs[1:]]),
+            f"{name} ~ " + " + ".join(rhs),
+            groups,
+            term="programme",
+            analysis=analysis.id,
+            on_nonconvergence="warn",
+        )
+        tab = fit.table
+        tab["analysis"] = analysis.id
+        tab["outcome"] = name
+        out.tables.append(tab)
+        sec.text.append(f"{d.outcome(name).display}: {fit.summary()}")
+        sec.blocks.append(table_html(tab, caption=f"Fixed effects: {name}"))
+        sec.blocks.append(table_html(fit.variance_components, caption=f"Variance components: {name}"))
+        for msg in getattr(fit, "warnings", []):
+            out.note(f"{d.outcome(name).display} (multilevel): {msg}")
+    out.sections.append(sec)

@@ -261,7 +261,9 @@ def _change_scores(
     other_arm = ~df[arm].isin([treated, control])
     counts["n_other_arm_rows"] = int(other_arm.sum())
     if other_arm.any():
-        warns.append(f"{int(other_arm.sum())} row(s) in arms other than {treated!r} and {control!r} were excluded.")
+        warns.append(
+            f"{int(other_arm.sum())} row(s) in arms other than {treated!r} and {control!r} were excluded."
+        )
         df = df.loc[~other_arm]
 
     dup = df.duplicated([unit, wave], keep="first")
@@ -373,7 +375,9 @@ def _sufficient_stats(cs: pd.DataFrame, groups: tuple[str, ...], covariates: tup
     Xs = (X - x_mean) / np.where(x_sd > 0, x_sd, 1.0)
     keys = [cs[g].astype(str).to_numpy() for g in groups]
     # cells: innermost cluster x arm
-    path = np.array(["/".join(t) for t in zip(*keys)], dtype=object) if groups else np.full(N, "", dtype=object)
+    path = (
+        np.array(["/".join(t) for t in zip(*keys)], dtype=object) if groups else np.full(N, "", dtype=object)
+    )
     cell_key = np.char.add(path.astype(str), np.where(T > 0, "|1", "|0"))
     cell_codes, cell_uniques = pd.factorize(cell_key, sort=True)
     C = len(cell_uniques)
@@ -396,8 +400,7 @@ def _sufficient_stats(cs: pd.DataFrame, groups: tuple[str, ...], covariates: tup
         S = Xw.T @ Xw
         if np.linalg.matrix_rank(S) < k:
             raise DataError(
-                "covariates are collinear (or constant) within team-by-arm cells: "
-                + ", ".join(covariates),
+                "covariates are collinear (or constant) within team-by-arm cells: " + ", ".join(covariates),
                 column=covariates[0],
             )
         bhat = np.linalg.solve(S, Xw.T @ dw)
@@ -616,7 +619,9 @@ class _DiDDensity:
             koff[li + 1] = koff[li] + lv.n
             poff[li] = self.slices[f"log_sd_trend_{lv.name}"].start
         kinds = np.concatenate([lv.kind for lv in st.levels]).astype(np.int64) if L else np.zeros(0, np.int64)
-        bpos = np.concatenate([lv.both_pos for lv in st.levels]).astype(np.int64) if L else np.zeros(0, np.int64)
+        bpos = (
+            np.concatenate([lv.both_pos for lv in st.levels]).astype(np.int64) if L else np.zeros(0, np.int64)
+        )
         fd = np.concatenate(
             [
                 st.m,
@@ -676,7 +681,12 @@ class _DiDDensity:
             shapes.append((st.k,))
             dims["beta"] = ("covariate",)
         for lv in st.levels:
-            names += [f"sd_trend_{lv.name}", f"sd_effect_{lv.name}", f"z_trend_{lv.name}", f"z_effect_{lv.name}"]
+            names += [
+                f"sd_trend_{lv.name}",
+                f"sd_effect_{lv.name}",
+                f"z_trend_{lv.name}",
+                f"z_effect_{lv.name}",
+            ]
             shapes += [(), (), (lv.n,), (lv.n_both,)]
             dims[f"z_trend_{lv.name}"] = (lv.name,)
             dims[f"z_effect_{lv.name}"] = (f"{lv.name}_both_arms",)
@@ -779,7 +789,6 @@ def _sample_pymc(dens: _DiDDensity, draws: int, tune: int, chains: int, seed: in
             **kw,
         )
     return idata
-
 
 
 # --------------------------------------------------------------------------------------------------
@@ -961,7 +970,11 @@ def diagnose(idata, var_names: Sequence[str] | None = None, headline: str = "eff
     }
     if headline in table["variable"].values:
         h = table.set_index("variable").loc[headline]
-        out.update(effect_rhat=float(h["r_hat"]), effect_ess_bulk=float(h["ess_bulk"]), effect_ess_tail=float(h["ess_tail"]))
+        out.update(
+            effect_rhat=float(h["r_hat"]),
+            effect_ess_bulk=float(h["ess_bulk"]),
+            effect_ess_tail=float(h["ess_tail"]),
+        )
     w: list[str] = []
     if div:
         w.append(
@@ -1104,7 +1117,12 @@ def _level_tables(idata, st: _Stats, cs: pd.DataFrame, rng, rope: float) -> dict
         total = dev if cum is None else dev + cum[:, lv.parent]
         draws = eff[:, None] + total
         codes = pd.factorize(
-            np.array(["/".join(t) for t in zip(*[cs[g].astype(str) for g in [x.name for x in st.levels[: li + 1]]])]),
+            np.array(
+                [
+                    "/".join(t)
+                    for t in zip(*[cs[g].astype(str) for g in [x.name for x in st.levels[: li + 1]]])
+                ]
+            ),
             sort=True,
         )[0]
         rows = []
@@ -1263,12 +1281,16 @@ def bayes_did(
         if not isinstance(val, (int, np.integer)) or isinstance(val, bool) or val < 1:
             raise DesignError(f"{nm} must be a positive whole number, got {val!r}", field=nm)
     if draws < 20:
-        raise DesignError(f"draws={draws} is too few to summarise a posterior (use at least 20)", field="draws")
+        raise DesignError(
+            f"draws={draws} is too few to summarise a posterior (use at least 20)", field="draws"
+        )
     tune = int(min(1000, max(200, draws // 2))) if tune is None else tune
     if not isinstance(tune, (int, np.integer)) or tune < 0:
         raise DesignError(f"tune must be a non-negative whole number, got {tune!r}", field="tune")
     if not (isinstance(rope, (int, float)) and rope >= 0 and math.isfinite(rope)):
-        raise DesignError(f"rope must be a non-negative number (baseline-SD units), got {rope!r}", field="rope")
+        raise DesignError(
+            f"rope must be a non-negative number (baseline-SD units), got {rope!r}", field="rope"
+        )
     if not (hyper_scale > 0):
         raise DesignError(f"hyper_scale must be positive, got {hyper_scale!r}", field="hyper_scale")
 
@@ -1278,7 +1300,10 @@ def bayes_did(
     st = _sufficient_stats(cs, groups_t, covs)
     prior_name, prior_mu, prior_sd = _resolve_prior(prior, st.sd_y)
     if not (math.isfinite(prior_sd) and prior_sd > 0 and math.isfinite(prior_mu)):
-        raise DesignError(f"the effect prior needs a finite mean and positive SD, got ({prior_mu}, {prior_sd})", field="prior")
+        raise DesignError(
+            f"the effect prior needs a finite mean and positive SD, got ({prior_mu}, {prior_sd})",
+            field="prior",
+        )
     dens = _DiDDensity(st, prior_mu / st.sd_y, prior_sd / st.sd_y, hyper_scale)
     seed = int(np.random.SeedSequence().entropy % (2**31)) if seed is None else int(seed)
     fit = _sample_nutpie if sampler == "nutpie" else _sample_pymc
@@ -1530,14 +1555,25 @@ def _sensitivity_sentence(comp: pd.DataFrame, first: BayesDiDResult) -> tuple[st
         f"P(effect > 0) = {100 * r.prob_positive:.0f}%)"
         for r in comp.itertuples()
     ]
-    clusters = f" With only {first.n_clusters} clusters" if first.n_clusters and first.n_clusters < FEW_CLUSTERS else ""
+    clusters = (
+        f" With only {first.n_clusters} clusters"
+        if first.n_clusters and first.n_clusters < FEW_CLUSTERS
+        else ""
+    )
     if rests:
         verdict = (
             f"The posterior mean moves by {spread:.2f} ({ratio:.1f} posterior SDs) across priors"
-            + (" and whether the interval excludes zero or P(effect > 0) exceeds 90% depends on the prior"
-               if conclusion_flips else "")
+            + (
+                " and whether the interval excludes zero or P(effect > 0) exceeds 90% depends on the prior"
+                if conclusion_flips
+                else ""
+            )
             + ", so the conclusion rests substantially on the prior:"
-            + (clusters.lower() + " the data alone cannot settle it." if clusters else " the data alone cannot settle it.")
+            + (
+                clusters.lower() + " the data alone cannot settle it."
+                if clusters
+                else " the data alone cannot settle it."
+            )
         )
     else:
         verdict = (
@@ -1599,7 +1635,11 @@ def simulate_panel(
         for j in range(n_teams):
             idx = np.flatnonzero(team == j)
             T[rng.permutation(idx)[: int(round(treated_share * len(idx)))]] = 1
-    lvl = rng.normal(0, sd_site, n_sites)[site] + rng.normal(0, sd_team, n_teams)[team] + rng.normal(0, sd_person, n)
+    lvl = (
+        rng.normal(0, sd_site, n_sites)[site]
+        + rng.normal(0, sd_team, n_teams)[team]
+        + rng.normal(0, sd_person, n)
+    )
     tr = trend + rng.normal(0, sd_trend_site, n_sites)[site] + rng.normal(0, sd_trend_team, n_teams)[team]
     fx = effect + rng.normal(0, sd_effect_site, n_sites)[site] + rng.normal(0, sd_effect_team, n_teams)[team]
     y0 = lvl + rng.normal(0, sd_noise, n)

@@ -139,9 +139,12 @@ class Simulation(_Strict):
     team_size: tuple[int, int] = (12, 15)
     treated_share: float = 0.6
     assignment: Literal["individual", "site"] = Field(
-        "individual", description="individual: people choose/are assigned; site: whole sites (schools, towns) are"
+        "individual",
+        description="individual: people choose/are assigned; site: whole sites (schools, towns) are",
     )
-    treated_sites: int | None = Field(None, description="with site assignment: how many sites get the programme")
+    treated_sites: int | None = Field(
+        None, description="with site assignment: how many sites get the programme"
+    )
     constructs: dict[str, SimConstruct]
     mediator: str | None = Field(None, description="construct whose change carries part of the effect")
     mediated: dict[str, float] = Field(
@@ -174,7 +177,11 @@ class Simulation(_Strict):
         if not 0 < self.treated_share < 1:
             raise ValueError(f"treated_share must be between 0 and 1 (got {self.treated_share})")
         if self.assignment == "site":
-            k = self.treated_sites if self.treated_sites is not None else round(self.sites * self.treated_share)
+            k = (
+                self.treated_sites
+                if self.treated_sites is not None
+                else round(self.sites * self.treated_share)
+            )
             if not 1 <= k < self.sites:
                 raise ValueError(
                     f"with site assignment, treated_sites must leave at least one treated and one control site "
@@ -246,6 +253,19 @@ class Design(_Strict):
             ):
                 if w not in wave_names:
                     raise ValueError(f"simulation refers to wave '{w}', which is not in waves {wave_names}")
+            for arm in self.arms.all:
+                last, last_wave = 1.0, self.baseline
+                for w in self.post_waves:
+                    r = self.simulation.retention.get(w, {}).get(arm)
+                    if r is None:
+                        continue
+                    if r > last + 1e-12:
+                        raise ValueError(
+                            f"simulation.retention for arm '{arm}' rises from {last} ({last_wave}) to {r} ({w}); "
+                            "retention is the cumulative share of the baseline sample still responding, so it "
+                            "cannot rise"
+                        )
+                    last, last_wave = r, w
             for w, by_arm in self.simulation.retention.items():
                 for arm in by_arm:
                     if arm not in self.arms.all:

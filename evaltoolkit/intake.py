@@ -70,7 +70,19 @@ _META_COLUMNS = {
     "externalreference", "locationlatitude", "locationlongitude", "distributionchannel", "userlanguage",
 }  # fmt: skip
 
-_BASELINE_NAMES = ("baseline", "pre", "pretest", "pre-test", "t0", "t1", "w1", "wave1", "wave 1", "wave_1", "time1")
+_BASELINE_NAMES = (
+    "baseline",
+    "pre",
+    "pretest",
+    "pre-test",
+    "t0",
+    "t1",
+    "w1",
+    "wave1",
+    "wave 1",
+    "wave_1",
+    "time1",
+)
 
 
 class IntakeResult(NamedTuple):
@@ -273,11 +285,16 @@ def _read_stat(path: Path, file: str, kind: str) -> _Raw:
         else:
             df, meta = pyreadstat.read_dta(str(path), apply_value_formats=False)
     except Exception as exc:  # pyreadstat raises its own error types (ReadstatError, PyreadstatError)
-        raise DataError(f"cannot read the file as {'SPSS .sav' if kind == 'spss' else 'Stata .dta'}: {exc}", file=file) from None
+        raise DataError(
+            f"cannot read the file as {'SPSS .sav' if kind == 'spss' else 'Stata .dta'}: {exc}", file=file
+        ) from None
     names = [str(c) for c in df.columns]
     frame = df.copy()
     frame.columns = list(range(frame.shape[1]))
-    labels = {str(k): {float(c): str(lab) for c, lab in v.items() if _is_number(c)} for k, v in (meta.variable_value_labels or {}).items()}
+    labels = {
+        str(k): {float(c): str(lab) for c, lab in v.items() if _is_number(c)}
+        for k, v in (meta.variable_value_labels or {}).items()
+    }
     missing: dict[str, list[tuple[float, float]]] = {}
     for col, ranges in (getattr(meta, "missing_ranges", None) or {}).items():
         spans = []
@@ -289,14 +306,22 @@ def _read_stat(path: Path, file: str, kind: str) -> _Raw:
             missing[str(col)] = spans
     rows = np.arange(len(frame)) + 1
     notes = [f"read as {'SPSS .sav' if kind == 'spss' else 'Stata .dta'}; rows are case numbers"]
-    return _Raw(frame=frame, names=names, rows=rows, fmt=kind, notes=notes, value_labels=labels, user_missing=missing)
+    return _Raw(
+        frame=frame, names=names, rows=rows, fmt=kind, notes=notes, value_labels=labels, user_missing=missing
+    )
 
 
 def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool) and math.isfinite(float(v))
+    return (
+        isinstance(v, int | float | np.integer | np.floating)
+        and not isinstance(v, bool)
+        and math.isfinite(float(v))
+    )
 
 
-def _read_raw(path: Path, file: str, fmt: str | None, encoding: str | None, sheet: str | int, id_names: Sequence[str]) -> _Raw:
+def _read_raw(
+    path: Path, file: str, fmt: str | None, encoding: str | None, sheet: str | int, id_names: Sequence[str]
+) -> _Raw:
     suffix = path.suffix.lower()
     kind = fmt
     if kind is None:
@@ -366,7 +391,10 @@ def _item_infos(instruments: list[Any], placeholders: Mapping[str, Any] | None) 
 
 
 def _match_columns(
-    names: list[str], items: Mapping[str, _ItemInfo], mapping: Mapping[str, str] | None, specials: Sequence[str]
+    names: list[str],
+    items: Mapping[str, _ItemInfo],
+    mapping: Mapping[str, str] | None,
+    specials: Sequence[str],
 ) -> tuple[dict[int, str], list[tuple[int, str, str]], list[str]]:
     """Assign file columns (by position) to item codes or special names (id, wave, arm).
 
@@ -404,7 +432,12 @@ def _match_columns(
         if pos in assigned or not name:
             continue
         tail = name.rsplit("/", 1)[-1]
-        target = by_exact.get(name) or by_lower.get(name.lower()) or by_exact.get(tail) or by_lower.get(tail.lower())
+        target = (
+            by_exact.get(name)
+            or by_lower.get(name.lower())
+            or by_exact.get(tail)
+            or by_lower.get(tail.lower())
+        )
         if target is None and by_wording:
             # a "Labels" export (Kobo) or a question-text header: <group label>/<wording>, or the wording alone
             norm = _norm_label(name)
@@ -453,39 +486,48 @@ def _parse_item(
         vals = s.to_numpy(dtype=float, na_value=np.nan, copy=True)
         present = ~np.isnan(vals)
     else:
-        present = s.notna().to_numpy(copy=True)
-        txt = _as_text(s)
-        blank = txt == ""
-        present[np.flatnonzero(present)[blank.to_numpy()]] = False
-        txt = txt[~blank]
-        num = pd.to_numeric(txt, errors="coerce")
+        # survey answers take few distinct values: parse each distinct value once
+        idx, uniq = pd.factorize(s.to_numpy(dtype=object, na_value=None), use_na_sentinel=True)
+        ukind = np.zeros(len(uniq), dtype=np.int8)  # 0 blank, 1 number or label found, 2 not understood
+        uval = np.full(len(uniq), np.nan)
+        utext: list[str] = []
+        for i, u in enumerate(uniq):
+            t = _fmt_value(u).strip() if isinstance(u, float) else str(u).strip()
+            utext.append(t)
+            if not t:
+                continue
+            x = _to_float(t)
+            if x is None:
+                code = _lookup(info.lookup, t)
+                if code is None:
+                    ukind[i] = 2
+                    continue
+                x = code
+                ukind[i] = 3  # label
+            else:
+                ukind[i] = 1
+            uval[i] = x
+        has = idx >= 0
+        kind = np.zeros(n, dtype=np.int8)
+        kind[has] = ukind[idx[has]]
         vals = np.full(n, np.nan)
-        pos_present = np.flatnonzero(present)
-        num_arr = num.to_numpy(dtype=float, na_value=np.nan)
-        vals[pos_present] = num_arr
-        nonnum = np.isnan(num_arr) | np.isinf(num_arr)
-        if nonnum.any():
-            texts = txt.to_numpy()[nonnum]
-            where = pos_present[nonnum]
-            uniq = pd.unique(pd.Series(texts, dtype=object))
-            code_of = {}
-            for t in uniq:
-                found_code = _lookup(info.lookup, t)
-                code_of[t] = np.nan if found_code is None else found_code
-            codes = np.array([code_of[t] for t in texts], dtype=float)
-            found = ~np.isnan(codes)
-            vals[where[found]] = codes[found]
-            n_labels = int(found.sum())
-            if (~found).any():
-                bad_pos = where[~found]
-                if info.rs.type == "numeric":
-                    problem, detail = "wrong type", f"text in a numeric item ({info.lo:g} to {info.hi:g}); set to NA"
-                else:
-                    shown = "; ".join(f"{c}={lab}" for c, lab in list(info.rs.labels.items())[:7])
-                    problem, detail = "unknown label", f"not a label of the response scale ({shown}); set to NA"
-                report.add_many(file, column, rows[bad_pos], texts[~found], problem, "error", detail)
-                present[bad_pos] = False
-                n_bad += int((~found).sum())
+        vals[has] = uval[idx[has]]
+        present = (kind == 1) | (kind == 3)
+        n_labels = int((kind == 3).sum())
+        bad = kind == 2
+        if bad.any():
+            bad_pos = np.flatnonzero(bad)
+            texts = np.asarray(utext, dtype=object)[idx[bad_pos]]
+            if info.rs.type == "numeric":
+                problem, detail = (
+                    "wrong type",
+                    f"text in a numeric item ({info.lo:g} to {info.hi:g}); set to NA",
+                )
+            else:
+                shown = "; ".join(f"{c}={lab}" for c, lab in list(info.rs.labels.items())[:7])
+                problem, detail = "unknown label", f"not a label of the response scale ({shown}); set to NA"
+            report.add_many(file, column, rows[bad_pos], texts, problem, "error", detail)
+            n_bad += int(bad.sum())
     # value labels from SPSS/Stata: recode file codes whose label is an instrument label with another code
     if value_labels:
         recode: dict[float, float] = {}
@@ -502,13 +544,22 @@ def _parse_item(
             vals[hit] = pd.Series(vals[hit]).map(recode).to_numpy(dtype=float)
             n_labels += int(hit.sum())
             report.add(
-                file, column, None, "; ".join(f"{_fmt_value(a)}->{_fmt_value(b)}" for a, b in recode.items()),
-                "value labels", "warning",
+                file,
+                column,
+                None,
+                "; ".join(f"{_fmt_value(a)}->{_fmt_value(b)}" for a, b in recode.items()),
+                "value labels",
+                "warning",
                 "the file's codes differ from the instrument's; recoded by matching the value labels",
             )
         if unmatched:
             report.add(
-                file, column, None, "; ".join(unmatched[:8]), "value labels", "warning",
+                file,
+                column,
+                None,
+                "; ".join(unmatched[:8]),
+                "value labels",
+                "warning",
                 "value label(s) not found in the instrument's response scale; their codes were used as they are",
             )
     # missing codes -> NA
@@ -531,7 +582,12 @@ def _parse_item(
         shown_vals = s.iloc[bad_pos].to_numpy() if not is_num else vals[bad_pos]
         mcodes = ", ".join(_fmt_value(float(v)) for v in info.missing)
         report.add_many(
-            file, column, rows[bad_pos], [_fmt_value(v) for v in shown_vals], "out of range", "error",
+            file,
+            column,
+            rows[bad_pos],
+            [_fmt_value(v) for v in shown_vals],
+            "out of range",
+            "error",
             f"allowed: {allowed}" + (f" (missing codes: {mcodes})" if mcodes else "") + "; set to NA",
         )
         n_bad += int(bad.sum())
@@ -545,6 +601,17 @@ def _parse_item(
         "n_set_na": n_bad,
     }
     return out, counts
+
+
+def _to_float(text: str) -> float | None:
+    """A number written as text (``"3"``, ``" 4.0"``, ``"1e3"``), or None; NaN is not a number."""
+    if "_" in text:
+        return None
+    try:
+        x = float(text)
+    except ValueError:
+        return None
+    return None if x != x else x
 
 
 def _ids_as_text(s: pd.Series) -> pd.Series:
@@ -694,7 +761,9 @@ def read_responses(
     if raw.encoding_note:
         report.add(file, None, None, "", "encoding", "info", raw.encoding_note)
     if raw.fmt == "qualtrics":
-        report.add(file, None, None, "", "header rows", "info", "Qualtrics question-text and import-id rows skipped")
+        report.add(
+            file, None, None, "", "header rows", "info", "Qualtrics question-text and import-id rows skipped"
+        )
 
     frame = raw.frame
     names = raw.names
@@ -702,24 +771,43 @@ def read_responses(
         names = names + [""] * (frame.shape[1] - len(names))
     rows = raw.rows
 
-    # ---- blank rows
-    has_value = np.zeros(len(frame), dtype=bool)
-    for c in frame.columns:
+    # ---- blank rows (no value, or only spaces, in every column)
+    blank = np.ones(len(frame), dtype=bool)
+    order = sorted(frame.columns, key=lambda c: not pd.api.types.is_numeric_dtype(frame[c]))
+    for c in order:
+        if not blank.any():
+            break
         col = frame[c]
-        t = col.notna().to_numpy(copy=True)
-        if not pd.api.types.is_numeric_dtype(col) and t.any():
-            t[t] = (col[t].astype(str).str.strip() != "").to_numpy()
-        has_value |= t
-    blank = ~has_value
+        nn = col.notna().to_numpy()
+        if pd.api.types.is_numeric_dtype(col):
+            blank &= ~nn
+            continue
+        pos = np.flatnonzero(blank & nn)
+        if len(pos):
+            sub = col.iloc[pos].to_numpy(dtype=object)
+            filled = np.fromiter(
+                (not (isinstance(v, str) and not v.strip()) for v in sub), dtype=bool, count=len(sub)
+            )
+            blank[pos[filled]] = False
     if blank.any():
-        report.add_many(file, None, rows[blank], [""] * int(blank.sum()), "blank row", "info", "row has no values; removed")
+        report.add_many(
+            file,
+            None,
+            rows[blank],
+            [""] * int(blank.sum()),
+            "blank row",
+            "info",
+            "row has no values; removed",
+        )
         frame = frame.loc[~blank]
         rows = rows[~blank]
     if len(frame) == 0:
         report.n_rows_out = 0
         if strict or report.n_rows_in == 0:
-            raise _strict_error(report, "the file has no data rows") if report.n_rows_in else DataError(
-                "the file has a header but no data rows", file=file
+            raise (
+                _strict_error(report, "the file has no data rows")
+                if report.n_rows_in
+                else DataError("the file has a header but no data rows", file=file)
             )
 
     # ---- columns
@@ -736,16 +824,31 @@ def read_responses(
         first = _pos_of(assigned, target)
         first_txt = f"column {first + 1}" if first is not None else "an earlier column"
         report.add(
-            file, name or f"column {pos + 1}", None, "", "duplicate column", "error",
+            file,
+            name or f"column {pos + 1}",
+            None,
+            "",
+            "duplicate column",
+            "error",
             f"also maps to '{target}', already read from {first_txt}; this one is kept unchanged under its own name",
         )
     present_targets = set(assigned.values())
     has_id = id_name in present_targets
     has_wave = bool(wave_name) and wave_name in present_targets
     if not has_id:
-        report.add(file, id_name, None, "", "missing id column", "error", "no ID column: pass id_col= or mapping=")
+        report.add(
+            file, id_name, None, "", "missing id column", "error", "no ID column: pass id_col= or mapping="
+        )
     if wave_col not in (None, "auto") and not has_wave:
-        report.add(file, wave_name, None, "", "missing wave column", "error", "no wave column: pass wave_col= or mapping=")
+        report.add(
+            file,
+            wave_name,
+            None,
+            "",
+            "missing wave column",
+            "error",
+            "no wave column: pass wave_col= or mapping=",
+        )
 
     out_cols: dict[str, Any] = {}
     recode_rows: list[dict[str, int | str]] = []
@@ -757,8 +860,14 @@ def read_responses(
         target = assigned.get(pos)
         if target is not None and target in items:
             vals, counts = _parse_item(
-                col, items[target], rows, file, name, report,
-                raw.value_labels.get(name), raw.user_missing.get(name),
+                col,
+                items[target],
+                rows,
+                file,
+                name,
+                report,
+                raw.value_labels.get(name),
+                raw.user_missing.get(name),
             )
             out_cols[target] = vals
             recode_rows.append(counts)
@@ -773,13 +882,31 @@ def read_responses(
             if name.lower() in _META_COLUMNS or name.lower().rsplit("/", 1)[-1] in _META_COLUMNS:
                 meta_cols.append(label)
             elif not any(d[0] == pos for d in dups):
-                report.add(file, label, None, "", "extra column", "info", "not an item of the instruments; kept unchanged")
+                report.add(
+                    file,
+                    label,
+                    None,
+                    "",
+                    "extra column",
+                    "info",
+                    "not an item of the instruments; kept unchanged",
+                )
             out_cols[label] = col.to_numpy()
     if meta_cols:
-        report.notes.append(f"{len(meta_cols)} export metadata column(s) kept: {', '.join(meta_cols[:6])}{'...' if len(meta_cols) > 6 else ''}")
+        report.notes.append(
+            f"{len(meta_cols)} export metadata column(s) kept: {', '.join(meta_cols[:6])}{'...' if len(meta_cols) > 6 else ''}"
+        )
     for code in items:
         if code not in out_cols:
-            report.add(file, code, None, "", "missing column", "warning", "item of the instrument not in the file; added as all-NA")
+            report.add(
+                file,
+                code,
+                None,
+                "",
+                "missing column",
+                "warning",
+                "item of the instrument not in the file; added as all-NA",
+            )
             out_cols[code] = np.full(len(frame), np.nan)
     data = pd.DataFrame(out_cols, index=index)
     if has_wave and pd.api.types.is_float_dtype(data[wave_name]):
@@ -794,13 +921,20 @@ def read_responses(
         ids = data[id_name]
         no_id = ids.isna().to_numpy()
         if no_id.any():
-            report.add_many(file, id_name, rows[no_id], [""] * int(no_id.sum()), "missing id", "error", "row has no ID")
+            report.add_many(
+                file, id_name, rows[no_id], [""] * int(no_id.sum()), "missing id", "error", "row has no ID"
+            )
         if dsg is not None and has_wave:
             wv = data[wave_name]
             unknown = wv.notna() & ~wv.astype(str).isin([str(w) for w in dsg.wave_names])
             if unknown.any():
                 report.add_many(
-                    file, wave_name, rows[unknown.to_numpy()], wv[unknown].astype(str).tolist(), "unknown wave", "error",
+                    file,
+                    wave_name,
+                    rows[unknown.to_numpy()],
+                    wv[unknown].astype(str).tolist(),
+                    "unknown wave",
+                    "error",
                     f"design '{dsg.name}' has waves {dsg.wave_names}",
                 )
         if dsg is not None and arm_name and arm_name in data.columns:
@@ -808,7 +942,12 @@ def read_responses(
             bad_arm = av.notna() & ~av.astype(str).isin([str(a) for a in dsg.arms.all])
             if bad_arm.any():
                 report.add_many(
-                    file, arm_name, rows[bad_arm.to_numpy()], av[bad_arm].astype(str).tolist(), "unknown arm", "error",
+                    file,
+                    arm_name,
+                    rows[bad_arm.to_numpy()],
+                    av[bad_arm].astype(str).tolist(),
+                    "unknown arm",
+                    "error",
                     f"arm value not in design '{dsg.name}' arms {dsg.arms.all}",
                 )
         keys = [data[wave_name].astype(str)] if has_wave else []
@@ -820,33 +959,61 @@ def read_responses(
                 kept = ~key_df.duplicated(keep=duplicates).to_numpy() | no_id
                 detail += f"; only the {duplicates} occurrence kept"
                 keep &= kept
-            report.add_many(file, id_name, rows[dup_all], ids[dup_all].tolist(), "duplicate id", "error", detail)
+            report.add_many(
+                file, id_name, rows[dup_all], ids[dup_all].tolist(), "duplicate id", "error", detail
+            )
             if duplicates != "keep":
                 removed = dup_all & ~keep
-                report.add_many(file, id_name, rows[removed], ids[removed].tolist(), "duplicate id", "info", "row removed (duplicates=)")
-        known: set[str] = {str(x) for x in _ids_as_text(pd.Series(list(baseline_ids))).dropna()} if baseline_ids is not None else set()
+                report.add_many(
+                    file,
+                    id_name,
+                    rows[removed],
+                    ids[removed].tolist(),
+                    "duplicate id",
+                    "info",
+                    "row removed (duplicates=)",
+                )
+        known: set[str] = (
+            {str(x) for x in _ids_as_text(pd.Series(list(baseline_ids))).dropna()}
+            if baseline_ids is not None
+            else set()
+        )
         if has_wave:
             base = _baseline_of(data[wave_name], baseline)
             if base is None:
-                report.notes.append("baseline wave not identified (pass baseline=): follow-up IDs not checked")
+                report.notes.append(
+                    "baseline wave not identified (pass baseline=): follow-up IDs not checked"
+                )
             else:
                 is_base = (data[wave_name].astype(str) == str(base)).to_numpy()
                 known |= set(ids[is_base & ~no_id].tolist())
                 follow = ~is_base & ~no_id & data[wave_name].notna().to_numpy(copy=True)
                 if is_base.any() or baseline_ids is not None:
-                    unmatched = follow & ~ids.isin(known).to_numpy()
+                    unmatched = follow & ~_in_set(ids, known)
                     if unmatched.any():
                         report.add_many(
-                            file, id_name, rows[unmatched], ids[unmatched].tolist(), "unmatched follow-up id", "warning",
+                            file,
+                            id_name,
+                            rows[unmatched],
+                            ids[unmatched].tolist(),
+                            "unmatched follow-up id",
+                            "warning",
                             f"ID not seen at baseline ({wave_name} = {base})",
                         )
                 else:
-                    report.notes.append(f"no rows at baseline ({wave_name} = {base}) in this file: pass baseline_ids= to check follow-up IDs")
+                    report.notes.append(
+                        f"no rows at baseline ({wave_name} = {base}) in this file: pass baseline_ids= to check follow-up IDs"
+                    )
         elif baseline_ids is not None:
-            unmatched = ~no_id & ~ids.isin(known).to_numpy()
+            unmatched = ~no_id & ~_in_set(ids, known)
             if unmatched.any():
                 report.add_many(
-                    file, id_name, rows[unmatched], ids[unmatched].tolist(), "unmatched follow-up id", "warning",
+                    file,
+                    id_name,
+                    rows[unmatched],
+                    ids[unmatched].tolist(),
+                    "unmatched follow-up id",
+                    "warning",
                     "ID not among baseline_ids",
                 )
     if not keep.all():
@@ -857,6 +1024,11 @@ def read_responses(
         if err is not None:
             raise err
     return IntakeResult(data, report)
+
+
+def _in_set(values: pd.Series, known: set[str]) -> np.ndarray:
+    arr = values.to_numpy(dtype=object)
+    return np.fromiter((v in known for v in arr), dtype=bool, count=len(arr))
 
 
 def _pos_of(assigned: Mapping[int, str], target: str) -> int | None:
@@ -893,4 +1065,3 @@ def _strict_error(report: ValidationReport, message: str) -> DataError:
     err = DataError(message, file=report.file)
     err.report = report  # type: ignore[attr-defined]
     return err
-

@@ -145,9 +145,22 @@ class _Spec:
 
     def __post_init__(self) -> None:
         self.moments = _Moments(self.V)
+        self.full_var = self.V.var(axis=0)
 
     def evaluate(self, S: np.ndarray) -> np.ndarray:
-        coefs = [_batched_solve(S, reg, resp) for reg, resp in self.equations]
+        # a resample in which a regressor does not vary (all units in one arm, a rare category
+        # absent) has no estimate: mark it NaN rather than trust a near-singular solve
+        n_w = S[:, 0, 0]
+        diag = np.einsum("bii->bi", S)
+        var = diag / n_w[:, None] - (S[:, 0, :] / n_w[:, None]) ** 2
+        degenerate = var[:, 1:] <= 1e-10 * self.full_var[None, 1:]
+        coefs = []
+        for reg, resp in self.equations:
+            beta = _batched_solve(S, reg, resp)
+            bad = degenerate[:, [r - 1 for r in reg if r > 0]].any(axis=1)
+            if bad.any():
+                beta[bad] = np.nan
+            coefs.append(beta)
         return self.stat_fn(coefs, S)
 
 
@@ -677,10 +690,10 @@ def _estimate(
     names = [f"{t.outcome}|{t.term}" for t in terms]
     boot = pd.DataFrame(draws, columns=names + [f"std:{nm}" for nm in names])
     method = (
-        f"{label['model']}; paths by OLS"
-        + ("" if cluster else " (t tests)")
+        f"{label['model']}; OLS paths"
+        + (f" with {boot_label} inference" if cluster else " with t tests")
         + f"; indirect effects by {boot_label}"
-        + ("; standardised" if standardize else "")
+        + ("; standardised coefficients in the table" if standardize else "")
     )
     return MediationResult(
         table=table,

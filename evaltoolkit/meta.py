@@ -984,6 +984,8 @@ def forest_plot(
     from matplotlib.figure import Figure
     from matplotlib.patches import Polygon
 
+    from evaltoolkit.figures import PALETTE
+
     if not isinstance(result, MetaResult) or result.studies is None:
         raise DataError("forest_plot needs the result of meta_analysis()")
     st = result.studies.sort_values("effect") if sort else result.studies
@@ -996,18 +998,18 @@ def forest_plot(
     for yp, r in zip(ypos, st.itertuples(index=False)):
         ax.plot([r.ci_lower, r.ci_upper], [yp, yp], color="0.25", lw=1)
         size = 30 + 170 * (r.weight / wmax)
-        ax.scatter([r.effect], [yp], marker="s", s=size, color="#1f4e79", zorder=3)
+        ax.scatter([r.effect], [yp], marker="s", s=size, color=PALETTE[0], zorder=3)
         if result.details.get("method_code") == "bayes":
-            ax.scatter([r.theta_mean], [yp], marker="o", s=14, color="#c55a11", zorder=4)
+            ax.scatter([r.theta_mean], [yp], marker="o", s=14, color=PALETTE[2], zorder=4)
     est, lo, hi = result.estimate, result.ci_lower, result.ci_upper
     diamond = Polygon(
-        [[lo, 1.0], [est, 1.35], [hi, 1.0], [est, 0.65]], closed=True, color="#c00000", zorder=3
+        [[lo, 1.0], [est, 1.35], [hi, 1.0], [est, 0.65]], closed=True, color=PALETTE[1], zorder=3
     )
     ax.add_patch(diamond)
     if show_prediction and np.isfinite(result.pi_lower):
-        ax.plot([result.pi_lower, result.pi_upper], [0.3, 0.3], color="#c00000", lw=2.5, alpha=0.45)
+        ax.plot([result.pi_lower, result.pi_upper], [0.3, 0.3], color=PALETTE[1], lw=2.5, alpha=0.45)
     ax.axvline(null_value, color="0.5", lw=0.8, ls="--")
-    ax.axvline(est, color="#c00000", lw=0.6, ls=":")
+    ax.axvline(est, color=PALETTE[1], lw=0.6, ls=":")
     lvl = round(100 * result.details.get("level", 0.95))
     ylabels = [str(x) for x in st["label"]]
     pooled = "Pooled (Bayes)" if result.details.get("method_code") == "bayes" else (
@@ -1075,6 +1077,8 @@ def funnel_plot(
     """
     from matplotlib.figure import Figure
 
+    from evaltoolkit.figures import PALETTE
+
     if not isinstance(result, MetaResult) or result.studies is None:
         raise DataError("funnel_plot needs the result of meta_analysis()")
     st = result.studies
@@ -1087,8 +1091,8 @@ def funnel_plot(
     ax.fill_betweenx(grid, centre - z * grid, centre + z * grid, color="0.92", zorder=0)
     ax.plot(centre - z * grid, grid, color="0.55", lw=0.8, ls="--")
     ax.plot(centre + z * grid, grid, color="0.55", lw=0.8, ls="--")
-    ax.axvline(centre, color="#c00000", lw=1)
-    ax.scatter(st["effect"], st["std_error"], color="#1f4e79", s=22, zorder=3)
+    ax.axvline(centre, color=PALETTE[1], lw=1)
+    ax.scatter(st["effect"], st["std_error"], color=PALETTE[0], s=22, zorder=3)
     ax.set_ylim(se_max, 0)
     ax.set_ylabel("standard error")
     ax.set_xlabel(xlabel or result.outcome)

@@ -100,7 +100,7 @@ def correct(
     table: pd.DataFrame,
     method: str = "holm",
     *,
-    families: str | Mapping[str, str] | None = None,
+    families: str | Mapping[str, str] | Mapping[str, Sequence[str]] | None = None,
     p_col: str = "p_value",
     alpha: float = 0.05,
 ) -> pd.DataFrame:
@@ -112,10 +112,10 @@ def correct(
         Tidy results (e.g. ``pd.concat([r.table for r in results])``) with a p-value column.
     method : str
         See :func:`adjust_pvalues`.
-    families : column name, or mapping outcome -> family, optional
+    families : column name, mapping outcome -> family, or mapping family -> outcomes, optional
         Which rows are corrected together. A mapping is applied to the ``outcome``
-        column (outcomes it does not list form their own family named after
-        themselves). Default: the whole table is one family.
+        column (``Design.families`` can be passed as it is); outcomes it does not list
+        form their own family named after themselves. Default: the whole table is one family.
     p_col : str
         The p-value column.
     alpha : float
@@ -147,7 +147,13 @@ def correct(
     else:
         if "outcome" not in out.columns:
             raise DataError("a family mapping needs an 'outcome' column", column="outcome")
-        fam = out["outcome"].map(lambda o: families.get(o, o)).astype(str)
+        lookup: dict[str, str] = {}
+        for key, val in families.items():
+            if isinstance(val, str):
+                lookup[key] = val  # outcome -> family
+            else:
+                lookup.update({o: key for o in val})  # family -> [outcomes] (design files)
+        fam = out["outcome"].map(lambda o: lookup.get(o, o)).astype(str)
     out["family"] = fam.to_numpy()
     out["p_adjusted"] = np.nan
     out["adjustment"] = ""

@@ -557,6 +557,8 @@ def prior_plot(
     from matplotlib.figure import Figure
     from scipy import stats
 
+    from evaltoolkit.figures import PALETTE
+
     ps = [get_prior(n, outcome_sd) for n in priors]
     lo = min(p.interval(0.995)[0] for p in ps)
     hi = max(p.interval(0.995)[1] for p in ps)
@@ -565,7 +567,7 @@ def prior_plot(
     x = np.linspace(lo, hi, 400)
     fig = Figure(figsize=(6.5, 3.6))
     ax = fig.add_subplot(1, 1, 1)
-    colours = ["#1f4e79", "#c55a11", "#548235", "#7030a0", "#7f7f7f"]
+    colours = PALETTE[:7]
     post = prior_sensitivity(estimate, std_error, tuple(ps)) if std_error is not None else None
     for i, p in enumerate(ps):
         c = colours[i % len(colours)]

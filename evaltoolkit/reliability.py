@@ -74,7 +74,9 @@ def _items_frame(items_df: Any, nan_policy: str = "pairwise") -> pd.DataFrame:
     if isinstance(items_df, np.ndarray):
         items_df = pd.DataFrame(items_df)
     if not isinstance(items_df, pd.DataFrame):
-        raise DataError(f"items must be a pandas DataFrame (one column per item), got {type(items_df).__name__}")
+        raise DataError(
+            f"items must be a pandas DataFrame (one column per item), got {type(items_df).__name__}"
+        )
     if items_df.shape[1] < 2:
         raise DataError(f"reliability needs at least two item columns, got {items_df.shape[1]}")
     if nan_policy not in ("pairwise", "listwise"):
@@ -351,7 +353,9 @@ class ReliabilityResult:
             f"α is Cronbach's alpha with a Feldt 95% interval; ω total is McDonald's omega from a "
             f"one-factor model. {n_flag} scale-group row(s) fall below {self.threshold:g}.</p>"
         )
-        return "<section class='measurement'><h2>Measurement</h2>" + text + t.to_html(index=False) + "</section>"
+        return (
+            "<section class='measurement'><h2>Measurement</h2>" + text + t.to_html(index=False) + "</section>"
+        )
 
 
 def _resolve_by(data: pd.DataFrame, by: Any) -> list[str]:
@@ -445,7 +449,13 @@ def reliability(
                 key = key if isinstance(key, tuple) else (key,)
                 groups.append((dict(zip(by_cols, key, strict=True)), keyed.loc[sub.index]))
         for gkey, X in groups:
-            row: dict[str, Any] = {"scale": spec.id, "label": spec.label, **gkey, "n": len(X), "n_items": spec.n_items}
+            row: dict[str, Any] = {
+                "scale": spec.id,
+                "label": spec.label,
+                **gkey,
+                "n": len(X),
+                "n_items": spec.n_items,
+            }
             row.update(alpha=math.nan, ci_lower=math.nan, ci_upper=math.nan, omega_total=math.nan, note="")
             if len(X) < min_n:
                 row["note"] = f"fewer than {min_n} respondents: not estimated"
@@ -472,7 +482,9 @@ def reliability(
     low = (table["alpha"] < threshold) | (table["omega_total"] < threshold)
     table.insert(len(cols), "flag", low.astype(bool))
     item_cols = ["scale", *by_cols, "item", "reversed", "n", "mean", "sd", "r_drop", "alpha_if_deleted"]
-    items = pd.concat(item_rows, ignore_index=True)[item_cols] if item_rows else pd.DataFrame(columns=item_cols)
+    items = (
+        pd.concat(item_rows, ignore_index=True)[item_cols] if item_rows else pd.DataFrame(columns=item_cols)
+    )
     n_flag = int(table["flag"].sum())
     if n_flag:
         messages.append(f"{n_flag} scale-group row(s) have alpha or omega below {threshold:g}")

@@ -356,7 +356,9 @@ def score(
     by_cols = [by] if isinstance(by, str) else list(by or [])
     for b in by_cols:
         if b not in data.columns:
-            raise DataError(f"'by' column '{b}' is not in the data (columns: {', '.join(map(str, data.columns))})")
+            raise DataError(
+                f"'by' column '{b}' is not in the data (columns: {', '.join(map(str, data.columns))})"
+            )
     out = data.copy()
     new_cols: dict[str, pd.Series] = {}
     counts: dict[str, int] = {}

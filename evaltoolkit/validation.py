@@ -150,7 +150,11 @@ class ValidationReport:
         self._cache = None
         self.n_rows_in += other.n_rows_in
         self.n_rows_out += other.n_rows_out
-        self.recodes = pd.concat([self.recodes, other.recodes], ignore_index=True) if len(other.recodes) else self.recodes
+        self.recodes = (
+            pd.concat([self.recodes, other.recodes], ignore_index=True)
+            if len(other.recodes)
+            else self.recodes
+        )
         self.notes.extend(other.notes)
         self.file = ", ".join(x for x in (self.file, other.file) if x)
 
@@ -162,7 +166,9 @@ class ValidationReport:
             if self._parts:
                 df = pd.concat(self._parts, ignore_index=True)
             else:
-                df = pd.DataFrame({c: pd.Series(dtype="Int64" if c == "row" else object) for c in ISSUE_COLUMNS})
+                df = pd.DataFrame(
+                    {c: pd.Series(dtype="Int64" if c == "row" else object) for c in ISSUE_COLUMNS}
+                )
             self._cache = df[list(ISSUE_COLUMNS)]
         return self._cache
 

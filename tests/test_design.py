@@ -37,6 +37,7 @@ def _write(tmp_path, raw):
         (lambda r: r["simulation"].update(n=-5), "simulation", "n must be at least 20"),
         (lambda r: r["simulation"]["retention"]["post"].update(ncs=1.4), "simulation", "between 0 and 1"),
         (lambda r: r["simulation"]["retention"]["post"].update(volunteers=0.5), "", "not one of the arms"),
+        (lambda r: r["simulation"]["retention"]["followup"].update(ncs=0.9), "", "cannot rise"),
         (lambda r: r["analyses"][0].update(outcomes=["nonsense"]), "", "not in outcomes"),
         (lambda r: r["analyses"][0].update(cluster="school"), "", "columns.clusters"),
         (lambda r: r.update(baseline="wave0"), "", "not one of the waves"),

@@ -276,7 +276,9 @@ def test_covariates_time_varying_kept_time_invariant_absorbed():
     d["female"] = d["pid"] % 2  # constant within person
     d["y"] = d["y"] + 0.5 * d["tv"]
     with pytest.warns(EvalToolkitWarning, match="constant within person.*female"):
-        res = did(d, "y", "arm", "wave", treated="ncs", unit="pid", cluster="team", covariates=["tv", "female"])
+        res = did(
+            d, "y", "arm", "wave", treated="ncs", unit="pid", cluster="team", covariates=["tv", "female"]
+        )
     assert "female" not in res.details["coef"] and res.details["coef"]["tv"] == pytest.approx(0.5, abs=0.1)
     # repeated cross-sections with covariates = OLS with the same dummies (statsmodels)
     cs = did(d, "y", "arm", "wave", treated="ncs", covariates=["tv", "female"], vcov="HC1")
@@ -285,3 +287,34 @@ def test_covariates_time_varying_kept_time_invariant_absorbed():
     ref = sm.OLS(d.y.to_numpy(), X).fit(cov_type="HC1")
     assert cs.estimate == pytest.approx(ref.params[1], rel=1e-10)
     assert cs.std_error == pytest.approx(ref.bse[1], rel=1e-10)
+
+
+def test_organ_event_study_matches_pyfixest(organ):
+    # pyfixest 0.60.0: feols("Rate ~ i(Quarter_Num, CA, ref=3) | State + Quarter", data=od,
+    #                        vcov={"CRV1": "State"})  (reference = last pre-period quarter, Q22011)
+    od, pre, post = organ
+    res = did(
+        od,
+        "Rate",
+        "arm",
+        "Quarter",
+        treated="CA",
+        pre=pre,
+        post=post,
+        unit="State",
+        cluster="State",
+        vcov="CR1",
+    )
+    es = res.event_study.set_index("wave")
+    ref = {
+        "Q42010": (-0.00294230769230735, 0.005084172026165825),
+        "Q12011": (0.006296153846154178, 0.002265755876781252),
+        "Q32011": (-0.0215653846153843, 0.005033728419715192),
+        "Q42011": (-0.020292307692307388, 0.004473335051664944),
+        "Q12012": (-0.0221653846153843, 0.010013231434466096),
+    }
+    for wave, (est, se) in ref.items():
+        assert es.loc[wave, "estimate"] == pytest.approx(est, abs=1e-12)
+        assert es.loc[wave, "std_error"] == pytest.approx(se, rel=1e-9)
+    assert es.loc["Q22011", "term"] == "reference" and es.loc["Q22011", "estimate"] == 0
+    assert list(es.index) == [*pre, *post]

@@ -460,3 +460,21 @@ def test_path_diagram_labels_paths_with_coefficients_and_intervals(tal_or):
         "reaction: indirect[pmi]",
         "reaction: total_indirect",
     ]
+
+
+def test_degenerate_cluster_resamples_are_dropped_and_counted():
+    """Treatment by cluster with 3 clusters (1 treated): a cluster resample has no contrast when it
+    draws only the treated cluster or only controls, probability (2/3)^3 + (1/3)^3 = 1/3."""
+    rng = np.random.default_rng(1)
+    g = np.repeat(np.arange(3), 30)
+    x = np.array([1.0, 0.0, 0.0])[g]
+    m = 0.5 * x + rng.normal(size=90)
+    df = pd.DataFrame({"x": x, "m": m, "y": 0.4 * m + rng.normal(size=90), "g": g})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = mediation(df, "x", "m", "y", cluster="g", n_boot=1000, seed=1)
+    messages = [str(w.message) for w in caught if issubclass(w.category, EvalToolkitWarning)]
+    assert any("singular design" in m for m in messages) and any("Only 3 clusters" in m for m in messages)
+    assert res.details["n_failed_resamples"] == pytest.approx(1000 / 3, abs=4 * np.sqrt(1000 * 2 / 9))
+    assert np.isfinite(res.table.ci_lower).all()
+    assert any("3 clusters" in w for w in res.warnings)

@@ -99,6 +99,11 @@ def test_correct_within_families():
     # R: p.adjust(c(0.01, 0.04), "holm") = 0.02 0.04 ; p.adjust(c(0.03, 0.02, 0.30), "holm") = 0.06 0.06 0.30
     np.testing.assert_allclose(out["p_adjusted"], [0.02, 0.04, 0.06, 0.06, 0.30])
     assert out["family"].tolist() == ["primary", "primary", "sec", "sec", "sec"]
+    # the design-file form (family -> outcomes) gives the same
+    by_family = correct(
+        t, "holm", families={"primary": ["att", "warmth"], "sec": ["pos_contact", "neg_contact", "cohesion"]}
+    )
+    np.testing.assert_allclose(by_family["p_adjusted"], out["p_adjusted"])
     # outcomes the mapping does not list form their own one-member family (unadjusted)
     alone = correct(t, "holm", families={"att": "primary", "warmth": "primary"})
     np.testing.assert_allclose(alone["p_adjusted"], [0.02, 0.04, 0.03, 0.02, 0.30])

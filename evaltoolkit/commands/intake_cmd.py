@@ -66,7 +66,9 @@ def _instruments(instrument: list[str] | None, design: Path | None) -> tuple[lis
     if not names and dsg is not None:
         names = list(dsg.instruments)
     if not names:
-        raise DataError("name at least one --instrument (or a --design that lists its instruments)", field="--instrument")
+        raise DataError(
+            "name at least one --instrument (or a --design that lists its instruments)", field="--instrument"
+        )
     return names, dsg
 
 
@@ -124,7 +126,13 @@ def _print_report(con, report, max_issues: int = 20) -> None:
         for col in ("column", "row", "value", "problem", "detail"):
             t2.add_column(col)
         for r in serious.head(max_issues).itertuples():
-            t2.add_row(str(r.column), "" if r.row is None or str(r.row) == "<NA>" else str(r.row), str(r.value)[:30], r.problem, str(r.detail)[:70])
+            t2.add_row(
+                str(r.column),
+                "" if r.row is None or str(r.row) == "<NA>" else str(r.row),
+                str(r.value)[:30],
+                r.problem,
+                str(r.detail)[:70],
+            )
         con.print(t2)
 
 
@@ -137,14 +145,20 @@ def _issues_path(out: Path, default_name: str) -> Path:
 
 
 def validate_cmd(
-    data: Annotated[Path, typer.Argument(help="Survey export: CSV, XLSX, SPSS .sav, Stata .dta, Qualtrics or Kobo.")],
+    data: Annotated[
+        Path, typer.Argument(help="Survey export: CSV, XLSX, SPSS .sav, Stata .dta, Qualtrics or Kobo.")
+    ],
     instrument: Annotated[
         list[str] | None, typer.Option("--instrument", "-i", help="Instrument id or YAML path (repeatable).")
     ] = None,
-    design: Annotated[Path | None, typer.Option(help="Design YAML (or bundled name): columns, waves, arms.")] = None,
+    design: Annotated[
+        Path | None, typer.Option(help="Design YAML (or bundled name): columns, waves, arms.")
+    ] = None,
     strict: Annotated[bool, typer.Option(help="Stop with exit code 1 at the first problem class.")] = False,
     out: Annotated[Path | None, typer.Option(help="Write all issues to this CSV file (or folder).")] = None,
-    id_col: Annotated[str | None, typer.Option(help="Respondent ID column (default: design's, else 'id').")] = None,
+    id_col: Annotated[
+        str | None, typer.Option(help="Respondent ID column (default: design's, else 'id').")
+    ] = None,
     wave_col: Annotated[str | None, typer.Option(help="Wave column ('none' for a single-wave file).")] = None,
     map: Annotated[  # noqa: A002 - the option is called --map
         list[str] | None, typer.Option("--map", help="FILE_COLUMN=ITEM_CODE (repeatable).")
@@ -161,20 +175,29 @@ def validate_cmd(
 
 
 def score_cmd(
-    data: Annotated[Path, typer.Argument(help="Survey export: CSV, XLSX, SPSS .sav, Stata .dta, Qualtrics or Kobo.")],
+    data: Annotated[
+        Path, typer.Argument(help="Survey export: CSV, XLSX, SPSS .sav, Stata .dta, Qualtrics or Kobo.")
+    ],
     instrument: Annotated[
         list[str] | None, typer.Option("--instrument", "-i", help="Instrument id or YAML path (repeatable).")
     ] = None,
-    design: Annotated[Path | None, typer.Option(help="Design YAML (or bundled name): columns, waves, arms.")] = None,
+    design: Annotated[
+        Path | None, typer.Option(help="Design YAML (or bundled name): columns, waves, arms.")
+    ] = None,
     out: Annotated[Path, typer.Option(help="Folder for scored.csv, reliability.csv and the issues.")] = Path(
         "evaltoolkit-scores"
     ),
-    strict: Annotated[bool, typer.Option(help="Stop with exit code 1 if validation finds a problem.")] = False,
+    strict: Annotated[
+        bool, typer.Option(help="Stop with exit code 1 if validation finds a problem.")
+    ] = False,
     standardise: Annotated[bool, typer.Option(help="Add standardised <scale>_z columns.")] = False,
     by: Annotated[
-        list[str] | None, typer.Option(help="Reliability (and standardisation) groups (default: wave and arm).")
+        list[str] | None,
+        typer.Option(help="Reliability (and standardisation) groups (default: wave and arm)."),
     ] = None,
-    id_col: Annotated[str | None, typer.Option(help="Respondent ID column (default: design's, else 'id').")] = None,
+    id_col: Annotated[
+        str | None, typer.Option(help="Respondent ID column (default: design's, else 'id').")
+    ] = None,
     wave_col: Annotated[str | None, typer.Option(help="Wave column ('none' for a single-wave file).")] = None,
     map: Annotated[  # noqa: A002 - the option is called --map
         list[str] | None, typer.Option("--map", help="FILE_COLUMN=ITEM_CODE (repeatable).")
@@ -216,7 +239,9 @@ def score_cmd(
     for col in ("scale", *rel.by, "n", "alpha (95% CI)", "omega", "flag"):
         t2.add_column(col)
     for _, r in rel.scales.iterrows():
-        alpha = "" if r["alpha"] != r["alpha"] else f"{r['alpha']:.2f} ({r['ci_lower']:.2f}-{r['ci_upper']:.2f})"
+        alpha = (
+            "" if r["alpha"] != r["alpha"] else f"{r['alpha']:.2f} ({r['ci_lower']:.2f}-{r['ci_upper']:.2f})"
+        )
         omega = "" if r["omega_total"] != r["omega_total"] else f"{r['omega_total']:.2f}"
         flag = "[red]LOW[/red]" if r["flag"] else (r["note"] or "")
         t2.add_row(str(r["scale"]), *(str(r[b]) for b in rel.by), str(r["n"]), alpha, omega, flag)

@@ -57,7 +57,7 @@ _LAZY: dict[str, str] = {
     "write_report": "evaltoolkit.report",
 }
 
-__all__ = sorted(_LAZY) + ["__version__"]
+__all__ = [*sorted(_LAZY), "__version__"]
 
 
 def __getattr__(name: str) -> Any:

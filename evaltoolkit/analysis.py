@@ -118,5 +118,7 @@ def run_plan(study: Study, *, seed: int = 20240601) -> AnalysisResults:
             else:
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if out.tables:
-        out.estimates = pd.concat(out.tables, ignore_index=True)[list(ESTIMATE_COLUMNS)]
+        est = pd.concat(out.tables, ignore_index=True)
+        extra = [c for c in ("family", "p_adjusted", "adjustment") if c in est.columns]
+        out.estimates = est[[*ESTIMATE_COLUMNS, *extra]]
     return out

@@ -92,7 +92,7 @@ def run_did(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
         tab = res.table
         tab["analysis"] = analysis.id
         tab["outcome"] = name
-        out.add(res, tab)
+        out.results.append(res)
         tables.append(tab)
         results.append((o, res))
         if analysis.primary and (o.family == "primary" or len(outcomes) == 1):
@@ -108,7 +108,19 @@ def run_did(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
         for w in res.warnings:
             out.note(f"{o.display}: {w}")
     est = pd.concat(tables, ignore_index=True)
+    if d.families and d.multiplicity != "none":
+        from evaltoolkit.multiple import correct
+
+        est = correct(est, d.multiplicity, families=d.families).drop(columns=["reject"], errors="ignore")
+        sec.text.append(
+            f"p-values are also adjusted for testing several outcomes ({d.multiplicity.upper()} within each "
+            "family of outcomes named in the design: column 'p_adjusted')."
+        )
+    out.tables.append(est)
     sec.blocks.append(table_html(est, caption="Estimated effects (scale points unless stated)"))
+    few = [(o, r) for o, r in results if r.n_clusters is not None and r.n_clusters < 30]
+    if few:
+        sec.blocks.extend(_inference_comparison(few, cluster))
     labels = {o.name: o.display for o, _ in results}
     fp = est.copy()
     fp["label"] = fp["outcome"].map(labels) + " - " + fp["term"]
@@ -135,6 +147,42 @@ def run_did(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
         )
     )
     out.sections.append(sec)
+
+
+def _inference_comparison(results, cluster: str | None) -> list[str]:
+    """With few clusters: what conventional cluster-robust inference would claim, beside what is used."""
+    rows = []
+    for o, r in results:
+        for term, by_method in r.details.get("inference", {}).items():
+            for method, v in by_method.items():
+                rows.append(
+                    {
+                        "outcome": o.display,
+                        "term": term,
+                        "inference": {
+                            "CR1": "CR1 (conventional cluster-robust)",
+                            "CR2": "CR2 + Satterthwaite df",
+                            "wild": f"wild cluster bootstrap ({v.get('weights', '')} weights)",
+                        }.get(method, method),
+                        "std_error": v.get("std_error", float("nan")),
+                        "ci_lower": v.get("ci_lower"),
+                        "ci_upper": v.get("ci_upper"),
+                        "p_value": v.get("p_value"),
+                        "df": v.get("df", float("nan")),
+                    }
+                )
+    if not rows:
+        return []
+    g = results[0][1].n_clusters
+    table = pd.DataFrame(rows)
+    note = (
+        f"<p><strong>Only {g} {cluster or 'cluster'}s.</strong> Conventional cluster-robust standard errors (CR1) "
+        "are far too small when clusters are few, and with a single treated cluster the programme is "
+        "indistinguishable from everything else that differs about that cluster. The table shows what each "
+        "method would say; the report uses the wild cluster bootstrap, whose interval honestly shows how little "
+        "so few clusters can tell us.</p>"
+    )
+    return [note, table_html(table, caption="How the conclusion depends on the inference method")]
 
 
 def did_sentence(label: str, res, treated_label: str, control_label: str, wave_label: str) -> str:

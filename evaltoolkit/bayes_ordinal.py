@@ -72,7 +72,19 @@ class _OrdinalDensity:
     per level: log σ, z (G)]``.
     """
 
-    def __init__(self, y, X, effect_col, level_codes, level_names, level_labels, n_cat, prior_mu, prior_sd, person_level):
+    def __init__(
+        self,
+        y,
+        X,
+        effect_col,
+        level_codes,
+        level_names,
+        level_labels,
+        n_cat,
+        prior_mu,
+        prior_sd,
+        person_level,
+    ):
         self.y = y
         self.X = X
         self.n_cat = n_cat
@@ -121,9 +133,8 @@ class _OrdinalDensity:
         lfl = np.where(np.isfinite(lo), _log_sigmoid(np.where(np.isfinite(lo), lo, 0.0)), -np.inf)
         with np.errstate(divide="ignore", invalid="ignore"):
             ld = lfu + np.log1p(-np.exp(np.minimum(lfl - lfu, -1e-300)))
-        # use the upper tail form where both are large (precision)
         logp = float(ld.sum())
-        prob = np.exp(ld)
+        prob = np.maximum(np.exp(ld), 1e-300)
         fu = np.where(np.isfinite(u), _sigmoid(np.where(np.isfinite(u), u, 0.0)), 1.0)
         fl = np.where(np.isfinite(lo), _sigmoid(np.where(np.isfinite(lo), lo, 0.0)), 0.0)
         du = np.where(np.isfinite(u), fu * (1 - fu), 0.0) / prob
@@ -179,7 +190,10 @@ class _OrdinalDensity:
         names = ["cutpoints", "coef", "effect_logodds"]
         shapes = [(self.n_cat - 1,), (self.p,), ()]
         dims = {"cutpoints": ("cut",), "coef": ("coef_name",)}
-        coords: dict[str, Any] = {"cut": [str(i) for i in range(self.n_cat - 1)], "coef_name": list(self._coef_names)}
+        coords: dict[str, Any] = {
+            "cut": [str(i) for i in range(self.n_cat - 1)],
+            "coef_name": list(self._coef_names),
+        }
         for name, labels in zip(self.names, self.labels):
             names += [f"sd_{name}", f"z_{name}"]
             shapes += [(), (len(labels),)]
@@ -329,7 +343,9 @@ def bayes_ordinal(
     if control is None:
         others = [a for a in arms if a != treated]
         if len(others) != 1:
-            raise DesignError(f"column '{arm}' has arms {arms}; say which is the comparison with control=", field="control")
+            raise DesignError(
+                f"column '{arm}' has arms {arms}; say which is the comparison with control=", field="control"
+            )
         control = others[0]
     n_other_arm = int((~df[arm].isin([treated, control])).sum())
     df = df.loc[df[arm].isin([treated, control])]
@@ -340,7 +356,9 @@ def bayes_ordinal(
     bad = ~df[item].isin(cats)
     if bad.any():
         i = df.index[int(np.flatnonzero(bad.to_numpy())[0])]
-        raise DataError(f"answer {df.at[i, item]!r} is not one of the categories {cats}", column=item, row=int(i))
+        raise DataError(
+            f"answer {df.at[i, item]!r} is not one of the categories {cats}", column=item, row=int(i)
+        )
     if not (isinstance(top, (int, np.integer)) and 1 <= top <= K - 1):
         raise DesignError(f"top must be between 1 and {K - 1}, got {top!r}", field="top")
     y = pd.Categorical(df[item], categories=cats, ordered=True).codes.astype(np.int64)
@@ -445,7 +463,12 @@ def bayes_ordinal(
             "p_value_note": "NaN by design: see prob_positive.",
         },
         idata=idata,
-        logodds={"mean": float(lodds.mean()), "sd": float(lodds.std(ddof=1)), "hdi_lower": llo, "hdi_upper": lhi},
+        logodds={
+            "mean": float(lodds.mean()),
+            "sd": float(lodds.std(ddof=1)),
+            "hdi_lower": llo,
+            "hdi_upper": lhi,
+        },
         prob_positive=float((pp > 0).mean()),
         categories=cats,
         top_categories=cats[K - top :],
@@ -483,14 +506,19 @@ def simulate_likert(
     u = rng.normal(0, sd_team, n_teams)[team] + rng.normal(0, sd_person, n)
     cuts = np.linspace(-2.0, 1.5, n_cat - 1)
     rows = []
-    for w, post in ([("baseline", 0.0), ("post", 1.0)] if waves else [("post", 1.0)]):
+    for w, post in [("baseline", 0.0), ("post", 1.0)] if waves else [("post", 1.0)]:
         eta = u + 0.2 * post + effect * T * (post if waves else 1.0)
         lat = eta + rng.logistic(size=n)
         item = 1 + (lat[:, None] > cuts[None, :]).sum(axis=1)
         rows.append(
             pd.DataFrame(
-                {"pid": np.arange(n), "team": [f"t{t}" for t in team], "arm": np.where(T > 0, "treated", "control"),
-                 "wave": w, "item": item}
+                {
+                    "pid": np.arange(n),
+                    "team": [f"t{t}" for t in team],
+                    "arm": np.where(T > 0, "treated", "control"),
+                    "wave": w,
+                    "item": item,
+                }
             )
         )
     return pd.concat(rows, ignore_index=True)

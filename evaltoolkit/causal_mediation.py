@@ -313,13 +313,14 @@ def _prepare_design(
     control_value: float,
     treat_value: float,
     binary_outcome: bool,
+    cluster: str | None = None,
 ) -> tuple[_Design, Any]:
     covs = _as_list(covariates, "covariates")
     if mediator == treatment:
         raise EstimationError(
             f"the mediator '{mediator}' is the same column as the treatment", column=mediator
         )
-    prep = _prepare(data, [treatment, mediator, outcome], covs, None, min_rows=len(covs) + 6)
+    prep = _prepare(data, [treatment, mediator, outcome], covs, cluster, min_rows=len(covs) + 6)
     f = prep.frame
     _check_rank(f, [treatment, *prep.covariate_columns], mediator)
     _check_rank(f, [treatment, mediator, *prep.covariate_columns], outcome)
@@ -333,6 +334,17 @@ def _prepare_design(
     Xy = np.column_stack([ones, t, m, *([t * m] if interaction else []), C])
     d = _Design(Xm, Xy, m, f[outcome].to_numpy(), interaction, control_value, treat_value, C.shape[1])
     return d, prep
+
+
+def _cr1(
+    X: np.ndarray, scores: np.ndarray, bread_inv: np.ndarray, codes: np.ndarray, n_groups: int
+) -> np.ndarray:
+    """CR1 cluster-robust covariance: small-sample factor G/(G-1)·(n-1)/(n-p), as Stata and statsmodels."""
+    n, p = X.shape
+    sums = np.zeros((n_groups, p))
+    np.add.at(sums, codes, scores)
+    factor = n_groups / (n_groups - 1) * (n - 1) / (n - p)
+    return factor * bread_inv @ (sums.T @ sums) @ bread_inv
 
 
 def _summarise(point: np.ndarray, sims: np.ndarray, alpha: float) -> pd.DataFrame:
@@ -360,6 +372,7 @@ def causal_mediation(
     interaction: bool = False,
     control_value: float = 0.0,
     treat_value: float = 1.0,
+    cluster: str | None = None,
     seed: int | np.random.Generator | None = None,
     alpha: float = 0.05,
 ) -> CausalMediationResult:
@@ -386,6 +399,10 @@ def causal_mediation(
     interaction : bool
         Include a treatment × mediator term, so ACME and ADE differ by treatment state.
     control_value, treat_value : float
+    cluster : str, optional
+        Cluster identifier (team, school). Quasi-Bayesian draws then use CR1
+        cluster-robust covariances of both models; the bootstrap resamples whole
+        clusters. Fewer than 20 clusters gives a warning.
     seed : int or Generator, optional
     alpha : float
 
@@ -421,7 +438,16 @@ def causal_mediation(
         raise DesignError(f"n_sims must be an integer of at least 50 (got {n_sims!r})", field="n_sims")
     probit = outcome_model == "probit"
     d, prep = _prepare_design(
-        data, treatment, mediator, outcome, covariates, interaction, control_value, treat_value, probit
+        data,
+        treatment,
+        mediator,
+        outcome,
+        covariates,
+        interaction,
+        control_value,
+        treat_value,
+        probit,
+        cluster,
     )
     n = len(d.y)
     rng = np.random.default_rng(seed)
@@ -438,6 +464,17 @@ def causal_mediation(
         by_hat, sig_y = _wls_batch(d.Xy, d.y, ones)
         vy = sig_y[0] ** 2 * np.linalg.inv(d.Xy.T @ d.Xy)
     vm = sig_hat[0] ** 2 * np.linalg.inv(d.Xm.T @ d.Xm)
+    if prep.codes is not None:
+        G = prep.n_clusters
+        resid_m = d.m - d.Xm @ bm_hat[0]
+        vm = _cr1(d.Xm, d.Xm * resid_m[:, None], np.linalg.inv(d.Xm.T @ d.Xm), prep.codes, G)
+        eta = d.Xy @ by_hat[0]
+        if probit:
+            mu = np.clip(stats.norm.cdf(eta), 1e-12, 1 - 1e-12)
+            score = stats.norm.pdf(eta) * (d.y - mu) / (mu * (1 - mu))
+            vy = _cr1(d.Xy, d.Xy * score[:, None], vy, prep.codes, G)
+        else:
+            vy = _cr1(d.Xy, d.Xy * (d.y - eta)[:, None], np.linalg.inv(d.Xy.T @ d.Xy), prep.codes, G)
     point = _effects(d, bm_hat, sig_hat, by_hat, probit)[0]
     warns = list(prep.warnings)
 
@@ -445,14 +482,17 @@ def causal_mediation(
         bm = rng.multivariate_normal(bm_hat[0], vm, size=n_sims)
         by = rng.multivariate_normal(by_hat[0], vy, size=n_sims)
         sims = _effects(d, bm, np.full(n_sims, sig_hat[0]), by, probit)
-        label = f"quasi-Bayesian simulation ({n_sims} draws)"
+        label = f"quasi-Bayesian simulation ({n_sims} draws{', CR1 by ' + cluster if cluster else ''})"
     else:
         chunks = []
         block = max(1, min(n_sims, 2_000_000 // n))
         done = 0
         while done < n_sims:
             size = min(block, n_sims - done)
-            W = _resample_counts(rng, size, n)
+            if prep.codes is None:
+                W = _resample_counts(rng, size, n)
+            else:
+                W = _resample_counts(rng, size, prep.n_clusters)[:, prep.codes]
             bm, sig = _wls_batch(d.Xm, d.m, W)
             if probit:
                 by, _, _ = _probit_batch(d.Xy, d.y, W, start=by_hat[0])
@@ -466,7 +506,7 @@ def causal_mediation(
             msg = f"{n_bad} of {n_sims} bootstrap resamples could not be fitted and were ignored."
             warns.append(msg)
             warnings.warn(msg, EvalToolkitWarning, stacklevel=2)
-        label = f"nonparametric bootstrap ({n_sims} resamples, percentile)"
+        label = f"nonparametric {'cluster ' if cluster else ''}bootstrap ({n_sims} resamples, percentile)"
 
     if method == "quasi-bayesian":
         # as mediate(): the estimate is the mean of the draws (median for the proportions)
@@ -491,7 +531,7 @@ def causal_mediation(
                 "ci_upper": float(r[3]),
                 "p_value": float(r[4]),
                 "n_obs": n,
-                "n_clusters": None,
+                "n_clusters": prep.n_clusters,
                 "method": method_txt,
             }
         )
@@ -502,7 +542,7 @@ def causal_mediation(
         summary_table=summary,
         sims=pd.DataFrame(sims, columns=[t for t, _ in _TERMS]),
         n_obs=n,
-        n_clusters=None,
+        n_clusters=prep.n_clusters,
         method=method_txt,
         warnings=warns,
         details={
@@ -514,6 +554,8 @@ def causal_mediation(
             "mediator_coef": dict(zip(["const", treatment, *prep.covariate_columns], bm_hat[0])),
             "outcome_coef": by_hat[0].tolist(),
             "sigma_mediator": float(sig_hat[0]),
+            "vcov_mediator": vm,
+            "vcov_outcome": vy,
         },
     )
 

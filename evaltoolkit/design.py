@@ -220,6 +220,9 @@ class Design(_Strict):
     mediators: list[str] = Field(default_factory=list)
     analyses: list[Analysis] = Field(default_factory=list)
     families: dict[str, list[str]] = Field(default_factory=dict)
+    multiplicity: Literal["holm", "bh", "bonferroni", "hochberg", "by", "none"] = Field(
+        "holm", description="adjustment of p-values for several outcomes within each family"
+    )
     simulation: Simulation | None = None
     source: Path | None = Field(None, exclude=True)
 

@@ -460,7 +460,7 @@ def _as_text(s: pd.Series, exact: bool = False) -> pd.Series:
     s = s[s.notna()]
     if s.empty:
         return s.astype(object)
-    if exact or pd.api.types.is_float_dtype(s):
+    if pd.api.types.is_float_dtype(s) or (exact and s.dtype == object):
         return pd.Series([_fmt_value(v).strip() for v in s.tolist()], index=s.index, dtype=object)
     return s.astype(str).str.strip()
 
@@ -487,7 +487,11 @@ def _parse_item(
         present = ~np.isnan(vals)
     else:
         # survey answers take few distinct values: parse each distinct value once
-        idx, uniq = pd.factorize(s.to_numpy(dtype=object, na_value=None), use_na_sentinel=True)
+        if pd.api.types.is_string_dtype(s) and s.dtype != object:
+            idx, uniq = pd.factorize(s, use_na_sentinel=True)  # Arrow strings: dictionary-encoded, fast
+        else:
+            idx, uniq = pd.factorize(s.to_numpy(dtype=object, na_value=None), use_na_sentinel=True)
+        idx = np.asarray(idx)
         ukind = np.zeros(len(uniq), dtype=np.int8)  # 0 blank, 1 number or label found, 2 not understood
         uval = np.full(len(uniq), np.nan)
         utext: list[str] = []

@@ -925,6 +925,8 @@ def prepost_mediation(
     outcomes: Mapping[str, tuple[str, str]],
     covariates: str | Sequence[str] = (),
     cluster: str | None = None,
+    moderator: str | None = None,
+    stage: str = "first",
     **kwargs: Any,
 ) -> MediationResult:
     """Pre/post mediation: treatment → change in mediator → change in outcome.
@@ -951,6 +953,11 @@ def prepost_mediation(
         columns are named ``d_<name>``.
     covariates, cluster, **kwargs
         As in :func:`mediation` (``n_boot``, ``ci``, ``standardize``, ``seed``, ``alpha``).
+    moderator : str, optional
+        Moderated pre/post mediation (one mediator, one outcome) via
+        :func:`moderated_mediation`, e.g. area segregation, or baseline contact (a
+        baseline column may be the moderator; it stays a covariate where it does not
+        moderate). ``stage`` and ``values`` are passed on.
 
     Returns
     -------
@@ -990,8 +997,24 @@ def prepost_mediation(
             names.append(dname)
             baselines.append(pre)
     covs = [*baselines, *_as_list(covariates, "covariates")]
-    res = mediation(frame, treatment, med_names, out_names, covariates=covs, cluster=cluster, **kwargs)
-    res.table["analysis"] = "prepost_mediation"
+    if moderator is not None:
+        if len(med_names) != 1 or len(out_names) != 1:
+            raise DesignError("moderated pre/post mediation takes exactly one mediator and one outcome")
+        res = moderated_mediation(
+            frame,
+            treatment,
+            med_names[0],
+            out_names[0],
+            moderator,
+            stage=stage,
+            covariates=covs,
+            cluster=cluster,
+            **kwargs,
+        )
+        res.table["analysis"] = "prepost_moderated_mediation"
+    else:
+        res = mediation(frame, treatment, med_names, out_names, covariates=covs, cluster=cluster, **kwargs)
+        res.table["analysis"] = "prepost_mediation"
     res.details["baselines"] = baselines
     res.method = "pre/post change-score " + res.method + " (adjusted for baselines)"
     return res
@@ -1044,6 +1067,12 @@ def moderated_mediation(
         Moderator values for the conditional indirect effects; default: the two
         levels of a binary W, else mean − SD, mean, mean + SD.
 
+    Notes
+    -----
+    If the moderator is also listed in ``covariates`` (e.g. baseline contact used both
+    as a moderator and as a baseline adjustment), it is kept as a covariate in the
+    equation it does not moderate.
+
     Returns
     -------
     MediationResult
@@ -1067,6 +1096,8 @@ def moderated_mediation(
     if moderate_direct and stage != "first":
         raise DesignError("moderate_direct is only available with stage='first'", field="moderate_direct")
     covs = _as_list(covariates, "covariates")
+    w_as_covariate = moderator in covs
+    covs = [c for c in covs if c != moderator]
     if mediator == x:
         raise EstimationError(f"the mediator '{x}' is the same column as x", column=x)
     prep = _prepare(data, [x, mediator, outcome, moderator], covs, cluster, min_rows=len(covs) + 7)
@@ -1091,11 +1122,17 @@ def moderated_mediation(
     ic = [pos[c] for c in cov_cols]
     if stage == "first":
         reg_a = [0, pos[x], pos[moderator], pos[xw], *ic]
-        reg_b = [0, pos[x], pos[mediator], *ic]
+        reg_b = [
+            0,
+            pos[x],
+            pos[mediator],
+            *([pos[moderator]] if w_as_covariate and not moderate_direct else []),
+            *ic,
+        ]
         if moderate_direct:
             reg_b += [pos[moderator], pos[xw]]
     else:
-        reg_a = [0, pos[x], *ic]
+        reg_a = [0, pos[x], *ic, *([pos[moderator]] if w_as_covariate else [])]
         reg_b = [0, pos[x], pos[mediator], pos[moderator], pos[mw], *ic]
     names_a = [columns[i - 1] for i in reg_a[1:]]
     names_b = [columns[i - 1] for i in reg_b[1:]]

@@ -62,9 +62,13 @@ def table_html(df: pd.DataFrame, caption: str | None = None, digits: int = 3, in
     df = drop_identifiers(df.reset_index() if index else df)
     if {"ci_lower", "ci_upper", "std_error"} <= set(df.columns):
         df = df.copy()
-        width = (df["ci_upper"].astype(float) - df["ci_lower"].astype(float)).abs()
-        se = df["std_error"].astype(float).abs().clip(lower=1e-12)
-        unbounded = ~np.isfinite(width) | (width > 1e3 * se) | (width > 1e6)
+        lo = pd.to_numeric(df["ci_lower"], errors="coerce")
+        hi = pd.to_numeric(df["ci_upper"], errors="coerce")
+        width = (hi - lo).abs()
+        se = pd.to_numeric(df["std_error"], errors="coerce").abs()
+        has_ci = lo.notna() | hi.notna()
+        too_wide = (width > 1e3 * se.clip(lower=1e-12)) & se.notna()
+        unbounded = has_ci & (~np.isfinite(width) | too_wide | (width > 1e6))
         if unbounded.any():
             df[["ci_lower", "ci_upper"]] = df[["ci_lower", "ci_upper"]].astype(object)
             df.loc[unbounded, ["ci_lower", "ci_upper"]] = "unbounded"

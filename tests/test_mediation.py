@@ -360,6 +360,29 @@ def test_moderated_mediation_first_stage_index():
     assert res.ci_lower < 0.15 < res.ci_upper and res.ci_lower > 0
 
 
+def test_prepost_moderated_by_baseline_contact_keeps_it_as_covariate():
+    """NCS: does the contact pathway depend on baseline contact? c0 moderates the a path and stays
+    a baseline covariate in the outcome equation (reference: statsmodels OLS on the same columns)."""
+    rng = np.random.default_rng(14)
+    df = _ncs_like(rng, n=500)
+    res = prepost_mediation(
+        df,
+        "ncs",
+        {"contact": ("c0", "c1")},
+        {"attitudes": ("att0", "att1")},
+        moderator="c0",
+        n_boot=300,
+        seed=1,
+    )
+    d = df.assign(dc=df.c1 - df.c0, da=df.att1 - df.att0, x_w=df.ncs * df.c0)
+    fa = sm.OLS(d.dc, sm.add_constant(d[["ncs", "c0", "x_w", "att0"]])).fit()
+    fb = sm.OLS(d.da, sm.add_constant(d[["ncs", "dc", "c0", "att0"]])).fit()
+    assert res.estimate == pytest.approx(fa.params["x_w"] * fb.params["dc"], rel=1e-9)
+    assert est(res, "b[d_contact->d_attitudes]")["estimate"] == pytest.approx(fb.params["dc"], rel=1e-9)
+    assert est(res, "b[d_contact->d_attitudes]")["std_error"] == pytest.approx(fb.bse["dc"], rel=1e-9)
+    assert (res.table.analysis == "prepost_moderated_mediation").all()
+
+
 def test_moderated_mediation_second_stage_index():
     rng = np.random.default_rng(12)
     n = 500

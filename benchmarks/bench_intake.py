@@ -31,7 +31,13 @@ import pandas as pd
 import yaml
 
 N_SCALES, PER_SCALE = 12, 5
-LABELS = {1: "Strongly disagree", 2: "Disagree", 3: "Neither agree nor disagree", 4: "Agree", 5: "Strongly agree"}
+LABELS = {
+    1: "Strongly disagree",
+    2: "Disagree",
+    3: "Neither agree nor disagree",
+    4: "Agree",
+    5: "Strongly agree",
+}
 
 CHILD = r"""
 import json, resource, sys, time, tracemalloc, warnings
@@ -82,14 +88,20 @@ def write_instrument(path: Path) -> None:
                     "verified": "user",
                 }
             )
-        scales.append({"id": f"scale_{s:02d}", "label": f"Scale {s}", "items": codes, "method": "mean", "min_items": 3})
+        scales.append(
+            {"id": f"scale_{s:02d}", "label": f"Scale {s}", "items": codes, "method": "mean", "min_items": 3}
+        )
     doc = {
         "id": path.stem,
         "version": "1.0",
         "title": "Benchmark instrument (60 items)",
         "construct": "synthetic",
         "response_scales": {
-            "agree5": {"type": "ordinal", "labels": LABELS, "missing": {-99: "Don't know", -98: "Prefer not to say"}}
+            "agree5": {
+                "type": "ordinal",
+                "labels": LABELS,
+                "missing": {-99: "Don't know", -98: "Prefer not to say"},
+            }
         },
         "items": items,
         "scales": scales,
@@ -156,7 +168,9 @@ def main() -> None:
     print(f"scores NA by min-items   : {res['n_below_min_items']:,}")
     ok_t = "OK" if res["best_s"] < 5 else "SLOWER THAN TARGET"
     ok_m = "OK" if res["peak_rss_mb"] < 2048 else "OVER TARGET"
-    print(f"time (best of {args.repeat})        : {res['best_s']:.2f} s  (target < 5 s: {ok_t}); runs {[round(t, 2) for t in res['times']]}")
+    print(
+        f"time (best of {args.repeat})        : {res['best_s']:.2f} s  (target < 5 s: {ok_t}); runs {[round(t, 2) for t in res['times']]}"
+    )
     print(f"peak memory (RSS)        : {res['peak_rss_mb']:.0f} MB  (target < 2048 MB: {ok_m})")
     print(f"tracemalloc peak (1 run) : {res['tracemalloc_peak_mb']:.0f} MB")
 

@@ -424,6 +424,7 @@ def _match_columns(
                 claim(pos, str(dst))
     by_exact = {t: t for t in targets}
     by_lower = {t.lower(): t for t in targets}
+    by_slug = {_slug(t): t for t in targets}
     by_wording: dict[str, str] = {}
     for code, info in items.items():
         if len(info.wording) > 12:  # short wordings ("Age") are too ambiguous to match on
@@ -437,6 +438,7 @@ def _match_columns(
             or by_lower.get(name.lower())
             or by_exact.get(tail)
             or by_lower.get(tail.lower())
+            or by_slug.get(_slug(name))  # "Respondent ID" -> respondent_id
         )
         if target is None and by_wording:
             # a "Labels" export (Kobo) or a question-text header: <group label>/<wording>, or the wording alone
@@ -446,7 +448,7 @@ def _match_columns(
             while target is None and start >= 0:
                 target = by_wording.get(norm[start + 1 :])
                 start = norm.find("/", start + 1)
-        if target is not None and not (mapping and target in taken and target in mapping.values()):
+        if target is not None:
             claim(pos, target)
     return assigned, dups, not_found
 
@@ -669,7 +671,8 @@ def read_responses(
         exports are recognised automatically (or say ``format="qualtrics"`` / ``"kobo"``).
     instruments : Instrument, str, Path or list of these
         The instruments whose items the file holds (ids of bundled instruments, YAML paths
-        or loaded :class:`~evaltoolkit.instruments.Instrument` objects).
+        or loaded :class:`~evaltoolkit.instruments.Instrument` objects). ``None``: the
+        design's instruments.
     mapping : dict, optional
         ``{file column: item code (or id/wave column name)}`` for columns whose names differ.
         Other columns are matched by name: exactly, ignoring case, or by the part after the
@@ -740,16 +743,20 @@ def read_responses(
         raise DataError("file not found", file=str(p))
     if not p.is_file():
         raise DataError("not a file", file=str(p))
-    insts = load_instruments(instruments)
-    items = _item_infos(insts, placeholders)
     if duplicates not in ("keep", "first", "last"):
         raise DataError(f"duplicates must be 'keep', 'first' or 'last', got {duplicates!r}")
-
     dsg = None
     if design is not None:
         from evaltoolkit.design import Design, load_design
 
         dsg = design if isinstance(design, Design) else load_design(design)
+    if instruments is None:
+        if dsg is None or not dsg.instruments:
+            raise DataError("name the instruments (or pass a design that lists them)")
+        instruments = list(dsg.instruments)
+    insts = load_instruments(instruments)
+    items = _item_infos(insts, placeholders)
+
     id_name = id_col or (dsg.columns.id if dsg else "id")
     wave_name = wave_col
     if wave_col == "auto":

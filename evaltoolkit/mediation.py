@@ -114,13 +114,19 @@ def _batched_solve(S: np.ndarray, reg: Sequence[int], resp: Sequence[int]) -> np
     resp = list(resp)
     G = S[:, reg][:, :, reg]
     H = S[:, reg][:, :, resp]
+    # equilibrate (scale regressors to unit cross-product) so variables on very different
+    # scales (income in pounds next to a 0/1 arm) do not hurt the conditioning
+    diag = np.einsum("bii->bi", G)
+    d = np.where(diag > 0, 1.0 / np.sqrt(np.where(diag > 0, diag, 1.0)), 0.0)
+    Gs = G * d[:, :, None] * d[:, None, :]
+    Hs = H * d[:, :, None]
     try:
-        return np.linalg.solve(G, H)
+        return np.linalg.solve(Gs, Hs) * d[:, :, None]
     except np.linalg.LinAlgError:
         out = np.full((S.shape[0], len(reg), len(resp)), np.nan)
         for i in range(S.shape[0]):
             try:
-                out[i] = np.linalg.solve(G[i], H[i])
+                out[i] = np.linalg.solve(Gs[i], Hs[i]) * d[i][:, None]
             except np.linalg.LinAlgError:
                 pass
         return out
@@ -141,7 +147,6 @@ class _Spec:
     V: np.ndarray
     equations: list[tuple[list[int], list[int]]]
     stat_fn: Callable[[list[np.ndarray], np.ndarray], np.ndarray]
-    names: list[str]
 
     def __post_init__(self) -> None:
         self.moments = _Moments(self.V)
@@ -529,7 +534,10 @@ class MediationResult:
     def summary(self) -> str:
         """Plain-language sentences on each indirect effect."""
         lines = []
-        for _, r in self.indirect.iterrows():
+        rows = self.indirect
+        if len(self.mediators) == 1:  # the total indirect effect repeats the single specific one
+            rows = rows[rows["term"] != "total_indirect"]
+        for _, r in rows.iterrows():
             excl = r["ci_lower"] > 0 or r["ci_upper"] < 0
             lines.append(
                 f"{r['outcome']}: {r['term']} = {r['estimate']:+.3f} "
@@ -894,7 +902,7 @@ def mediation(
             ]
         return np.column_stack(raw + std)
 
-    spec = _Spec(V, [eq_a, eq_b], stat_fn, [t.term for t in terms])
+    spec = _Spec(V, [eq_a, eq_b], stat_fn)
     res = _estimate(
         prep=prep,
         columns=columns,
@@ -1192,7 +1200,7 @@ def moderated_mediation(
         std.append(index * sd_x / sd_y)
         return np.column_stack(raw + std)
 
-    spec = _Spec(V, eqs, stat_fn, [t.term for t in terms])
+    spec = _Spec(V, eqs, stat_fn)
     model_no = {"first": 8 if moderate_direct else 7, "second": 14}[stage]
     res = _estimate(
         prep=prep,

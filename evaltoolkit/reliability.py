@@ -33,8 +33,6 @@ Examples
 from __future__ import annotations
 
 import math
-import sys
-import types
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -491,17 +489,3 @@ def reliability(
     for msg in messages:
         warnings.warn(msg, EvalToolkitWarning, stacklevel=2)
     return ReliabilityResult(scales=table, items=items, threshold=threshold, by=by_cols, warnings=messages)
-
-
-class _CallableModule(types.ModuleType):
-    """Lets ``et.reliability(...)`` work even after ``import evaltoolkit.reliability``.
-
-    Importing a submodule sets the package attribute ``evaltoolkit.reliability`` to the
-    module, which would shadow the lazily exported function of the same name.
-    """
-
-    def __call__(self, *args: Any, **kwargs: Any) -> ReliabilityResult:
-        return reliability(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

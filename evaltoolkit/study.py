@@ -133,14 +133,17 @@ class Study:
             key = [cols.id, cols.wave]
         else:
             key = [cols.id]
-        dup = data.duplicated(key, keep=False)
+        dup = data.duplicated(key, keep=False).to_numpy()
         if dup.any():
-            first = data.index[dup][0]
+            pos = int(np.flatnonzero(dup)[0])
+            label = data.index[pos]
+            # row as the user sees it in the file: header on line 1, first data row on line 2
+            row = int(label) + 2 if isinstance(label, int | np.integer) and data.index.is_unique else pos + 2
             raise DataError(
                 f"{int(dup.sum())} rows share an id{' and wave' if len(key) > 1 else ''} "
-                f"(e.g. id {data.loc[first, cols.id]!r}); each person may answer each wave once",
+                f"(e.g. id {data[cols.id].iloc[pos]!r}); each person may answer each wave once",
                 column=cols.id,
-                row=int(first) + 2,
+                row=row,
                 file=src,
             )
         for c in cols.clusters:

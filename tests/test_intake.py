@@ -199,9 +199,8 @@ def test_round_trip_simulated_kobo_export_gives_same_scores(tmp_path: Path, inst
     ans = _simulated_answers(inst, 80, seed=11)
     path = tmp_path / f"kobo_{values}.csv"
     questionnaire.simulate_kobo_export(inst, ans, path, values=values)
-    data, rep = et.read_responses(
-        path, inst, id_col="respondent_id", mapping={"Respondent ID": "respondent_id"} if values == "labels" else None
-    )
+    # in a Labels export the ID header is "Respondent ID": matched to respondent_id by its slug
+    data, rep = et.read_responses(path, inst, id_col="respondent_id")
     assert rep.n_errors == 0 and rep.n_rows_out == 80
     missing_codes = {c for rs in inst.response_scales.values() for c in rs.missing}
     truth = ans.mask(ans.isin(list(missing_codes)))
@@ -219,14 +218,20 @@ def test_round_trip_simulated_kobo_export_gives_same_scores(tmp_path: Path, inst
 def test_spss_value_labels_and_user_missing(tmp_path: Path) -> None:
     pyreadstat = pytest.importorskip("pyreadstat")
     df = pd.DataFrame(
-        {"id": ["a", "b", "c", "d"], "ncs_getalong": [1.0, 5.0, -99.0, 8.0], "ncs_pos_contact": [2.0, np.nan, 3.0, -1.0]}
+        {
+            "id": ["a", "b", "c", "d"],
+            "ncs_getalong": [1.0, 5.0, -99.0, 8.0],
+            "ncs_pos_contact": [2.0, np.nan, 3.0, -1.0],
+        }
     )
     p = tmp_path / "w1.sav"
     # the file codes agreement the other way round (1 = Strongly agree); -1 is declared user-missing
     pyreadstat.write_sav(
         df,
         str(p),
-        variable_value_labels={"ncs_getalong": {1: "Strongly agree", 5: "Strongly disagree", -99: "Don't know"}},
+        variable_value_labels={
+            "ncs_getalong": {1: "Strongly agree", 5: "Strongly disagree", -99: "Don't know"}
+        },
         missing_ranges={"ncs_pos_contact": [-1]},
     )
     before = _digest(p)
@@ -284,7 +289,7 @@ def test_design_checks_waves_arms_and_follow_up(tmp_path: Path) -> None:
         "3,baseline,placebo,2\n",  # row 7: unknown arm
         encoding="utf-8",
     )
-    data, rep = et.read_responses(p, INST, design="ncs_prepost_control")
+    _data, rep = et.read_responses(p, INST, design="ncs_prepost_control")
     assert _issues(rep, "unmatched follow-up id") == [("pid", 5, "9")]
     assert _issues(rep, "unknown wave") == [("wave", 6, "post-test")]
     assert _issues(rep, "unknown arm") == [("arm", 7, "placebo")]
@@ -357,3 +362,28 @@ def test_missing_file_and_bad_instrument(tmp_path: Path) -> None:
     p.write_text("id,x\n1,2\n", encoding="utf-8")
     with pytest.raises(InstrumentError):
         et.read_responses(p, "no_such_instrument")
+
+
+def test_cli_validate_and_score_exit_codes(messy_csv: Path, tmp_path: Path) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from evaltoolkit.commands.intake_cmd import score_cmd, validate_cmd
+
+    app = typer.Typer()
+    app.command("validate")(validate_cmd)
+    app.command("score")(score_cmd)
+    runner = CliRunner()
+    res = runner.invoke(app, ["validate", str(messy_csv), "-i", INST, "--out", str(tmp_path / "issues.csv")])
+    assert res.exit_code == 0, res.output
+    assert "duplicate id" in res.output
+    assert (
+        len(pd.read_csv(tmp_path / "issues.csv")) == 18
+    )  # 2 blank + 2 extra + 6 missing + 7 errors + 1 unmatched
+    res = runner.invoke(app, ["validate", str(messy_csv), "-i", INST, "--strict"])
+    assert res.exit_code == 1 and "Strict mode stopped" in res.output
+    res = runner.invoke(app, ["score", str(messy_csv), "-i", INST, "--out", str(tmp_path / "scores")])
+    assert res.exit_code == 0, res.output
+    scored = pd.read_csv(tmp_path / "scores" / "scored.csv")
+    assert scored["ncs_cohesion"].tolist()[:2] == [4.0, 1.0]
+    assert (tmp_path / "scores" / "reliability.csv").exists()

@@ -24,20 +24,30 @@ from evaltoolkit.validation import ValidationReport
 
 INST = et.load_instrument("ncs_social_mixing")
 CODES = INST.item_codes
-LABELS = sorted({lab for rs in INST.response_scales.values() for lab in [*rs.labels.values(), *rs.missing.values()]})
+LABELS = sorted(
+    {lab for rs in INST.response_scales.values() for lab in [*rs.labels.values(), *rs.missing.values()]}
+)
 
 SETTINGS = settings(
     max_examples=150,
     deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
     derandomize=True,
 )
 
 cell = st.one_of(
     st.sampled_from(["1", "2", "3", "4", "5", "-99", "-98", "50", "100"]),  # plausible codes
     st.sampled_from(LABELS),  # valid labels
-    st.sampled_from(["", " ", "NA", "n/a", "nan", "inf", "-inf", "1e309", "3.5", "0", "101", "-1", "1,5", "TRUE"]),
-    st.sampled_from(["Strongly agreee", "agree ", "STRONGLY AGREE", "Don’t know", "2024-01-01", "5 - Strongly agree"]),
+    st.sampled_from(
+        ["", " ", "NA", "n/a", "nan", "inf", "-inf", "1e309", "3.5", "0", "101", "-1", "1,5", "TRUE"]
+    ),
+    st.sampled_from(
+        ["Strongly agreee", "agree ", "STRONGLY AGREE", "Don’t know", "2024-01-01", "5 - Strongly agree"]
+    ),
     st.integers(-(10**12), 10**12).map(str),
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
     st.text(max_size=12),
@@ -78,7 +88,7 @@ def _to_text(cols: list[str], rows: list[list[str]], sep: str, qualtrics: bool) 
     w.writerow(cols)
     if qualtrics:
         w.writerow([f"Question {i}" for i in range(len(cols))])
-        w.writerow(['{"ImportId":"QID%d"}' % i for i in range(len(cols))])
+        w.writerow([f'{{"ImportId":"QID{i}"}}' for i in range(len(cols))])
     for r in rows:
         if r:
             w.writerow(r)
@@ -109,7 +119,11 @@ def _check_outcome(path: Path, **kwargs) -> None:
         vals = data[code].to_numpy(dtype=float)
         rs = INST.response_scale_of(code)
         ok = np.isnan(vals)
-        ok |= np.isin(vals, rs.valid_codes) if rs.valid_codes is not None else (vals >= rs.min_code) & (vals <= rs.max_code)
+        ok |= (
+            np.isin(vals, rs.valid_codes)
+            if rs.valid_codes is not None
+            else (vals >= rs.min_code) & (vals <= rs.max_code)
+        )
         assert ok.all()
     # every row-level issue points at a row the user can find in the file
     rows = rep.issues["row"].dropna()
@@ -128,7 +142,13 @@ def _check_outcome(path: Path, **kwargs) -> None:
     duplicates=st.sampled_from(["keep", "first", "last"]),
 )
 def test_malformed_csv_exports_end_in_report_or_clear_error(
-    tmp_path_factory: pytest.TempPathFactory, table, sep: str, encoding: str, qualtrics: bool, strict: bool, duplicates: str
+    tmp_path_factory: pytest.TempPathFactory,
+    table,
+    sep: str,
+    encoding: str,
+    qualtrics: bool,
+    strict: bool,
+    duplicates: str,
 ) -> None:
     cols, rows = table
     text = _to_text(cols, rows, sep, qualtrics)
@@ -139,7 +159,9 @@ def test_malformed_csv_exports_end_in_report_or_clear_error(
 
 @settings(max_examples=50, deadline=None, derandomize=True)
 @given(content=st.binary(max_size=300), suffix=st.sampled_from([".csv", ".xlsx", ".sav", ".dta", ".tsv"]))
-def test_random_bytes_never_crash(tmp_path_factory: pytest.TempPathFactory, content: bytes, suffix: str) -> None:
+def test_random_bytes_never_crash(
+    tmp_path_factory: pytest.TempPathFactory, content: bytes, suffix: str
+) -> None:
     path = tmp_path_factory.mktemp("bin") / f"export{suffix}"
     path.write_bytes(content)
     _check_outcome(path)

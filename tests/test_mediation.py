@@ -501,3 +501,14 @@ def test_degenerate_cluster_resamples_are_dropped_and_counted():
     assert res.details["n_failed_resamples"] == pytest.approx(1000 / 3, abs=4 * np.sqrt(1000 * 2 / 9))
     assert np.isfinite(res.table.ci_lower).all()
     assert any("3 clusters" in w for w in res.warnings)
+
+
+def test_estimates_do_not_depend_on_covariate_scale(jobs):
+    """Normal equations are equilibrated: a covariate in 'pence' (×1e6) changes nothing (lavaan values)."""
+    df = jobs.assign(econ_hard=jobs.econ_hard * 1e6, age=jobs.age * 1e4)
+    res = mediation(
+        df, "treat", "job_seek", "depress2", covariates=["econ_hard", "sex", "age"], n_boot=100, seed=1
+    )
+    assert est(res, "a[job_seek]")["estimate"] == pytest.approx(0.0656150034, abs=1e-9)
+    assert est(res, "b[job_seek->depress2]")["estimate"] == pytest.approx(-0.2399549527, abs=1e-9)
+    assert np.isfinite(res.boot.to_numpy()).all()

@@ -145,8 +145,15 @@ def test_reliability_with_instrument_reverse_keys() -> None:
             "construct": "toy",
             "response_scales": {"a5": {"type": "ordinal", "labels": {i: f"l{i}" for i in range(1, 6)}}},
             "items": [
-                {"code": c, "wording": c, "response_scale": "a5", "reverse": c == "t3", "source": "s", "licence": "l",
-                 "verified": "user"}
+                {
+                    "code": c,
+                    "wording": c,
+                    "response_scale": "a5",
+                    "reverse": c == "t3",
+                    "source": "s",
+                    "licence": "l",
+                    "verified": "user",
+                }
                 for c in ("t1", "t2", "t3")
             ],
             "scales": [{"id": "toy_s", "label": "toy", "items": ["t1", "t2", "t3"]}],

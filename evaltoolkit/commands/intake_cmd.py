@@ -160,7 +160,7 @@ def validate_cmd(
         str | None, typer.Option(help="Respondent ID column (default: design's, else 'id').")
     ] = None,
     wave_col: Annotated[str | None, typer.Option(help="Wave column ('none' for a single-wave file).")] = None,
-    map: Annotated[  # noqa: A002 - the option is called --map
+    map: Annotated[
         list[str] | None, typer.Option("--map", help="FILE_COLUMN=ITEM_CODE (repeatable).")
     ] = None,
 ) -> None:
@@ -199,7 +199,7 @@ def score_cmd(
         str | None, typer.Option(help="Respondent ID column (default: design's, else 'id').")
     ] = None,
     wave_col: Annotated[str | None, typer.Option(help="Wave column ('none' for a single-wave file).")] = None,
-    map: Annotated[  # noqa: A002 - the option is called --map
+    map: Annotated[
         list[str] | None, typer.Option("--map", help="FILE_COLUMN=ITEM_CODE (repeatable).")
     ] = None,
 ) -> None:

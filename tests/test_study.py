@@ -1,0 +1,76 @@
+"""Binding data to a design: every mismatch is a clear error naming the field; exclusions are counted."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+import evaltoolkit as et
+from evaltoolkit.analysis import run_plan
+from evaltoolkit.errors import DataError, DesignError
+
+
+@pytest.fixture(scope="module")
+def sim():
+    return et.simulate_study("ncs_prepost_control", n=400, seed=8)
+
+
+def _err(design, data) -> str:
+    with pytest.raises((DesignError, DataError)) as info:
+        et.Study(design, data)
+    msg = str(info.value)
+    assert "\n" not in msg
+    return msg
+
+
+def test_missing_column_and_scale(sim):
+    msg = _err(sim.design, sim.data.drop(columns=["team"]))
+    assert "'team'" in msg and "columns.clusters[1]" in msg
+    msg = _err(sim.design, sim.data.drop(columns=["cohesion"]))
+    assert "outcome 'cohesion'" in msg and "field 'outcomes'" in msg and "score the scale" in msg
+    msg = _err(sim.design, sim.data.drop(columns=["female"]))
+    assert "'female'" in msg and "covariates" in msg
+
+
+def test_arm_label_absent(sim):
+    data = sim.data.replace({"arm": {"ncs": "NCS"}})
+    msg = _err(sim.design, data)
+    assert "arm label 'ncs'" in msg and "field 'arms'" in msg and "NCS" in msg
+
+
+def test_one_cluster(sim):
+    data = sim.data.assign(site="S01")
+    msg = _err(sim.design, data)
+    assert "only one cluster" in msg and "columns.clusters" in msg
+
+
+def test_wave_with_no_treated_people(sim):
+    data = sim.data[~((sim.data["wave"] == "followup") & (sim.data["arm"] == "ncs"))]
+    msg = _err(sim.design, data)
+    assert "wave 'followup' has no treated" in msg and "field 'waves'" in msg
+
+
+def test_missing_wave_and_duplicates(sim):
+    msg = _err(sim.design, sim.data[sim.data["wave"] != "post"])
+    assert "wave 'post' does not occur" in msg
+    dup = pd.concat([sim.data, sim.data.iloc[[3]]])
+    msg = _err(sim.design, dup)
+    assert "share an id and wave" in msg and "column 'pid'" in msg
+
+
+def test_rows_outside_the_design_are_counted_not_lost(sim):
+    extra = sim.data.iloc[:7].assign(arm="pilot")
+    study = et.Study(sim.design, pd.concat([sim.data, extra], ignore_index=True))
+    assert len(study.data) == len(sim.data)
+    assert [(e.n_rows, "pilot" in e.reason) for e in study.excluded] == [(7, True)]
+    res = run_plan(study)
+    assert any("7 rows were set aside" in w for w in res.warnings)
+
+
+def test_flow_counts(sim):
+    flow = et.Study(sim.design, sim.data).flow()
+    n = sim.data.groupby(["arm", "wave"])["pid"].nunique()
+    for row in flow.itertuples():
+        assert row.n == n[(row.arm, row.wave)]
+    base = flow[flow["wave"] == "baseline"]
+    assert (base["retention"] == 1).all()

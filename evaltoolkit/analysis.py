@@ -98,6 +98,10 @@ def run_plan(study: Study, *, seed: int = 20240601) -> AnalysisResults:
     plan = list(design.analyses)
     if design.kind != "post_only" and not any(a.type == "attrition" for a in plan):
         plan.insert(0, Analysis(id="attrition", type="attrition"))  # flow is always reported for panels
+    if not any(a.type == "measurement" for a in plan):
+        plan.insert(
+            0, Analysis(id="measurement", type="measurement")
+        )  # reliability whenever items are present
     for analysis in plan:
         fn = _RUNNERS.get(analysis.type)
         if fn is None:

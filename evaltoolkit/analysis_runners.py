@@ -475,3 +475,163 @@ def run_multilevel(study: Study, analysis: Analysis, out: AnalysisResults) -> No
         for msg in getattr(fit, "warnings", []):
             out.note(f"{d.outcome(name).display} (multilevel): {msg}")
     out.sections.append(sec)
+
+
+def outcome_items(study: Study) -> dict[str, list[str]]:
+    """Items of each outcome scale that are present in the data, psych-style (``-item`` = reverse-keyed).
+
+    Taken from the design's instruments (``outcomes[].scale``) when given, else from the simulation block.
+    """
+    d = study.design
+    cols = set(study.data.columns)
+    found: dict[str, list[str]] = {}
+    if d.instruments and any(o.scale for o in d.outcomes):
+        from evaltoolkit.instruments import load_instrument
+
+        loaded = [load_instrument(i) for i in d.instruments]
+        for o in d.outcomes:
+            if not o.scale:
+                continue
+            for ins in loaded:
+                sc = next((s for s in ins.scales if s.id == o.scale), None)
+                if sc is not None:
+                    found[o.name] = [("-" if ins.item(c).reverse else "") + c for c in sc.items]
+    if d.simulation is not None:
+        for name, spec in d.simulation.constructs.items():
+            if name in {o.name for o in d.outcomes} and name not in found:
+                found[name] = [("-" if i in spec.reverse else "") + i for i in spec.items]
+    return {k: v for k, v in found.items() if len(v) > 1 and all(i.lstrip("-") in cols for i in v)}
+
+
+@runner("measurement")
+def run_measurement(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
+    """Reliability of each outcome scale by wave and arm (alpha with CI, omega, item-total correlations)."""
+    from evaltoolkit.reliability import reliability
+
+    items = outcome_items(study)
+    if not items:
+        return
+    c = study.design.columns
+    data = study.data.rename(columns={c.wave: "wave", c.arm: "arm"}) if c.wave in study.data else study.data
+    res = reliability(data, items, by=[b for b in ("wave", "arm") if b in data.columns])
+    d = study.design
+    sec = Section(id=f"analysis-{analysis.id}", title="Measurement: how reliable are the scales?")
+    sec.text.append(
+        "Each outcome is the mean of several questionnaire items (reverse-worded items reversed first). "
+        "Cronbach's alpha (with a 95% interval) and McDonald's omega say how consistently the items measure "
+        "the same thing, for each wave and group; values below 0.7 are flagged. Unreliable scales make effects "
+        "look smaller than they are and comparisons between groups less certain."
+    )
+    flagged = res.flagged
+    overall = res.scales[res.scales[[b for b in res.by]].eq("all").all(axis=1)] if res.by else res.scales
+    sec.text.append(
+        "Across the whole sample: "
+        + "; ".join(
+            f"{d.outcome(r['scale']).display if r['scale'] in d.outcome_names else r['scale']} "
+            f"alpha {r['alpha']:.2f}, omega {r['omega_total']:.2f}"
+            for _, r in overall.iterrows()
+        )
+        + ". "
+        + (
+            f"{len(flagged)} scale-by-group combination(s) fall below {res.threshold:g}: "
+            + ", ".join(sorted(set(flagged["scale"])))
+            + "."
+            if len(flagged)
+            else f"Every scale reaches {res.threshold:g} in every wave and group."
+        )
+    )
+    scales = res.scales.copy()
+    scales["scale"] = scales["scale"].map(lambda s: d.outcome(s).display if s in d.outcome_names else s)
+    if "arm" in scales:
+        scales["arm"] = scales["arm"].map(lambda a: d.arms.label(a) if a in d.arms.all else a)
+    sec.blocks.append(table_html(scales, caption="Reliability by scale, wave and group"))
+    out.extras["reliability"] = res
+    for msg in res.warnings:
+        out.note(f"measurement: {msg}")
+    out.sections.append(sec)
+
+
+@runner("mediation")
+def run_mediation(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
+    """Path model through the design's mediators (pre/post change scores for panels), a path diagram,
+    the indirect-effects table, moderated mediation by the design's moderators and the ρ sensitivity plot."""
+    from evaltoolkit.causal_mediation import mediation_sensitivity
+    from evaltoolkit.mediation import mediation, prepost_mediation
+    from evaltoolkit.mediation_plots import path_diagram, sensitivity_plot
+
+    d, c = study.design, study.design.columns
+    mediators = list(analysis.options.get("mediators", d.mediators))
+    if not mediators:
+        out.note(
+            f"Analysis '{analysis.id}': the design names no mediators, so no mediation analysis was run."
+        )
+        return
+    outcomes = [o for o in (analysis.outcomes or [o.name for o in d.outcomes]) if o not in mediators]
+    cluster = analysis.cluster or (c.clusters[-1] if c.clusters else None)
+    post_only = d.kind == "post_only"
+    wave = "post" if post_only else (analysis.post or d.post_waves)[0]
+    n_boot = int(analysis.options.get("n_boot", 5000))
+    seed = out.extras.get("seed")
+    if post_only:
+        frame = study.data.copy()
+    else:
+        frame = _baseline_wide(study, [*mediators, *outcomes], wave)
+    frame["programme"] = (frame[c.arm] == d.arms.treated).astype(float)
+    labels = {
+        "programme": d.arms.labels.get(d.arms.treated, d.arms.treated) if d.arms.labels else "programme"
+    }
+    labels.update({o.name: o.display for o in d.outcomes})
+    sec = Section(
+        id=f"analysis-{analysis.id}",
+        title="Mediation: does the programme work through "
+        + " and ".join(m.replace("_", " ") for m in mediators)
+        + "?",
+    )
+    if post_only:
+        res = mediation(
+            frame,
+            "programme",
+            mediators,
+            outcomes,
+            covariates=list(d.covariates),
+            cluster=cluster,
+            n_boot=n_boot,
+            seed=seed,
+        )
+        sens_m, sens_y, sens_cov, sens_frame = mediators[0], outcomes[0], list(d.covariates), frame
+    else:
+        res = prepost_mediation(
+            frame,
+            "programme",
+            {m: (f"{m}_baseline", m) for m in mediators},
+            {o: (f"{o}_baseline", o) for o in outcomes},
+            covariates=list(d.covariates),
+            cluster=cluster,
+            n_boot=n_boot,
+            seed=seed,
+        )
+        labels.update({f"d_{k}": f"change in {labels.get(k, k)}" for k in [*mediators, *outcomes]})
+        sens_frame = frame.assign(
+            **{f"d_{k}": frame[k] - frame[f"{k}_baseline"] for k in [*mediators, *outcomes]}
+        )
+        sens_m, sens_y = f"d_{mediators[0]}", f"d_{outcomes[0]}"
+        sens_cov = [f"{k}_baseline" for k in [*mediators, *outcomes]] + list(d.covariates)
+    tab = res.table
+    tab["analysis"] = analysis.id
+    out.tables.append(tab)
+    sec.text.append(res.summary())
+    sec.blocks.append(figure_to_html(path_diagram(res, labels=labels), "path diagram"))
+    sec.blocks.append(table_html(res.indirect, caption="Indirect effects"))
+    for msg in res.warnings:
+        out.note(f"{analysis.id}: {msg}")
+    # sensitivity to unmeasured mediator-outcome confounding (first mediator and outcome)
+    sens = mediation_sensitivity(
+        sens_frame, "programme", sens_m, sens_y, covariates=sens_cov, n_boot=min(n_boot, 1000), seed=seed
+    )
+    sec.text.append(
+        f"Randomising (or matching on) the programme does not randomise {mediators[0].replace('_', ' ')}: "
+        f"the indirect effect through it would vanish if unmeasured factors made the errors of the mediator and "
+        f"outcome models correlate at ρ = {sens.rho_at_zero:.2f}."
+    )
+    sec.blocks.append(figure_to_html(sensitivity_plot(sens), "sensitivity of the indirect effect"))
+    out.sections.append(sec)

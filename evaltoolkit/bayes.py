@@ -153,6 +153,16 @@ def hdi(x: np.ndarray, prob: float = 0.95) -> tuple[float, float]:
     return float(s[i]), float(s[i + k])
 
 
+def _check_normal(p: Any) -> None:
+    dist = getattr(p, "distribution", "normal")
+    if dist != "normal":
+        raise DesignError(
+            f"the effect prior must be a normal prior, but '{getattr(p, 'name', p)}' is {dist} "
+            "(half-distributions are for standard deviations)",
+            field="prior",
+        )
+
+
 def _resolve_prior(prior: Any, sd_y: float) -> tuple[str, float, float]:
     """(name, mu, sigma) of the effect prior on the outcome scale."""
     if isinstance(prior, str):
@@ -165,8 +175,10 @@ def _resolve_prior(prior: Any, sd_y: float) -> tuple[str, float, float]:
                 ) from None
             return ("default", 0.0, float(sd_y))
         p = get_prior(prior, outcome_sd=sd_y)
+        _check_normal(p)
         return (str(getattr(p, "name", prior)), float(p.mu), float(p.sigma))
     if hasattr(prior, "mu") and hasattr(prior, "sigma"):
+        _check_normal(prior)
         return (str(getattr(prior, "name", "custom")), float(prior.mu), float(prior.sigma))
     if isinstance(prior, Sequence) and len(prior) == 2:
         mu, sigma = (float(v) for v in prior)

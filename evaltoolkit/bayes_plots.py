@@ -62,14 +62,22 @@ def shrinkage_plot(result: Any, level: str | None = None, max_clusters: int = 40
     fig, ax = new_figure(width=7.0, height=max(2.5, 0.28 * len(tab) + 1.2))
     y = np.arange(len(tab))
     ax.errorbar(
-        tab["mean"], y, xerr=[tab["mean"] - tab["hdi_lower"], tab["hdi_upper"] - tab["mean"]],
-        fmt="o", color=PALETTE[0], ecolor=PALETTE[0], alpha=0.8, label="partially pooled (95% HDI)",
+        tab["mean"],
+        y,
+        xerr=[tab["mean"] - tab["hdi_lower"], tab["hdi_upper"] - tab["mean"]],
+        fmt="o",
+        color=PALETTE[0],
+        ecolor=PALETTE[0],
+        alpha=0.8,
+        label="partially pooled (95% HDI)",
     )
     raw = tab["raw_estimate"].to_numpy()
     ok = np.isfinite(raw)
     ax.scatter(raw[ok], y[ok], marker="x", color=PALETTE[1], label="raw (no pooling)", zorder=3)
     for yi, r, m in zip(y[ok], raw[ok], tab["mean"].to_numpy()[ok]):
-        ax.annotate("", xy=(m, yi), xytext=(r, yi), arrowprops={"arrowstyle": "->", "color": "0.6", "lw": 0.8})
+        ax.annotate(
+            "", xy=(m, yi), xytext=(r, yi), arrowprops={"arrowstyle": "->", "color": "0.6", "lw": 0.8}
+        )
     ax.axvline(result.estimate, color="0.3", ls="--", lw=1, label=f"overall effect {result.estimate:+.2f}")
     ax.axvline(0, color="0.7", lw=0.8)
     ax.set_yticks(y)
@@ -152,7 +160,9 @@ def ppc_plot(result: Any, prob: float = 0.9):
     fig, ax = new_figure(width=7.0, height=3.8)
     x = np.arange(len(obs))
     ax.vlines(x, lo[order], hi[order], color="0.65", lw=2, label=f"{int(100 * prob)}% predictive interval")
-    ax.scatter(x, obs[order], s=8 + 40 * size[order] / size.max(), color=PALETTE[1], zorder=3, label="observed")
+    ax.scatter(
+        x, obs[order], s=8 + 40 * size[order] / size.max(), color=PALETTE[1], zorder=3, label="observed"
+    )
     ax.set_xlabel("team-by-arm cells (sorted by predicted mean change)")
     ax.set_ylabel("mean change")
     ax.set_title(f"Posterior predictive check: {100 * inside:.0f}% of cells inside their interval")
@@ -176,16 +186,26 @@ def prior_sensitivity_plot(sensitivity: Any):
     fig, ax = new_figure(width=7.0, height=0.7 * len(comp) + 1.6)
     y = np.arange(len(comp))[::-1]
     ax.errorbar(
-        comp["prior_mean"], y + 0.18, xerr=2 * comp["prior_sd"], fmt="s", color="0.6", ecolor="0.75",
+        comp["prior_mean"],
+        y + 0.18,
+        xerr=2 * comp["prior_sd"],
+        fmt="s",
+        color="0.6",
+        ecolor="0.75",
         label="prior (mean ± 2 SD)",
     )
     ax.errorbar(
-        comp["posterior_mean"], y - 0.12,
+        comp["posterior_mean"],
+        y - 0.12,
         xerr=[comp["posterior_mean"] - comp["hdi_lower"], comp["hdi_upper"] - comp["posterior_mean"]],
-        fmt="o", color=PALETTE[0], label="posterior (95% HDI)",
+        fmt="o",
+        color=PALETTE[0],
+        label="posterior (95% HDI)",
     )
     for yi, p in zip(y, comp["prob_positive"]):
-        ax.text(1.01, yi, f"P(>0) = {100 * p:.0f}%", transform=ax.get_yaxis_transform(), va="center", fontsize=8)
+        ax.text(
+            1.01, yi, f"P(>0) = {100 * p:.0f}%", transform=ax.get_yaxis_transform(), va="center", fontsize=8
+        )
     ax.axvline(0, color="0.3", lw=0.8)
     ax.set_yticks(y)
     ax.set_yticklabels(comp["prior"])

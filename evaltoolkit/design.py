@@ -102,7 +102,15 @@ class Analysis(_Strict):
 
     id: str
     type: Literal[
-        "did", "ancova", "mediation", "moderation", "multilevel", "bayes_did", "attrition", "balance"
+        "did",
+        "ancova",
+        "mediation",
+        "moderation",
+        "multilevel",
+        "bayes_did",
+        "attrition",
+        "balance",
+        "measurement",
     ]
     outcomes: list[str] = Field(default_factory=list)
     post: list[str] = Field(default_factory=list, description="post waves compared with baseline")
@@ -286,6 +294,10 @@ class Design(_Strict):
     @property
     def post_waves(self) -> list[str]:
         return [w for w in self.wave_names if w != self.baseline]
+
+    @property
+    def outcome_names(self) -> list[str]:
+        return [o.name for o in self.outcomes]
 
     def outcome(self, name: str) -> Outcome:
         for o in self.outcomes:

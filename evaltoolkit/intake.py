@@ -52,7 +52,7 @@ import pandas as pd
 from evaltoolkit.errors import DataError
 from evaltoolkit.validation import PROBLEMS, ValidationReport
 
-__all__ = ["IntakeResult", "read_responses"]
+__all__ = ["IntakeResult", "read_responses", "read_waves"]
 
 _CSV_SUFFIXES = (".csv", ".txt", ".tsv")
 _EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xls")
@@ -813,13 +813,8 @@ def read_responses(
         frame = frame.loc[~blank]
         rows = rows[~blank]
     if len(frame) == 0:
-        report.n_rows_out = 0
-        if strict or report.n_rows_in == 0:
-            raise (
-                _strict_error(report, "the file has no data rows")
-                if report.n_rows_in
-                else DataError("the file has a header but no data rows", file=file)
-            )
+        blanks = f" (only {report.n_rows_in} blank row(s))" if report.n_rows_in else ""
+        raise _error_with_report(report, f"the file has a header but no data rows{blanks}")
 
     # ---- columns
     specials = [id_name, wave_name if wave_name else "", arm_name or ""]
@@ -1037,6 +1032,78 @@ def read_responses(
     return IntakeResult(data, report)
 
 
+def read_waves(
+    files: Mapping[Any, str | Path],
+    instruments: Any,
+    *,
+    wave_col: str = "wave",
+    id_col: str | None = None,
+    strict: bool = False,
+    **kwargs: Any,
+) -> IntakeResult:
+    """Read one export per wave, check follow-up IDs against the baseline file, and stack them.
+
+    Parameters
+    ----------
+    files : mapping
+        ``{wave value: path}`` in wave order; the first entry is the baseline.
+    instruments : Instrument, str, Path or list of these
+        As for :func:`read_responses`.
+    wave_col : str
+        Name of the wave column added to the stacked data.
+    id_col : str, optional
+        Respondent ID column (as for :func:`read_responses`).
+    strict : bool
+        Stop at the first problem (see :func:`read_responses`).
+    **kwargs
+        Passed to :func:`read_responses` for every file (``mapping``, ``design``, ``duplicates``...).
+
+    Returns
+    -------
+    IntakeResult
+        ``data`` with a ``source_file`` column and the wave column (index: row number within
+        its file) and one combined :class:`~evaltoolkit.validation.ValidationReport`.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "w1.csv").write_text("id,ncs_getalong\\n1,4\\n2,5\\n")
+    >>> _ = (d / "w2.csv").write_text("id,ncs_getalong\\n1,3\\n3,2\\n")
+    >>> data, rep = read_waves({"baseline": d / "w1.csv", "post": d / "w2.csv"}, "ncs_social_mixing")
+    >>> data[["id", "wave", "ncs_getalong"]].values.tolist()
+    [['1', 'baseline', 4.0], ['2', 'baseline', 5.0], ['1', 'post', 3.0], ['3', 'post', 2.0]]
+    >>> rep.of("unmatched follow-up id")[["file", "row", "value"]].values.tolist()
+    [['w2.csv', 3, '3']]
+    """
+    if not files:
+        raise DataError("give at least one {wave: file}")
+    frames: list[pd.DataFrame] = []
+    combined = ValidationReport()
+    baseline_ids: list[Any] | None = None
+    for wave, path in files.items():
+        data, rep = read_responses(
+            path, instruments, id_col=id_col, wave_col=None, baseline_ids=baseline_ids, strict=strict, **kwargs
+        )
+        ids_col = id_col or _id_column_used(kwargs.get("design"))
+        if baseline_ids is None and ids_col in data.columns:
+            baseline_ids = data[ids_col].dropna().tolist()
+        if wave_col in data.columns:
+            raise DataError(f"the file already has a column '{wave_col}'; pass another wave_col=", file=Path(path).name)
+        frames.append(data.assign(**{wave_col: wave, "source_file": Path(path).name}))
+        combined.extend(rep)
+    return IntakeResult(pd.concat(frames), combined)
+
+
+def _id_column_used(design: Any) -> str:
+    if design is not None:
+        from evaltoolkit.design import Design, load_design
+
+        dsg = design if isinstance(design, Design) else load_design(design)
+        return dsg.columns.id
+    return "id"
+
+
 def _in_set(values: pd.Series, known: set[str]) -> np.ndarray:
     arr = values.to_numpy(dtype=object)
     return np.fromiter((v in known for v in arr), dtype=bool, count=len(arr))
@@ -1072,7 +1139,7 @@ def _first_problem(report: ValidationReport) -> DataError | None:
     return None  # pragma: no cover - every problem name is in PROBLEMS
 
 
-def _strict_error(report: ValidationReport, message: str) -> DataError:
+def _error_with_report(report: ValidationReport, message: str) -> DataError:
     err = DataError(message, file=report.file)
     err.report = report  # type: ignore[attr-defined]
     return err

@@ -29,7 +29,7 @@ LABELS = sorted(
 )
 
 SETTINGS = settings(
-    max_examples=150,
+    max_examples=250,
     deadline=None,
     suppress_health_check=[
         HealthCheck.function_scoped_fixture,
@@ -157,7 +157,7 @@ def test_malformed_csv_exports_end_in_report_or_clear_error(
     _check_outcome(path, strict=strict, duplicates=duplicates)
 
 
-@settings(max_examples=50, deadline=None, derandomize=True)
+@settings(max_examples=80, deadline=None, derandomize=True)
 @given(content=st.binary(max_size=300), suffix=st.sampled_from([".csv", ".xlsx", ".sav", ".dta", ".tsv"]))
 def test_random_bytes_never_crash(
     tmp_path_factory: pytest.TempPathFactory, content: bytes, suffix: str
@@ -167,7 +167,7 @@ def test_random_bytes_never_crash(
     _check_outcome(path)
 
 
-@settings(max_examples=15, deadline=None, derandomize=True)
+@settings(max_examples=20, deadline=None, derandomize=True)
 @given(table=messy_table())
 def test_malformed_excel_exports(tmp_path_factory: pytest.TempPathFactory, table) -> None:
     cols, rows = table

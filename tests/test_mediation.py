@@ -36,7 +36,7 @@ lavaan 0.6 on R 4.2.2 (point estimates with ``fixed.x = TRUE`` equal OLS), run a
 
 Textbook: Hayes (2013), *Introduction to Mediation, Moderation, and Conditional
 Process Analysis*, ch. 3 (Tal-Or, Cohen, Tsfati & Gunther 2010): a = 0.477 (SE 0.236),
-b = 0.506 (0.097), c′ = 0.254 (0.256), c = 0.496 (0.279), ab = 0.241; ch. 5 (parallel
+b = 0.506 (0.097), c′ = 0.254 (0.256), c = 0.496 (0.278), ab = 0.241; ch. 5 (parallel
 mediators import and pmi): a1 = 0.627, a2 = 0.477, b1 = 0.324, b2 = 0.397, c′ = 0.103,
 indirect 0.203 and 0.189, total indirect 0.392.
 JOBS II (Tingley, Yamamoto, Hirose, Keele & Imai 2014, JSS 59(5), mediation vignette:
@@ -124,8 +124,8 @@ def test_tal_or_simple_mediation_matches_hayes_and_lavaan(tal_or):
         "indirect[pmi]": 0.241,
     }.items():
         assert round(est(res, term)["estimate"], 3) == value
-    # OLS standard errors as printed by PROCESS (Hayes 2013, Table 3.2); c from y ~ x: 0.279 in Hayes
-    # (README of the validation data: 0.278; statsmodels OLS gives 0.2775)
+    # OLS standard errors as printed by PROCESS (Hayes 2013, ch. 3): a 0.236, b 0.097, c' 0.256; the total
+    # effect c takes its SE from y ~ x (0.278 in the project's validation-data notes; statsmodels 0.2775)
     assert est(res, "a[pmi]")["std_error"] == pytest.approx(0.236, abs=5e-4)
     assert est(res, "b[pmi->reaction]")["std_error"] == pytest.approx(0.097, abs=5e-4)
     assert est(res, "c'")["std_error"] == pytest.approx(0.256, abs=5e-4)

@@ -87,8 +87,13 @@ PEER = textwrap.dedent(
 
 def run(code: str, data: Path, env: dict | None = None) -> dict:
     t = time.perf_counter()
-    out = subprocess.run([PY, "-c", code, str(data)], capture_output=True, text=True, cwd=ROOT,
-                         env={**os.environ, **(env or {})})
+    out = subprocess.run(
+        [PY, "-c", code, str(data)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+    )
     wall = time.perf_counter() - t
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-3000:])
@@ -107,8 +112,17 @@ def coverage(reps: int, seed: int = 0) -> dict:
 
     hits, bias, widths, bad = 0, [], [], 0
     for r in range(reps):
-        df = simulate_panel(n_sites=5, teams_per_site=4, people_per_team=20, effect=0.3, sd_effect_site=0.1,
-                            sd_effect_team=0.15, sd_trend_site=0.05, sd_trend_team=0.1, seed=seed + r)
+        df = simulate_panel(
+            n_sites=5,
+            teams_per_site=4,
+            people_per_team=20,
+            effect=0.3,
+            sd_effect_site=0.1,
+            sd_effect_team=0.15,
+            sd_trend_site=0.05,
+            sd_trend_team=0.1,
+            seed=seed + r,
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             res = bayes_did(df, "y", "arm", "wave", "pid", treated="treated", draws=500, chains=2, seed=r)
@@ -117,8 +131,14 @@ def coverage(reps: int, seed: int = 0) -> dict:
         widths.append(res.ci_upper - res.ci_lower)
         bad += not res.diagnostics["ok"]
     n = reps
-    return {"reps": n, "coverage": hits / n, "mc_se": (0.95 * 0.05 / n) ** 0.5, "mean_bias": float(np.mean(bias)),
-            "mean_width": float(np.mean(widths)), "runs_with_diagnostic_warnings": bad}
+    return {
+        "reps": n,
+        "coverage": hits / n,
+        "mc_se": (0.95 * 0.05 / n) ** 0.5,
+        "mean_bias": float(np.mean(bias)),
+        "mean_width": float(np.mean(widths)),
+        "runs_with_diagnostic_warnings": bad,
+    }
 
 
 def main() -> None:
@@ -139,34 +159,48 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "panel.csv"
         df.to_csv(data, index=False)
-        print(f"data: {len(df)} observations, {df.pid.nunique()} people, {df.team.nunique()} teams in "
-              f"{df.site.nunique()} sites; REML (= difference in mean change, balanced) {reml:.4f}; SD {sd_y:.3f}")
+        print(
+            f"data: {len(df)} observations, {df.pid.nunique()} people, {df.team.nunique()} teams in "
+            f"{df.site.nunique()} sites; REML (= difference in mean change, balanced) {reml:.4f}; SD {sd_y:.3f}"
+        )
         cold = run(OURS, data, env={"NUMBA_CACHE_DIR": str(Path(tmp) / "numba_cache")})
         warm = run(OURS, data, env={"NUMBA_CACHE_DIR": str(Path(tmp) / "numba_cache")})
         peer = None if args.no_peer else run(PEER, data)
     rows = [("evaltoolkit (cold: numba compile included)", cold), ("evaltoolkit (warm numba cache)", warm)]
     if peer:
         rows.append(("bambi + nutpie (peer)", peer))
-    print(f"\n{'method':45s} {'wall s':>8s} {'estimate':>9s} {'post SD':>8s} {'ESS bulk':>9s} {'R-hat':>7s} {'div':>5s}")
+    print(
+        f"\n{'method':45s} {'wall s':>8s} {'estimate':>9s} {'post SD':>8s} {'ESS bulk':>9s} {'R-hat':>7s} {'div':>5s}"
+    )
     for name, r in rows:
-        print(f"{name:45s} {r['process_wall']:8.1f} {r['estimate']:9.4f} {r['sd']:8.4f} {r['ess_bulk']:9.0f} "
-              f"{r['rhat']:7.4f} {r['divergences']:5d}")
-    print(f"\n|posterior mean - REML| = {abs(cold['estimate'] - reml):.4f} = {abs(cold['estimate'] - reml) / sd_y:.4f} SD "
-          "(goal < 0.02 SD)")
+        print(
+            f"{name:45s} {r['process_wall']:8.1f} {r['estimate']:9.4f} {r['sd']:8.4f} {r['ess_bulk']:9.0f} "
+            f"{r['rhat']:7.4f} {r['divergences']:5d}"
+        )
+    print(
+        f"\n|posterior mean - REML| = {abs(cold['estimate'] - reml):.4f} = {abs(cold['estimate'] - reml) / sd_y:.4f} SD "
+        "(goal < 0.02 SD)"
+    )
     ok = cold["ess_bulk"] >= 400 and cold["rhat"] <= 1.01 and cold["divergences"] == 0
-    print(f"ours: bulk ESS >= 400, R-hat <= 1.01, no divergences: {'yes' if ok else 'NO'}; "
-          f"largest R-hat over all parameters {cold['max_rhat']:.4f}")
+    print(
+        f"ours: bulk ESS >= 400, R-hat <= 1.01, no divergences: {'yes' if ok else 'NO'}; "
+        f"largest R-hat over all parameters {cold['max_rhat']:.4f}"
+    )
     if peer:
         ratio = cold["process_wall"] / peer["process_wall"]
-        print(f"time ratio ours (cold) / peer = {cold['process_wall']:.1f} / {peer['process_wall']:.1f} = {ratio:.3f} "
-              f"(goal <= 0.333); warm: {warm['process_wall'] / peer['process_wall']:.3f}")
+        print(
+            f"time ratio ours (cold) / peer = {cold['process_wall']:.1f} / {peer['process_wall']:.1f} = {ratio:.3f} "
+            f"(goal <= 0.333); warm: {warm['process_wall'] / peer['process_wall']:.3f}"
+        )
     if args.coverage:
         t = time.perf_counter()
         cov = coverage(args.coverage, seed=args.seed)
-        print(f"\ncoverage of 95% HDIs over {cov['reps']} simulated studies (5 sites x 4 teams x 20 people, "
-              f"varying trends and effects): {100 * cov['coverage']:.1f}% (Monte Carlo SE {100 * cov['mc_se']:.1f}), "
-              f"mean bias {cov['mean_bias']:+.4f}, mean width {cov['mean_width']:.3f}, runs with diagnostic "
-              f"warnings {cov['runs_with_diagnostic_warnings']}  [{time.perf_counter() - t:.0f} s]")
+        print(
+            f"\ncoverage of 95% HDIs over {cov['reps']} simulated studies (5 sites x 4 teams x 20 people, "
+            f"varying trends and effects): {100 * cov['coverage']:.1f}% (Monte Carlo SE {100 * cov['mc_se']:.1f}), "
+            f"mean bias {cov['mean_bias']:+.4f}, mean width {cov['mean_width']:.3f}, runs with diagnostic "
+            f"warnings {cov['runs_with_diagnostic_warnings']}  [{time.perf_counter() - t:.0f} s]"
+        )
 
 
 if __name__ == "__main__":

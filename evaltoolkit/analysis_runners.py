@@ -15,7 +15,7 @@ from evaltoolkit.analysis import AnalysisResults, Section, runner
 from evaltoolkit.design import Analysis
 from evaltoolkit.figures import figure_to_html, forest_plot, means_plot
 from evaltoolkit.privacy import suppress_small_cells
-from evaltoolkit.report_tables import table_html
+from evaltoolkit.report_tables import estimates_html, table_html
 from evaltoolkit.study import Study
 
 
@@ -117,7 +117,7 @@ def run_did(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
             "family of outcomes named in the design: column 'p_adjusted')."
         )
     out.tables.append(est)
-    sec.blocks.append(table_html(est, caption="Estimated effects (scale points unless stated)"))
+    sec.blocks.append(estimates_html(est, caption="Estimated effects (scale points unless stated)"))
     few = [(o, r) for o, r in results if r.n_clusters is not None and r.n_clusters < 30]
     if few:
         sec.blocks.extend(_inference_comparison(few, cluster))
@@ -293,7 +293,7 @@ def run_ancova(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
                 )
             for msg in res.warnings:
                 out.note(f"{o.display}: {msg}")
-    sec.blocks.append(table_html(pd.concat(tables, ignore_index=True), caption="ANCOVA estimates"))
+    sec.blocks.append(estimates_html(pd.concat(tables, ignore_index=True), caption="ANCOVA estimates"))
     out.sections.append(sec)
 
 
@@ -469,8 +469,18 @@ def run_multilevel(study: Study, analysis: Analysis, out: AnalysisResults) -> No
         tab["analysis"] = analysis.id
         tab["outcome"] = name
         out.tables.append(tab)
-        sec.text.append(f"{d.outcome(name).display}: {fit.summary()}")
-        sec.blocks.append(table_html(tab, caption=f"Fixed effects: {name}"))
+        icc = fit.icc
+        icc_text = (
+            "; ".join(f"{r.level}: {r.icc:.3f}" for r in icc.itertuples())
+            if isinstance(icc, pd.DataFrame)
+            else ""
+        )
+        sec.text.append(
+            f"{d.outcome(name).display}: programme effect {fit.estimate:+.3f} points "
+            f"(95% CI {ci_text(fit.ci_lower, fit.ci_upper, fit.std_error)}), p {_p_words(fit.p_value)}, "
+            f"{fit.n_obs:,} people. Intra-class correlations: {icc_text}."
+        )
+        sec.blocks.append(estimates_html(tab, caption=f"Fixed effects: {name}"))
         sec.blocks.append(table_html(fit.variance_components, caption=f"Variance components: {name}"))
         for msg in getattr(fit, "warnings", []):
             out.note(f"{d.outcome(name).display} (multilevel): {msg}")
@@ -610,7 +620,9 @@ def run_mediation(study: Study, analysis: Analysis, out: AnalysisResults) -> Non
             n_boot=n_boot,
             seed=seed,
         )
-        labels.update({f"d_{k}": f"change in {labels.get(k, k)}" for k in [*mediators, *outcomes]})
+        labels.update(
+            {f"d_{k}": "change in " + _lower_first(labels.get(k, k)) for k in [*mediators, *outcomes]}
+        )
         sens_frame = frame.assign(
             **{f"d_{k}": frame[k] - frame[f"{k}_baseline"] for k in [*mediators, *outcomes]}
         )
@@ -619,7 +631,7 @@ def run_mediation(study: Study, analysis: Analysis, out: AnalysisResults) -> Non
     tab = res.table
     tab["analysis"] = analysis.id
     out.tables.append(tab)
-    sec.text.append(res.summary())
+    sec.text.extend(_mediation_sentences(res, labels, post_only))
     sec.blocks.append(figure_to_html(path_diagram(res, labels=labels), "path diagram"))
     sec.blocks.append(table_html(res.indirect, caption="Indirect effects"))
     for msg in res.warnings:
@@ -635,3 +647,35 @@ def run_mediation(study: Study, analysis: Analysis, out: AnalysisResults) -> Non
     )
     sec.blocks.append(figure_to_html(sensitivity_plot(sens), "sensitivity of the indirect effect"))
     out.sections.append(sec)
+
+
+def _mediation_sentences(res, labels: dict[str, str], post_only: bool) -> list[str]:
+    """Indirect effects in words: how much of each outcome's total effect runs through each mediator."""
+    tab = res.table
+    out = []
+    for outcome in dict.fromkeys(tab.loc[tab["term"] == "total", "outcome"]):
+        rows = tab[tab["outcome"] == outcome].set_index("term")
+        total = rows.loc["total"]
+        name = labels.get(outcome, outcome.replace("_", " "))
+        for term, r in rows.iterrows():
+            if not term.startswith("indirect["):
+                continue
+            med = term[len("indirect[") : -1]
+            share = r["estimate"] / total["estimate"] if total["estimate"] else float("nan")
+            out.append(
+                f"{name[0].upper() + name[1:]}: of a total effect of {total['estimate']:+.3f}, "
+                f"{r['estimate']:+.3f} (95% CI {r['ci_lower']:+.3f} to {r['ci_upper']:+.3f}) runs through "
+                f"{labels.get(med, med.replace('_', ' '))}"
+                + (f" - about {share:.0%} of it" if 0 < share < 1.5 else "")
+                + "."
+            )
+    if not post_only:
+        out.append(
+            "Changes from baseline are modelled, adjusting for baseline levels of the mediators and outcomes; "
+            "intervals are cluster bootstrap intervals (BCa)."
+        )
+    return out
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]

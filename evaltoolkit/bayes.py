@@ -147,7 +147,7 @@ def hdi(x: np.ndarray, prob: float = 0.95) -> tuple[float, float]:
     n = s.size
     if n == 0:
         return (math.nan, math.nan)
-    k = max(1, min(n - 1, int(math.floor(prob * n))))
+    k = max(1, min(n - 1, math.floor(prob * n)))
     widths = s[k:] - s[: n - k]
     i = int(np.argmin(widths))
     return float(s[i]), float(s[i + k])
@@ -754,7 +754,7 @@ def _sample_pymc(dens: _DiDDensity, draws: int, tune: int, chains: int, seed: in
     import pytensor.tensor as pt
 
     st = dens.st
-    names, shapes, dims, coords = dens.var_info()
+    *_, coords = dens.var_info()
     if covariates:
         coords["covariate"] = list(covariates)
     with pm.Model(coords=coords):
@@ -834,7 +834,7 @@ def _ess_basic(x: np.ndarray) -> np.ndarray:
     m, n, p = x.shape
     out = np.empty(p)
     xc = x - x.mean(axis=1, keepdims=True)
-    nfft = 1 << int(math.ceil(math.log2(2 * n)))
+    nfft = 1 << math.ceil(math.log2(2 * n))
     f = np.fft.rfft(xc, n=nfft, axis=1)
     acov = np.fft.irfft(f * np.conjugate(f), n=nfft, axis=1)[:, :n] / n  # (m, n, p)
     mean_acov = acov.mean(axis=0)  # (n, p)
@@ -1324,7 +1324,7 @@ def bayes_did(
     rng = np.random.default_rng(seed + 1)
     import xarray as xr
 
-    mu_c, rep_c = _posterior_predictive(idata, st, rng)
+    _, rep_c = _posterior_predictive(idata, st, rng)
     n_ch, n_dr = idata.posterior.sizes["chain"], idata.posterior.sizes["draw"]
     cell_dim = np.arange(len(st.n))
     ppc = xr.Dataset(
@@ -1353,9 +1353,6 @@ def bayes_did(
             f"Only {n_top} {st.levels[0].name} cluster(s): how much {st.levels[0].name}s differ is informed "
             "mostly by the prior, so the interval leans on it; see prior_sensitivity()."
         )
-    for lv in st.levels:
-        if lv.n_both == 0 and (lv.kind == 1).any():
-            pass  # cluster-randomised level: handled exactly by the marginal parameterisation
     method = (
         f"Bayesian hierarchical DiD on change scores ({' > '.join(groups_t) or 'no groups'}; varying trends "
         f"and effects), NUTS via {sampler}; posterior mean, 95% HDI; no p-value"
@@ -1398,7 +1395,6 @@ def bayes_did(
                 "method": method,
             }
         )
-    assert set(extra[0]) == set(ESTIMATE_COLUMNS) if extra else True
     details = dict(counts)
     details.update(
         n_cells=len(st.n),
@@ -1560,7 +1556,7 @@ def _sensitivity_sentence(comp: pd.DataFrame, first: BayesDiDResult) -> tuple[st
     spread = float(means.max() - means.min())
     ratio = spread / float(np.median(sds)) if np.median(sds) > 0 else math.inf
     excl = (comp["hdi_lower"] > 0) | (comp["hdi_upper"] < 0)
-    conclusion_flips = bool(excl.any() and not excl.all()) or bool(((pp > 0.9).any() and (pp < 0.9).any()))
+    conclusion_flips = bool(excl.any() and not excl.all()) or bool((pp > 0.9).any() and (pp < 0.9).any())
     rests = conclusion_flips or ratio > 0.5
     parts = [
         f"{r.prior} prior: {r.posterior_mean:+.2f} (95% HDI {r.hdi_lower:+.2f} to {r.hdi_upper:+.2f}, "
@@ -1640,13 +1636,13 @@ def simulate_panel(
     site = team // teams_per_site
     if cluster_randomised:
         tt = np.zeros(n_teams)
-        tt[rng.permutation(n_teams)[: int(round(treated_share * n_teams))]] = 1
+        tt[rng.permutation(n_teams)[: round(treated_share * n_teams)]] = 1
         T = tt[team]
     else:
         T = np.zeros(n)
         for j in range(n_teams):
             idx = np.flatnonzero(team == j)
-            T[rng.permutation(idx)[: int(round(treated_share * len(idx)))]] = 1
+            T[rng.permutation(idx)[: round(treated_share * len(idx))]] = 1
     lvl = (
         rng.normal(0, sd_site, n_sites)[site]
         + rng.normal(0, sd_team, n_teams)[team]

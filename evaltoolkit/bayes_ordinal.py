@@ -110,13 +110,6 @@ class _OrdinalDensity:
             pos += 1 + g
         return a, cuts, beta, lv
 
-    def eta(self, x):
-        a, cuts, beta, lv = self._unpack(x)
-        eta = self.X @ beta
-        for (_, ls, z), codes in zip(lv, self.codes):
-            eta = eta + math.exp(ls) * z[codes]
-        return cuts, eta
-
     def logp_grad(self, x):
         x = np.asarray(x, dtype=float)
         K = self.n_cat
@@ -165,7 +158,7 @@ class _OrdinalDensity:
         return logp, grad
 
     def expand(self, x):
-        a, cuts, beta, lv = self._unpack(np.asarray(x, dtype=float))
+        _, cuts, beta, lv = self._unpack(np.asarray(x, dtype=float))
         out = {"cutpoints": np.asarray(cuts, dtype=float), "coef": np.asarray(beta, dtype=float)}
         out["effect_logodds"] = np.array(beta[self.effect_col])
         for name, (_, ls, z) in zip(self.names, lv):
@@ -398,7 +391,6 @@ def bayes_ordinal(
     target = (T > 0) & ((X[:, 1] > 0) if wave else True)
     cut_d = _flat(idata, "cutpoints")
     coef_d = _flat(idata, "coef")
-    S = cut_d.shape[0]
     eta = coef_d @ X[target].T  # S x n_target
     for name, codes in zip(level_names, level_codes):
         eta = eta + _flat(idata, f"sd_{name}")[:, None] * _flat(idata, f"z_{name}")[:, codes[target]]

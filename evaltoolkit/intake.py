@@ -1083,13 +1083,21 @@ def read_waves(
     baseline_ids: list[Any] | None = None
     for wave, path in files.items():
         data, rep = read_responses(
-            path, instruments, id_col=id_col, wave_col=None, baseline_ids=baseline_ids, strict=strict, **kwargs
+            path,
+            instruments,
+            id_col=id_col,
+            wave_col=None,
+            baseline_ids=baseline_ids,
+            strict=strict,
+            **kwargs,
         )
         ids_col = id_col or _id_column_used(kwargs.get("design"))
         if baseline_ids is None and ids_col in data.columns:
             baseline_ids = data[ids_col].dropna().tolist()
         if wave_col in data.columns:
-            raise DataError(f"the file already has a column '{wave_col}'; pass another wave_col=", file=Path(path).name)
+            raise DataError(
+                f"the file already has a column '{wave_col}'; pass another wave_col=", file=Path(path).name
+            )
         frames.append(data.assign(**{wave_col: wave, "source_file": Path(path).name}))
         combined.extend(rep)
     return IntakeResult(pd.concat(frames), combined)

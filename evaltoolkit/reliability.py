@@ -335,16 +335,26 @@ class ReliabilityResult:
         return self.summary()
 
     def to_html(self) -> str:
-        """An HTML fragment (heading, explanation and table) for the report's measurement section."""
+        """An HTML fragment (heading, explanation and table) for the report's measurement section.
+
+        Group sizes below 10 are shown as ``"<10"`` (no small cells in a report).
+        """
+        from evaltoolkit.privacy import format_count
+
         cols = ["scale", "label", *self.by, "n", "n_items", "alpha", "ci_lower", "ci_upper", "omega_total"]
         t = self.scales[cols].copy()
         for c in ("alpha", "ci_lower", "ci_upper", "omega_total"):
             t[c] = t[c].map(lambda v: "" if pd.isna(v) else f"{v:.2f}")
-        t["alpha"] = t["alpha"] + " (" + t["ci_lower"] + " to " + t["ci_upper"] + ")"
+        t["alpha"] = np.where(
+            self.scales["alpha"].isna(),
+            "not estimated",
+            t["alpha"] + " (" + t["ci_lower"] + " to " + t["ci_upper"] + ")",
+        )
         t = t.drop(columns=["ci_lower", "ci_upper"]).rename(
             columns={"alpha": "Cronbach's α (95% CI)", "omega_total": "ω total", "n_items": "items"}
         )
         t["flag"] = np.where(self.scales["flag"], f"below {self.threshold:g}", "")
+        t["n"] = [format_count(n) for n in self.scales["n"]]  # no small cells in a report
         n_flag = int(self.scales["flag"].sum())
         text = (
             f"<p>Internal consistency of each scale{' by ' + ' and '.join(self.by) if self.by else ''}. "

@@ -83,3 +83,23 @@ def table_html(df: pd.DataFrame, caption: str | None = None, digits: int = 3, in
         body.append(f"<tr>{cells}</tr>")
     cap = f"<caption>{_html.escape(caption)}</caption>" if caption else ""
     return f'<table class="data">{cap}<thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+
+
+def estimates_html(est: pd.DataFrame, caption: str, digits: int = 3) -> str:
+    """An estimates table for the report: constant columns (analysis, method...) move into a note below."""
+    shown = est.copy()
+    notes = []
+    for col in ("analysis", "method", "adjustment", "n_clusters"):
+        if col in shown and shown[col].nunique(dropna=False) == 1:
+            value = shown[col].iloc[0]
+            if col == "method":
+                notes.append(f"Method: {value}.")
+            elif col == "adjustment" and isinstance(value, str):
+                notes.append(f"Adjusted p-values: {value}.")
+            elif col == "n_clusters" and pd.notna(value):
+                notes.append(f"Clusters: {int(value):,}.")
+            shown = shown.drop(columns=col)
+    html = table_html(shown, caption=caption, digits=digits)
+    if notes:
+        html += '<p class="note">' + _html.escape(" ".join(notes)) + "</p>"
+    return html

@@ -23,8 +23,16 @@ pytest.importorskip("nutpie")
 # --------------------------------------------------------------------------------------------------
 # data generators (independent of the package's own simulators)
 # --------------------------------------------------------------------------------------------------
-def make_panel(n_sites=6, teams=10, per_team=40, effect=0.3, sd_fx_site=0.1, sd_fx_team=0.15, seed=11,
-               cluster_randomised=False):
+def make_panel(
+    n_sites=6,
+    teams=10,
+    per_team=40,
+    effect=0.3,
+    sd_fx_site=0.1,
+    sd_fx_team=0.15,
+    seed=11,
+    cluster_randomised=False,
+):
     """Long two-wave panel: site/team/person intercepts, varying effects, half treated in each team."""
     rng = np.random.default_rng(seed)
     n_t = n_sites * teams
@@ -34,14 +42,24 @@ def make_panel(n_sites=6, teams=10, per_team=40, effect=0.3, sd_fx_site=0.1, sd_
         tt = (rng.permutation(n_t) < n_t // 2).astype(float)
         T = tt[team]
     else:
-        T = np.concatenate([rng.permutation(np.r_[np.ones(per_team // 2), np.zeros(per_team - per_team // 2)])
-                            for _ in range(n_t)])
+        T = np.concatenate(
+            [
+                rng.permutation(np.r_[np.ones(per_team // 2), np.zeros(per_team - per_team // 2)])
+                for _ in range(n_t)
+            ]
+        )
     level = rng.normal(0, 0.3, n_sites)[site] + rng.normal(0, 0.3, n_t)[team] + rng.normal(0, 0.7, team.size)
     fx = effect + rng.normal(0, sd_fx_site, n_sites)[site] + rng.normal(0, sd_fx_team, n_t)[team]
     y0 = level + rng.normal(0, 0.5, team.size)
     y1 = level + 0.1 + fx * T + rng.normal(0, 0.5, team.size)
-    base = pd.DataFrame({"pid": np.arange(team.size), "site": [f"s{s}" for s in site],
-                         "team": [f"t{t}" for t in team], "arm": np.where(T > 0, "ncs", "control")})
+    base = pd.DataFrame(
+        {
+            "pid": np.arange(team.size),
+            "site": [f"s{s}" for s in site],
+            "team": [f"t{t}" for t in team],
+            "arm": np.where(T > 0, "ncs", "control"),
+        }
+    )
     return pd.concat([base.assign(wave="baseline", y=y0), base.assign(wave="post", y=y1)], ignore_index=True)
 
 
@@ -70,16 +88,21 @@ FAST = {"draws": 300, "chains": 2, "tune": 300}
 def test_gradient_matches_finite_differences(cluster_randomised):
     df = make_panel(n_sites=3, teams=3, per_team=8, cluster_randomised=cluster_randomised, seed=3)
     df["age"] = np.repeat(np.random.default_rng(1).normal(16, 1, df.pid.nunique()), 1).tolist() * 2
-    cs, _, _ = bayes._change_scores(df, "y", "arm", "wave", "pid", ("site", "team"), ("age",), "ncs", None,
-                                    "baseline", "post")
+    cs, _, _ = bayes._change_scores(
+        df, "y", "arm", "wave", "pid", ("site", "team"), ("age",), "ncs", None, "baseline", "post"
+    )
     st = bayes._sufficient_stats(cs, ("site", "team"), ("age",))
     for use_numba in (False, True):
         dens = bayes._DiDDensity(st, 0.1, 0.8, 0.5, use_numba=use_numba)
         x = dens.init_point(np.random.default_rng(2)) + np.random.default_rng(3).normal(0, 0.4, dens.ndim)
-        lp, g = dens.logp_grad(x)
+        _, g = dens.logp_grad(x)
         eps = 1e-6
-        num = np.array([(dens.logp_grad(x + e)[0] - dens.logp_grad(x - e)[0]) / (2 * eps)
-                        for e in np.eye(dens.ndim) * eps])
+        num = np.array(
+            [
+                (dens.logp_grad(x + e)[0] - dens.logp_grad(x - e)[0]) / (2 * eps)
+                for e in np.eye(dens.ndim) * eps
+            ]
+        )
         assert np.allclose(g, num, atol=1e-5 * max(1.0, np.abs(g).max()))
     # the sufficient-statistic likelihood equals the person-level Gaussian likelihood up to a constant
     k = st.k
@@ -91,12 +114,20 @@ def test_gradient_matches_finite_differences(cluster_randomised):
         return float(np.sum(-np.log(sigma) - 0.5 * ((d - mu) / sigma) ** 2))
 
     def stat_ll(mu_cell, beta, sigma):
-        q = st.ssr + np.sum(st.n * (st.m - mu_cell - st.xbar @ beta) ** 2) + (st.bhat - beta) @ st.S @ (st.bhat - beta)
+        q = (
+            st.ssr
+            + np.sum(st.n * (st.m - mu_cell - st.xbar @ beta) ** 2)
+            + (st.bhat - beta) @ st.S @ (st.bhat - beta)
+        )
         return float(-st.N * np.log(sigma) - 0.5 * q / sigma**2)
 
     rng = np.random.default_rng(5)
-    diffs = [person_ll(m, b, s) - stat_ll(m, b, s)
-             for m, b, s in [(rng.normal(size=len(st.n)), rng.normal(size=k), rng.uniform(0.3, 2)) for _ in range(4)]]
+    diffs = [
+        person_ll(m, b, s) - stat_ll(m, b, s)
+        for m, b, s in [
+            (rng.normal(size=len(st.n)), rng.normal(size=k), rng.uniform(0.3, 2)) for _ in range(4)
+        ]
+    ]
     assert np.ptp(diffs) < 1e-8
 
 
@@ -143,8 +174,19 @@ def test_large_study_matches_reml():
     assert res.n_obs == 4800 and res.n_clusters == 6
     assert math.isnan(res.p_value)
     assert res.diagnostics["divergences"] == 0 and res.diagnostics["max_rhat"] < 1.05
-    assert list(res.table.columns) == ["analysis", "outcome", "term", "estimate", "std_error", "ci_lower",
-                                       "ci_upper", "p_value", "n_obs", "n_clusters", "method"]
+    assert list(res.table.columns) == [
+        "analysis",
+        "outcome",
+        "term",
+        "estimate",
+        "std_error",
+        "ci_lower",
+        "ci_upper",
+        "p_value",
+        "n_obs",
+        "n_clusters",
+        "method",
+    ]
     assert res.ci_lower < res.estimate < res.ci_upper
     assert len(res.site_effects) == 6 and res.site_effects["raw_estimate"].notna().all()
     assert set(res.level_effects) == {"site", "team"} and len(res.level_effects["team"]) == 60
@@ -154,10 +196,23 @@ def test_interval_coverage_small_simulation():
     # 30 replicate studies (cluster-level effect heterogeneity, one grouping level); nominal 95%.
     hits, widths = 0, []
     for rep in range(30):
-        df = make_panel(n_sites=1, teams=8, per_team=12, effect=0.25, sd_fx_site=0.0, sd_fx_team=0.15,
-                        seed=1000 + rep)
-        res = quiet(bayes.bayes_did, df, "y", "arm", "wave", "pid", groups="team", treated="ncs",
-                    draws=200, chains=2, tune=200, seed=rep)
+        df = make_panel(
+            n_sites=1, teams=8, per_team=12, effect=0.25, sd_fx_site=0.0, sd_fx_team=0.15, seed=1000 + rep
+        )
+        res = quiet(
+            bayes.bayes_did,
+            df,
+            "y",
+            "arm",
+            "wave",
+            "pid",
+            groups="team",
+            treated="ncs",
+            draws=200,
+            chains=2,
+            tune=200,
+            seed=rep,
+        )
         hits += res.ci_lower <= 0.25 <= res.ci_upper
         widths.append(res.ci_upper - res.ci_lower)
     # Binomial(30, 0.95): P(hits <= 24) = 0.016
@@ -171,7 +226,9 @@ def test_interval_coverage_small_simulation():
 def test_sampler_problems_are_reported():
     df = make_panel(n_sites=2, teams=2, per_team=4, seed=5, cluster_randomised=True)
     with pytest.warns(EvalToolkitWarning):
-        res = bayes.bayes_did(df, "y", "arm", "wave", "pid", treated="ncs", draws=30, chains=2, tune=30, seed=1)
+        res = bayes.bayes_did(
+            df, "y", "arm", "wave", "pid", treated="ncs", draws=30, chains=2, tune=30, seed=1
+        )
     assert not res.diagnostics["ok"]
     assert any("effective draws" in w or "divergent" in w or "R-hat" in w for w in res.warnings)
     assert any("Only 2 site" in w for w in res.warnings)
@@ -214,11 +271,25 @@ def test_bad_arguments_give_clear_errors():
     with pytest.raises(DesignError, match="prior must be"):
         call(df, "y", "arm", "wave", "pid", treated="ncs", prior=42)
     with pytest.raises(DesignError, match="control="):
-        call(df.assign(arm=np.where(df.pid % 3 == 0, "other", df.arm)), "y", "arm", "wave", "pid", treated="ncs")
+        call(
+            df.assign(arm=np.where(df.pid % 3 == 0, "other", df.arm)),
+            "y",
+            "arm",
+            "wave",
+            "pid",
+            treated="ncs",
+        )
     with pytest.raises(EstimationError, match="no variation"):
         call(df.assign(y=1.0), "y", "arm", "wave", "pid", treated="ncs")
     with pytest.raises(DataError, match="non-numeric"):
-        call(df.assign(y=df.y.astype(object).where(df.index != 3, "n/a")), "y", "arm", "wave", "pid", treated="ncs")
+        call(
+            df.assign(y=df.y.astype(object).where(df.index != 3, "n/a")),
+            "y",
+            "arm",
+            "wave",
+            "pid",
+            treated="ncs",
+        )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -230,13 +301,24 @@ def test_prior_sensitivity_three_schools_vs_large_study():
     school = np.repeat(["arts", "c1", "c2"], 85)
     shock = {"arts": 0.15, "c1": -0.1, "c2": 0.05}
     base = rng.normal(0, 1, school.size)
-    y1 = base + np.array([shock[s] for s in school]) + 0.2 * (school == "arts") + rng.normal(0, 0.6, school.size)
-    frame = pd.DataFrame({"pid": np.arange(school.size), "school": school,
-                          "arm": np.where(school == "arts", "arts", "control")})
+    y1 = (
+        base
+        + np.array([shock[s] for s in school])
+        + 0.2 * (school == "arts")
+        + rng.normal(0, 0.6, school.size)
+    )
+    frame = pd.DataFrame(
+        {
+            "pid": np.arange(school.size),
+            "school": school,
+            "arm": np.where(school == "arts", "arts", "control"),
+        }
+    )
     df3 = pd.concat([frame.assign(wave="baseline", y=base), frame.assign(wave="post", y=y1)])
     priors = [(0.0, 1.0), (0.39, 0.1), (0.0, 0.05)]  # weak, contact-literature-like, sceptical (SD units)
-    ps = bayes.prior_sensitivity(df3, "y", "arm", "wave", "pid", priors=priors, groups="school",
-                                 treated="arts", seed=2, **FAST)
+    ps = bayes.prior_sensitivity(
+        df3, "y", "arm", "wave", "pid", priors=priors, groups="school", treated="arts", seed=2, **FAST
+    )
     assert ps.rests_on_prior
     assert "rests substantially on the prior" in ps.sentence and "3 clusters" in ps.sentence
     assert list(ps.table.columns)[:3] == ["analysis", "outcome", "term"] and len(ps.table) == 3
@@ -244,8 +326,18 @@ def test_prior_sensitivity_three_schools_vs_large_study():
     m = ps.comparison.set_index("prior")["posterior_mean"]
     assert m.iloc[1] > m.iloc[2]
     big = make_panel(n_sites=4, teams=5, per_team=40, seed=9)  # 20 teams, 800 people
-    ps2 = bayes.prior_sensitivity(big, "y", "arm", "wave", "pid", priors=[(0.0, 1.0), (0.0, 0.5)], treated="ncs",
-                                  groups="team", seed=2, **FAST)
+    ps2 = bayes.prior_sensitivity(
+        big,
+        "y",
+        "arm",
+        "wave",
+        "pid",
+        priors=[(0.0, 1.0), (0.0, 0.5)],
+        treated="ncs",
+        groups="team",
+        seed=2,
+        **FAST,
+    )
     assert not ps2.rests_on_prior and "driven by the data" in ps2.sentence
 
 
@@ -287,7 +379,8 @@ def test_plots_return_figures():
     fig = bp.ppc_plot(res)
     share = float(fig.axes[0].get_title().split(":")[1].split("%")[0])
     assert share >= 60  # a correctly specified model covers most cells with 90% intervals
-    ps = bayes.prior_sensitivity(df, "y", "arm", "wave", "pid", priors=[(0, 1), (0, 0.1)], treated="ncs",
-                                 seed=1, **FAST)
+    ps = bayes.prior_sensitivity(
+        df, "y", "arm", "wave", "pid", priors=[(0, 1), (0, 0.1)], treated="ncs", seed=1, **FAST
+    )
     fig = bp.prior_sensitivity_plot(ps)
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == list(ps.comparison["prior"])

@@ -387,3 +387,24 @@ def test_cli_validate_and_score_exit_codes(messy_csv: Path, tmp_path: Path) -> N
     scored = pd.read_csv(tmp_path / "scores" / "scored.csv")
     assert scored["ncs_cohesion"].tolist()[:2] == [4.0, 1.0]
     assert (tmp_path / "scores" / "reliability.csv").exists()
+
+
+def test_read_waves_checks_follow_up_files_against_baseline(tmp_path: Path) -> None:
+    from evaltoolkit.intake import read_waves
+
+    (tmp_path / "w1.csv").write_text("pid,ncs_getalong\n1,4\n2,5\n2,5\n", encoding="utf-8")
+    (tmp_path / "w2.csv").write_text("pid,ncs_getalong\n1,3\n\n3,Agree\n", encoding="utf-8")
+    data, rep = read_waves(
+        {"baseline": tmp_path / "w1.csv", "post": tmp_path / "w2.csv"}, INST, design="ncs_prepost_control"
+    )
+    assert data[["pid", "wave", "source_file"]].values.tolist() == [
+        ["1", "baseline", "w1.csv"],
+        ["2", "baseline", "w1.csv"],
+        ["2", "baseline", "w1.csv"],
+        ["1", "post", "w2.csv"],
+        ["3", "post", "w2.csv"],
+    ]
+    assert data.index.tolist() == [2, 3, 4, 2, 4]
+    assert rep.of("unmatched follow-up id")[["file", "row", "value"]].values.tolist() == [["w2.csv", 4, "3"]]
+    assert rep.of("duplicate id")[["file", "row"]].values.tolist() == [["w1.csv", 3], ["w1.csv", 4]]
+    assert (rep.n_rows_in, rep.n_rows_out) == (6, 5)

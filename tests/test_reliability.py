@@ -193,3 +193,13 @@ def test_alpha_textbook_small_example() -> None:
     assert et.cronbach_alpha(df).alpha == pytest.approx(by_hand)
     # R: psych::alpha(data.frame(a=c(1,2,3,4,5,3), b=c(2,2,3,5,4,3), c=c(1,3,3,4,5,2)))$total$raw_alpha
     assert et.cronbach_alpha(df).alpha == pytest.approx(0.9317647, abs=1e-7)
+
+
+def test_html_fragment_hides_small_groups() -> None:
+    rng = np.random.default_rng(5)
+    f = rng.normal(size=105)
+    df = pd.DataFrame({f"q{i}": f + rng.normal(size=105) for i in range(3)})
+    df["wave"] = ["a"] * 100 + ["b"] * 5
+    with pytest.warns(EvalToolkitWarning, match="below 0.7"):
+        html = et.reliability(df, {"s": ["q0", "q1", "q2"]}).to_html()
+    assert "&lt;10" in html and "not estimated" in html and ">5<" not in html

@@ -23,11 +23,6 @@ app = typer.Typer(
 )
 
 
-from evaltoolkit.commands import instruments_cmd  # noqa: E402  (light: typer only)
-
-app.add_typer(instruments_cmd.app, name="instruments")
-
-
 def _console():
     from rich.console import Console
 
@@ -194,12 +189,20 @@ def power_cmd(
     con.print(res.summary())
 
 
+# workflow order in --help: instruments, validate, score (intake commands are light: typer only at import)
+from evaltoolkit.commands import instruments_cmd, intake_cmd  # noqa: E402
+
+app.add_typer(instruments_cmd.app, name="instruments")
+app.command("validate")(intake_cmd.validate_cmd)
+app.command("score")(intake_cmd.score_cmd)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning errors into one plain line."""
     from evaltoolkit.errors import EvalToolkitError
 
     try:
-        app(args=argv, standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False)
     except EvalToolkitError as exc:
         _err_console().print(f"[red]error:[/red] {exc}")
         return 2
@@ -221,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
             "Please report this; set EVALTOOLKIT_DEBUG=1 to see the full traceback."
         )
         return 3
-    return 0
+    return rc if isinstance(rc, int) else 0
 
 
 def _entry() -> None:  # pragma: no cover

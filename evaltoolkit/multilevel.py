@@ -322,13 +322,18 @@ def _theta_bounds(factors: list[_Factor]) -> list[tuple[float | None, float | No
     return bounds
 
 
-def _diag_mask(factors: list[_Factor]) -> np.ndarray:
-    """True for the theta elements on the diagonal of a Cholesky factor."""
+def _factor_columns(factors: list[_Factor]) -> list[tuple[int, np.ndarray]]:
+    """For each column of each Cholesky factor: the theta index of its diagonal element and the theta
+    indices of the elements below it (the deviance is unchanged when a whole column changes sign)."""
     out = []
+    t0 = 0
     for f in factors:
         r, c = np.tril_indices(f.k)
-        out += list(r == c)
-    return np.asarray(out, dtype=bool)
+        for j in range(f.k):
+            diag = t0 + int(np.flatnonzero((r == j) & (c == j))[0])
+            out.append((diag, t0 + np.flatnonzero((c == j) & (r > j))))
+        t0 += f.n_theta
+    return out
 
 
 def _theta_start(factors: list[_Factor]) -> np.ndarray:
@@ -534,24 +539,66 @@ def _scaled_gradient(fun, theta: np.ndarray, bounds) -> tuple[np.ndarray, bool]:
     return sg, True
 
 
+#: distances off the bound, in units of the residual SD, at which :func:`_boundary_descent` probes
+_BOUNDARY_PROBES = np.geomspace(1e-3, 10.0, 17)
+
+
+def _boundary_descent(dev: _Deviance, theta: np.ndarray, factors: list[_Factor]) -> np.ndarray | None:
+    """Second-order check of a fit with a Cholesky diagonal element on its bound (a variance of 0).
+
+    The profiled deviance is unchanged when a column of a Cholesky factor changes sign, so its
+    gradient along a diagonal element ``t`` is exactly 0 at ``t = 0`` when the rest of the column
+    is 0 (one random effect per level). ``t = 0`` is then a stationary point that can be a *maximum*
+    along ``t`` while the projected gradient, the stopping rule of L-BFGS-B, is 0; with random
+    slopes the mirror image of the column (signs of the elements below ``t`` flipped) can descend
+    into the interior although the gradient at the bound points outwards. lme4's derivative-free
+    bobyqa does not stop at such points; a gradient method needs this check.
+
+    For every diagonal element at the bound, the deviance is evaluated along the ray off the bound
+    (both signs of the rest of the column). Returns the best point if it is lower than the fit,
+    else ``None`` (the boundary fit is a true local minimum: a genuinely singular fit).
+    """
+    f0 = dev(theta)
+    best, f_best = None, f0 - 1e-8 * max(1.0, abs(f0))
+    for diag, below in _factor_columns(factors):
+        if theta[diag] >= SINGULAR_TOL:
+            continue
+        for sign in (1.0, -1.0) if np.any(theta[below] != 0) else (1.0,):
+            base = theta.copy()
+            base[below] *= sign
+            for t in _BOUNDARY_PROBES:
+                cand = base.copy()
+                cand[diag] = t
+                fc = dev(cand)
+                if fc < f_best:
+                    best, f_best = cand, fc
+    return best
+
+
 def _optimise(dev: _Deviance, factors: list[_Factor], bounds, maxiter: int):
-    """Minimise the profiled deviance; returns ``(scipy result, theta, scaled gradient, Hessian PD)``."""
+    """Minimise the profiled deviance; returns ``(scipy result, theta, scaled gradient, Hessian PD)``.
+
+    L-BFGS-B from lme4's start (identity factors), then, while a variance sits on its bound and the
+    deviance descends off it (:func:`_boundary_descent`), restart from the lower point. Without
+    this, L-BFGS-B's unit-length first step can land exactly on ``theta = 0`` -- a stationary point
+    of the deviance -- and stop there although lme4 finds a positive variance.
+    """
     opts = {"maxiter": maxiter, "ftol": 1e-14, "gtol": 1e-9, "maxfun": 50 * maxiter}
     res = optimize.minimize(dev, _theta_start(factors), method="L-BFGS-B", bounds=bounds, options=opts)
     theta = np.asarray(res.x, dtype=float)
+    n_iter = int(res.nit)
     if res.status != 1:
-        # A diagonal element of a Cholesky factor on its bound can be a saddle point rather than the
-        # optimum (the deviance is even in a column of the factor), which a gradient method cannot
-        # leave. Restart with those elements moved off the bound and keep the better fit.
-        diag = _diag_mask(factors)
-        on_bound = diag & (theta < SINGULAR_TOL)
-        if on_bound.any() and len(theta) > 1:
-            start = theta.copy()
-            start[on_bound] = 0.5
+        for _ in range(2 * len(theta) + 1):  # each restart lowers the deviance; this bounds the rounds
+            start = _boundary_descent(dev, theta, factors)
+            if start is None:
+                break
             res2 = optimize.minimize(dev, start, method="L-BFGS-B", bounds=bounds, options=opts)
-            if res2.status != 1 and res2.fun < res.fun - 1e-8:
-                res, theta = res2, np.asarray(res2.x, dtype=float)
+            n_iter += int(res2.nit)
+            if res2.status == 1 or not res2.fun < res.fun:
+                break
+            res, theta = res2, np.asarray(res2.x, dtype=float)
         theta = _newton_polish(dev, theta, bounds)  # sharpen the optimum
+    res.nit = n_iter
     sg, hess_pd = _scaled_gradient(dev, theta, bounds)
     return res, theta, sg, hess_pd
 

@@ -133,3 +133,35 @@ def test_report_renders_in_headless_chromium(demo_dir, tmp_path):
     assert img.size == (1200, 2400)
     # the page rendered content: many distinct grey levels (text, tables, figures), not a blank page
     assert len(img.histogram()) == 256 and sum(1 for v in img.histogram() if v) > 50
+
+
+def test_validate_and_score_commands(tmp_path, capsys):
+    import numpy as np
+
+    import evaltoolkit as et
+    from evaltoolkit.questionnaire import simulate_kobo_export
+
+    ins = et.load_instrument("ncs_social_mixing")
+    rng = np.random.default_rng(0)
+    answers = pd.DataFrame({"respondent_id": [f"r{i}" for i in range(30)]})
+    for item in ins.items:
+        rs = ins.response_scales[item.response_scale]
+        answers[item.code] = rng.integers(rs.min_code, rs.max_code + 1, size=30)
+    path = tmp_path / "kobo.csv"
+    simulate_kobo_export(ins, answers, path)
+    raw = pd.read_csv(path, sep=";", dtype=str, keep_default_na=False)
+    col = next(c for c in raw.columns if c.endswith("ncs_getalong"))
+    raw.loc[3, col] = "9"  # out of range on a 1-5 scale
+    raw.to_csv(path, sep=";", index=False)
+    before = path.read_bytes()
+    capsys.readouterr()
+    assert main(["validate", str(path), "--instrument", "ncs_social_mixing"]) == 0
+    out = capsys.readouterr().out
+    assert "ncs_getalong" in out
+    assert main(["validate", str(path), "--instrument", "ncs_social_mixing", "--strict"]) == 1
+    out = tmp_path / "scored"
+    assert main(["score", str(path), "--instrument", "ncs_social_mixing", "--out", str(out)]) == 0
+    table = pd.read_csv(out / "scored.csv")
+    assert "ncs_cohesion" in table.columns and table["ncs_cohesion"].isna().sum() == 1
+    assert path.read_bytes() == before
+    assert main(["validate", str(path), "--instrument", "no_such_instrument"]) == 2

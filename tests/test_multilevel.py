@@ -8,6 +8,7 @@ HLMdiag radon) and from ``tests/data/teams_sites_sim.csv`` (simulated teams with
 from __future__ import annotations
 
 import importlib
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -238,3 +239,48 @@ def test_bad_inputs_have_clear_messages(sleep):
         ml.multilevel(d, "Reaction ~ Days + const", "Subject")
     with pytest.raises(DesignError, match="formula"):
         ml.multilevel(sleep, "Reaction ~ nonexistent", "Subject")
+
+
+@pytest.fixture(scope="module")
+def ncs_post():
+    # Simulated NCS post-wave data (876 people, 24 sites, 91 teams); deterministic for a given seed.
+    et = importlib.import_module("evaltoolkit")
+    sim = et.simulate_study("ncs_prepost_control", n=1200, seed=3)
+    d = sim.data[sim.data.wave == "post"].copy()
+    d["programme"] = (d.arm == "ncs").astype(float)
+    return d
+
+
+def test_small_site_variance_is_not_stuck_at_zero_matches_lme4(ncs_post):
+    # Regression: L-BFGS-B's unit first step from theta = 1 landed exactly on theta = 0, where the
+    # deviance is stationary (even in theta) though a local maximum, and stopped with site variance 0
+    # (REML 2362.2904). lme4 (and statsmodels MixedLM: site 0.009099, residual 0.8494) find 0.0091.
+    # R: d <- read.csv("chk.csv")   # = ncs_post above, written with d.to_csv()
+    #    m <- lmer(attitudes ~ programme + age + (1 | site), d, REML = TRUE)
+    #    REMLcrit(m) 2360.9229793; as.data.frame(VarCorr(m))$vcov: site 0.00909909155055,
+    #    residual 0.84935706709575; programme 0.383466295702 (0.065162872619); isSingular FALSE
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EvalToolkitWarning)  # 24 sites, interior optimum: no warning
+        fit = ml.multilevel(ncs_post, "attitudes ~ programme + age", ["site"], term="programme")
+    assert fit.deviance == pytest.approx(2360.9229793, abs=1e-4)
+    assert _vc(fit, "site", "(Intercept)")["variance"] == pytest.approx(0.00909909155, abs=1e-5)
+    assert fit.variance_components.iloc[-1]["variance"] == pytest.approx(0.84935706710, abs=1e-4)
+    assert fit.estimate == pytest.approx(0.3834662957, abs=1e-4)
+    assert fit.std_error == pytest.approx(0.0651628726, abs=1e-5)
+    assert fit.converged and not fit.singular and fit.n_obs == 876
+
+
+def test_small_site_variance_with_nested_teams_matches_lme4(ncs_post):
+    # R: m2 <- lmer(attitudes ~ programme + age + (1 | site/team), d, REML = TRUE)
+    #    REMLcrit(m2) 2360.9229793; vcov team:site 0, site 0.00909909434196, residual 0.84935706516705;
+    #    programme 0.383466294302 (0.065162872618); isSingular TRUE; ngrps team:site 91, site 24
+    with pytest.warns(EvalToolkitWarning, match="singular"):
+        fit = ml.multilevel(ncs_post, "attitudes ~ programme + age", ["site", "team"], term="programme")
+    assert fit.deviance == pytest.approx(2360.9229793, abs=1e-4)
+    assert _vc(fit, "site", "(Intercept)")["variance"] == pytest.approx(0.00909909434, abs=1e-5)
+    assert _vc(fit, "site/team", "(Intercept)")["variance"] == pytest.approx(0.0, abs=1e-6)
+    assert fit.variance_components.iloc[-1]["variance"] == pytest.approx(0.84935706517, abs=1e-4)
+    assert fit.estimate == pytest.approx(0.3834662943, abs=1e-4)
+    assert fit.std_error == pytest.approx(0.0651628726, abs=1e-5)
+    assert fit.converged and fit.singular  # lme4: isSingular TRUE (team variance 0)
+    assert fit.n_groups == {"site": 24, "site/team": 91}

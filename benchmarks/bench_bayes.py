@@ -85,21 +85,38 @@ PEER = textwrap.dedent(
 )
 
 
-def run(code: str, data: Path, env: dict | None = None) -> dict:
+def run(code: str, data: Path, env: dict | None = None, timeout: float | None = None) -> dict:
     t = time.perf_counter()
-    out = subprocess.run(
-        [PY, "-c", code, str(data)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-    )
+    try:
+        out = _run(code, data, env, timeout)
+    except subprocess.TimeoutExpired:
+        nan = float("nan")
+        return {
+            "process_wall": timeout,
+            "timed_out": True,
+            "estimate": nan,
+            "sd": nan,
+            "ess_bulk": nan,
+            "rhat": nan,
+            "divergences": -1,
+        }
     wall = time.perf_counter() - t
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-3000:])
     res = json.loads(out.stdout.strip().splitlines()[-1])
     res["process_wall"] = wall
     return res
+
+
+def _run(code: str, data: Path, env: dict | None, timeout: float | None):
+    return subprocess.run(
+        [PY, "-c", code, str(data)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )
 
 
 def coverage(reps: int, seed: int = 0) -> dict:
@@ -146,6 +163,13 @@ def main() -> None:
     ap.add_argument("--no-peer", action="store_true", help="skip the bambi peer (slow)")
     ap.add_argument("--coverage", type=int, default=200, help="coverage replicates (0 to skip)")
     ap.add_argument("--seed", type=int, default=2024)
+    ap.add_argument("--peer-timeout", type=float, default=1800, help="stop the peer after this many seconds")
+    ap.add_argument(
+        "--peer-seconds",
+        type=float,
+        default=None,
+        help="use this measured peer wall time instead of running the peer",
+    )
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     from evaltoolkit.bayes import simulate_panel
@@ -165,10 +189,24 @@ def main() -> None:
         )
         cold = run(OURS, data, env={"NUMBA_CACHE_DIR": str(Path(tmp) / "numba_cache")})
         warm = run(OURS, data, env={"NUMBA_CACHE_DIR": str(Path(tmp) / "numba_cache")})
-        peer = None if args.no_peer else run(PEER, data)
+        if args.peer_seconds is not None:
+            nan = float("nan")
+            peer = {
+                "process_wall": args.peer_seconds,
+                "estimate": nan,
+                "sd": nan,
+                "ess_bulk": nan,
+                "rhat": nan,
+                "divergences": -1,
+                "given": True,
+            }
+        else:
+            peer = None if args.no_peer else run(PEER, data, timeout=args.peer_timeout)
     rows = [("evaltoolkit (cold: numba compile included)", cold), ("evaltoolkit (warm numba cache)", warm)]
     if peer:
-        rows.append(("bambi + nutpie (peer)", peer))
+        label = "bambi + nutpie (peer)" + (" [time given]" if peer.get("given") else "")
+        label += " [TIMED OUT]" if peer.get("timed_out") else ""
+        rows.append((label, peer))
     print(
         f"\n{'method':45s} {'wall s':>8s} {'estimate':>9s} {'post SD':>8s} {'ESS bulk':>9s} {'R-hat':>7s} {'div':>5s}"
     )

@@ -893,12 +893,13 @@ def convergence_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     if x.ndim == 2:
         x = x[:, :, None]
     sx = _split(x)
-    rhat_bulk = _rhat_basic(_z_scale(sx))
+    zs = _z_scale(sx)
+    rhat_bulk = _rhat_basic(zs)
     folded = np.abs(sx - np.median(sx.reshape(-1, sx.shape[2]), axis=0))
     rhat = np.maximum(rhat_bulk, _rhat_basic(_z_scale(folded)))
     if x.shape[0] < 2:
         rhat = np.full(x.shape[2], np.nan)
-    ess_bulk = _ess_basic(_z_scale(sx))
+    ess_bulk = _ess_basic(zs)
     flat = x.reshape(-1, x.shape[2])
     q05 = np.quantile(flat, 0.05, axis=0)
     q95 = np.quantile(flat, 0.95, axis=0)
@@ -940,8 +941,6 @@ def diagnose(idata, var_names: Sequence[str] | None = None, headline: str = "eff
     >>> diagnose(idata)["divergences"]
     0
     """
-    import arviz as az
-
     post = idata.posterior
     if var_names is None:
         var_names = [v for v in post.data_vars if post[v].size > 0]
@@ -964,9 +963,10 @@ def diagnose(idata, var_names: Sequence[str] | None = None, headline: str = "eff
     table = pd.DataFrame(rows)
     ss = getattr(idata, "sample_stats", None)
     div = int(ss["diverging"].values.sum()) if ss is not None and "diverging" in ss else 0
-    try:
-        bfmi = np.asarray(az.bfmi(idata), dtype=float)
-    except Exception:  # no energy recorded
+    if ss is not None and "energy" in ss:  # E-BFMI (Betancourt 2016), as arviz.bfmi
+        energy = np.asarray(ss["energy"].values, dtype=float)
+        bfmi = np.square(np.diff(energy, axis=1)).mean(axis=1) / np.var(energy, axis=1, ddof=1)
+    else:
         bfmi = np.full(n_chains, math.nan)
     min_ess = ESS_PER_CHAIN * n_chains
     out: dict[str, Any] = {

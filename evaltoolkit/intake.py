@@ -256,7 +256,8 @@ def _read_excel(path: Path, file: str, sheet: str | int) -> _Raw:
         frame = pd.read_excel(path, sheet_name=sheet, header=None, dtype=object)
     except (zipfile.BadZipFile, KeyError, OSError) as exc:
         raise DataError(f"cannot open the file as an Excel workbook: {exc}", file=file) from None
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
+        # OverflowError: openpyxl cannot convert a cell (e.g. a number too large for a date or integer)
         raise DataError(f"cannot read the Excel file: {exc}", file=file) from None
     except ImportError as exc:
         raise DataError(f"reading this Excel format needs an extra package: {exc}", file=file) from None

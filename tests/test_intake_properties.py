@@ -193,3 +193,15 @@ def _excel_value(v: str):
 
 def _excel_text(v: str) -> str:
     return "".join(ch for ch in v if ch in "\t\n\r" or (ord(ch) >= 32 and ch not in "\x7f\ufffe\uffff"))
+
+
+def test_huge_number_in_excel_is_a_clear_error(tmp_path) -> None:
+    # Found by hypothesis in CI: openpyxl raises OverflowError converting 1.797e308; it must be a DataError.
+    path = tmp_path / "export.xlsx"
+    pd.DataFrame([["ncs_dating_comfort"] * 2, [1.0, 1.7976931348623155e308]]).to_excel(
+        path, index=False, header=False
+    )
+    before = path.read_bytes()
+    with pytest.raises(EvalToolkitError, match="cannot read the Excel file"):
+        et.read_responses(path, "ncs_social_mixing")
+    assert path.read_bytes() == before

@@ -240,6 +240,21 @@ def _baseline_wide(study: Study, outcomes: list[str], post: str) -> pd.DataFrame
     return post_rows.merge(base, on=c.id, how="left", validate="one_to_one")
 
 
+def _adjusted(
+    study: Study, analysis: Analysis, out: AnalysisResults, outcome: str, cluster: str | None
+) -> dict:
+    """Common arguments of the covariate-adjusted estimators (ANCOVA, moderation) for one outcome."""
+    d = study.design
+    return {
+        "treated": d.arms.treated,
+        "baseline": None if d.kind == "post_only" else f"{outcome}_baseline",
+        "covariates": list(d.covariates),
+        "cluster": cluster,
+        "seed": out.extras.get("seed"),
+        "analysis": analysis.id,
+    }
+
+
 @runner("ancova")
 def run_ancova(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
     """ANCOVA: outcome at each post wave on arm, the baseline score (panel designs) and covariates."""
@@ -269,16 +284,7 @@ def run_ancova(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
         for name in outcomes:
             o = d.outcome(name)
             res = ancova(
-                frame,
-                name,
-                c.arm,
-                treated=d.arms.treated,
-                baseline=None if post_only else f"{name}_baseline",
-                covariates=list(d.covariates),
-                cluster=cluster,
-                seed=out.extras.get("seed"),
-                analysis=analysis.id,
-                **analysis.options,
+                frame, name, c.arm, **_adjusted(study, analysis, out, name, cluster), **analysis.options
             )
             tab = res.table
             tab["analysis"] = analysis.id
@@ -415,18 +421,7 @@ def run_moderation(study: Study, analysis: Analysis, out: AnalysisResults) -> No
     )
     for name in outcomes:
         for mod in moderators:
-            res = moderation(
-                frame,
-                name,
-                c.arm,
-                mod,
-                treated=d.arms.treated,
-                baseline=None if post_only else f"{name}_baseline",
-                covariates=list(d.covariates),
-                cluster=cluster,
-                seed=out.extras.get("seed"),
-                analysis=analysis.id,
-            )
+            res = moderation(frame, name, c.arm, mod, **_adjusted(study, analysis, out, name, cluster))
             tab = res.table
             tab["analysis"] = analysis.id
             out.tables.append(tab)

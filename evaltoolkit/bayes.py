@@ -79,6 +79,7 @@ Examples
 from __future__ import annotations
 
 import math
+import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -573,6 +574,7 @@ def _logp_grad_kernel(x, grad, fd, idx):  # pragma: no cover - compiled by numba
 
 
 _KERNEL = None
+_KERNEL_LOCK = threading.Lock()
 
 
 def _compiled_kernel(use_numba: bool = True):
@@ -580,13 +582,30 @@ def _compiled_kernel(use_numba: bool = True):
     global _KERNEL
     if not use_numba:
         return _logp_grad_kernel
-    if _KERNEL is None:
-        try:
-            import numba
-        except ImportError:  # pragma: no cover - numba comes with pytensor/pymc
-            return _logp_grad_kernel
-        _KERNEL = numba.njit(cache=True, nogil=True, fastmath=False)(_logp_grad_kernel)
+    with _KERNEL_LOCK:
+        if _KERNEL is None:
+            try:
+                import numba
+            except ImportError:  # pragma: no cover - numba comes with pytensor/pymc
+                return _logp_grad_kernel
+            kern = numba.njit(cache=True, nogil=True, fastmath=False)(_logp_grad_kernel)
+            # compile (or load from the cache) now for the only signature used
+            kern(np.zeros(4), np.zeros(4), np.ones(16), np.array([1, 0, 0, 0], dtype=np.int64))
+            _KERNEL = kern
     return _KERNEL
+
+
+def _start_kernel_compilation() -> threading.Thread | None:
+    """Compile the kernel in a background thread while the sampler's imports load.
+
+    LLVM's optimisation passes run outside the GIL, so on a multi-core machine most of the
+    first-call compilation overlaps with importing nutpie/ArviZ.
+    """
+    if _KERNEL is not None:
+        return None
+    th = threading.Thread(target=_compiled_kernel, name="evaltoolkit-bayes-compile", daemon=True)
+    th.start()
+    return th
 
 
 class _DiDDensity:
@@ -1243,7 +1262,8 @@ def bayes_did(
     draws, chains : int
         Posterior draws per chain and number of chains.
     tune : int, optional
-        Warm-up (adaptation) iterations per chain; default ``draws // 2`` clipped to 200-1000.
+        Warm-up (adaptation) iterations per chain; default ``draws // 3`` clipped to 300-1000 (nutpie's
+        adaptation needs few steps; nutpie's own default is 300).
     seed : int, optional
         Random seed (results are reproducible with a seed).
     treated, control : scalar
@@ -1296,7 +1316,7 @@ def bayes_did(
         raise DesignError(
             f"draws={draws} is too few to summarise a posterior (use at least 20)", field="draws"
         )
-    tune = int(min(1000, max(200, draws // 2))) if tune is None else tune
+    tune = int(min(1000, max(300, draws // 3))) if tune is None else tune
     if not isinstance(tune, (int, np.integer)) or tune < 0:
         raise DesignError(f"tune must be a non-negative whole number, got {tune!r}", field="tune")
     if not (isinstance(rope, (int, float)) and rope >= 0 and math.isfinite(rope)):
@@ -1306,6 +1326,12 @@ def bayes_did(
     if not (hyper_scale > 0):
         raise DesignError(f"hyper_scale must be positive, got {hyper_scale!r}", field="hyper_scale")
 
+    if sampler == "nutpie":
+        compiling = _start_kernel_compilation()
+        import nutpie  # noqa: F401  (the heavy import overlaps with the kernel compilation)
+
+        if compiling is not None:
+            compiling.join()
     cs, counts, warns = _change_scores(
         data, outcome, arm, wave, unit, groups_t, covs, treated, control, pre, post
     )

@@ -118,11 +118,13 @@ def run_did(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
         )
     out.tables.append(est)
     sec.blocks.append(estimates_html(est, caption="Estimated effects (scale points unless stated)"))
+    sec.blocks.append(figure_to_html(_event_study_figure(results, d), "event study"))
     few = [(o, r) for o, r in results if r.n_clusters is not None and r.n_clusters < 30]
     if few:
         sec.blocks.extend(_inference_comparison(few, cluster))
     labels = {o.name: o.display for o, _ in results}
-    fp = est.copy()
+    dichotomised = {o.name for o, r in results if r.details.get("dichotomised")}
+    fp = est[~est["outcome"].isin(dichotomised)].copy()  # % agree (percentage points) is on another scale
     fp["label"] = fp["outcome"].map(labels) + " - " + fp["term"]
     sec.blocks.append(
         figure_to_html(forest_plot(fp, title="Effects with 95% confidence intervals"), "forest plot")
@@ -190,9 +192,9 @@ def did_sentence(label: str, res, treated_label: str, control_label: str, wave_l
     from evaltoolkit.results import format_p
 
     dich = bool(res.details.get("dichotomised"))
-    units = "percentage points" if dich else "points"
-    scale = 100 if dich else 1
-    est, lo, hi = (scale * v for v in (res.estimate, res.ci_lower, res.ci_upper))
+    units = "percentage points" if dich else "points"  # did() already reports % agree in percentage points
+    scale = 1
+    est, lo, hi = res.estimate, res.ci_lower, res.ci_upper
     bigger = "larger" if est >= 0 else "smaller"
     p = format_p(res.p_value)
     text = (
@@ -730,3 +732,34 @@ def run_bayes_did(study: Study, analysis: Analysis, out: AnalysisResults) -> Non
         for msg in res.warnings:
             out.note(f"{o.display} (Bayesian): {msg}")
     out.sections.append(sec)
+
+
+def _event_study_figure(results, design):
+    """Effect at each wave relative to baseline (0 at baseline), one line per outcome."""
+    from evaltoolkit.figures import PALETTE, new_figure
+
+    fig, ax = new_figure(width=7.0, height=3.6)
+    position = {w.name: i for i, w in enumerate(design.waves)}
+    for k, (o, r) in enumerate(results):
+        es = getattr(r, "event_study", None)
+        if es is None or es.empty or r.details.get("dichotomised"):
+            continue
+        x = es["wave"].map(position).astype(float) + (k - len(results) / 2) * 0.05
+        ax.errorbar(
+            x,
+            es["estimate"],
+            yerr=[es["estimate"] - es["ci_lower"], es["ci_upper"] - es["estimate"]],
+            marker="o",
+            capsize=3,
+            color=PALETTE[k % len(PALETTE)],
+            label=o.display,
+        )
+    ax.axhline(0, color="grey", lw=1, ls="--")
+    ax.set_xticks(range(len(design.waves)))
+    ax.set_xticklabels([w.display for w in design.waves], fontsize=8)
+    ax.set_ylabel("effect relative to baseline (points)", fontsize=8)
+    ax.set_title("Event study: the effect at each wave", fontsize=10)
+    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1))
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig

@@ -86,19 +86,24 @@ def table_html(df: pd.DataFrame, caption: str | None = None, digits: int = 3, in
 
 
 def estimates_html(est: pd.DataFrame, caption: str, digits: int = 3) -> str:
-    """An estimates table for the report: constant columns (analysis, method...) move into a note below."""
+    """An estimates table for the report: long descriptive columns (method, adjustment) become notes below."""
     shown = est.copy()
     notes = []
-    for col in ("analysis", "method", "adjustment", "n_clusters"):
+    for col in ("analysis", "n_clusters"):
         if col in shown and shown[col].nunique(dropna=False) == 1:
             value = shown[col].iloc[0]
-            if col == "method":
-                notes.append(f"Method: {value}.")
-            elif col == "adjustment" and isinstance(value, str):
-                notes.append(f"Adjusted p-values: {value}.")
-            elif col == "n_clusters" and pd.notna(value):
+            if col == "n_clusters" and pd.notna(value):
                 notes.append(f"Clusters: {int(value):,}.")
             shown = shown.drop(columns=col)
+    if "method" in shown:
+        methods = list(dict.fromkeys(shown["method"].dropna()))
+        notes.append(("Method: " if len(methods) == 1 else "Methods: ") + "; ".join(methods) + ".")
+        shown = shown.drop(columns="method")
+    if "adjustment" in shown:
+        adjustments = list(dict.fromkeys(shown["adjustment"].dropna()))
+        if adjustments:
+            notes.append("Adjusted p-values: " + "; ".join(adjustments) + ".")
+        shown = shown.drop(columns="adjustment")
     html = table_html(shown, caption=caption, digits=digits)
     if notes:
         html += '<p class="note">' + _html.escape(" ".join(notes)) + "</p>"

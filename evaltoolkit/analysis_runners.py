@@ -682,7 +682,7 @@ def _lower_first(text: str) -> str:
 def run_bayes_did(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
     """Hierarchical Bayesian DiD with partial pooling over the design's clusters, and prior sensitivity."""
     from evaltoolkit.bayes import bayes_did, prior_sensitivity
-    from evaltoolkit.bayes_plots import posterior_plot, prior_sensitivity_plot, shrinkage_plot
+    from evaltoolkit.bayes_plots import posterior_plot, ppc_plot, prior_sensitivity_plot, shrinkage_plot
 
     d, c = study.design, study.design.columns
     outcomes = analysis.outcomes or [d.outcomes[0].name]
@@ -727,6 +727,7 @@ def run_bayes_did(study: Study, analysis: Analysis, out: AnalysisResults) -> Non
         out.results.append(res)
         sec.text.append(f"{o.display}: {res.summary()}")
         sec.blocks.append(figure_to_html(posterior_plot(res), f"posterior of the effect on {name}"))
+        sec.blocks.append(figure_to_html(ppc_plot(res), f"posterior predictive check for {name}"))
         if kwargs["groups"]:
             sec.blocks.append(figure_to_html(shrinkage_plot(res), f"group effects for {name}"))
         for msg in res.warnings:

@@ -139,6 +139,13 @@ def test_convergence_stats_match_arviz():
     x[..., 1] = np.cumsum(x[..., 1], axis=1) * 0.2 + x[..., 1]  # autocorrelated
     x[1, :, 2] += 0.5  # one chain off
     rh, eb, et = bayes.convergence_stats(x)
+    # E-BFMI as arviz.bfmi
+    energy = np.cumsum(rng.normal(size=(4, 400)), axis=1) * 0.3 + rng.normal(size=(4, 400))
+    idata = az.from_dict(
+        posterior={"effect": x[:, :, 0]},
+        sample_stats={"energy": energy, "diverging": np.zeros((4, 400), bool)},
+    )
+    assert np.allclose(bayes.diagnose(idata)["bfmi"], az.bfmi(idata), rtol=1e-10)
     for j in range(3):
         assert rh[j] == pytest.approx(float(az.rhat(x[:, :, j])), rel=1e-10)
         assert eb[j] == pytest.approx(float(az.ess(x[:, :, j], method="bulk")), rel=1e-10)

@@ -725,7 +725,7 @@ def run_bayes_did(study: Study, analysis: Analysis, out: AnalysisResults) -> Non
         tab["outcome"] = name
         out.tables.append(tab)
         out.results.append(res)
-        sec.text.append(f"{o.display}: {res.summary()}")
+        sec.text.append(f"{o.display}: {res.summary().removeprefix(f'{name}: ')}")
         sec.blocks.append(figure_to_html(posterior_plot(res), f"posterior of the effect on {name}"))
         sec.blocks.append(figure_to_html(ppc_plot(res), f"posterior predictive check for {name}"))
         if kwargs["groups"]:

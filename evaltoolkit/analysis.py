@@ -113,6 +113,8 @@ def run_plan(study: Study, *, seed: int = 20240601) -> AnalysisResults:
             warnings.simplefilter("always", EvalToolkitWarning)
             try:
                 fn(study, analysis, out)
+                if analysis.type not in out.extras.setdefault("types_run", []):
+                    out.extras["types_run"].append(analysis.type)
             except EvalToolkitError as exc:
                 out.warnings.append(f"Analysis '{analysis.id}' could not be completed: {exc}")
         for w in caught:

@@ -24,6 +24,7 @@ import numpy as np
 
 from evaltoolkit.bayes import _flat, hdi
 from evaltoolkit.figures import PALETTE, new_figure
+from evaltoolkit.privacy import MIN_CELL
 
 __all__ = ["posterior_plot", "ppc_plot", "prior_sensitivity_plot", "shrinkage_plot"]
 
@@ -72,7 +73,9 @@ def shrinkage_plot(result: Any, level: str | None = None, max_clusters: int = 40
         label="partially pooled (95% HDI)",
     )
     raw = tab["raw_estimate"].to_numpy()
-    ok = np.isfinite(raw)
+    # privacy: a raw (unpooled) estimate is drawn only when each arm it uses has at least 10 people
+    nt, nc = tab["n_treated"].to_numpy(), tab["n_control"].to_numpy()
+    ok = np.isfinite(raw) & ((nt == 0) | (nt >= MIN_CELL)) & ((nc == 0) | (nc >= MIN_CELL))
     ax.scatter(raw[ok], y[ok], marker="x", color=PALETTE[1], label="raw (no pooling)", zorder=3)
     for yi, r, m in zip(y[ok], raw[ok], tab["mean"].to_numpy()[ok]):
         ax.annotate(
@@ -129,7 +132,7 @@ def posterior_plot(result: Any, bins: int = 60):
     return fig
 
 
-def ppc_plot(result: Any, prob: float = 0.9):
+def ppc_plot(result: Any, prob: float = 0.9, min_n: int = MIN_CELL):
     """Posterior predictive check: observed team-by-arm mean changes against their predictive intervals.
 
     A well-fitting model has about ``prob`` of the observed cell means inside their intervals; the
@@ -140,6 +143,8 @@ def ppc_plot(result: Any, prob: float = 0.9):
     result : BayesDiDResult
     prob : float
         Predictive interval probability.
+    min_n : int
+        Cells describing fewer people are not drawn (privacy rule: no cells under 10 people).
 
     Returns
     -------
@@ -152,6 +157,8 @@ def ppc_plot(result: Any, prob: float = 0.9):
     rep = rep.reshape(-1, rep.shape[-1])
     obs = idata.observed_data["cell_mean_change"].values
     size = idata.observed_data["cell_size"].values
+    keep = size >= min_n
+    rep, obs, size = rep[:, keep], obs[keep], size[keep]
     lo = np.quantile(rep, (1 - prob) / 2, axis=0)
     hi = np.quantile(rep, 1 - (1 - prob) / 2, axis=0)
     mid = np.median(rep, axis=0)
@@ -163,7 +170,11 @@ def ppc_plot(result: Any, prob: float = 0.9):
     ax.scatter(
         x, obs[order], s=8 + 40 * size[order] / size.max(), color=PALETTE[1], zorder=3, label="observed"
     )
-    ax.set_xlabel("team-by-arm cells (sorted by predicted mean change)")
+    hidden = int((~keep).sum())
+    ax.set_xlabel(
+        "team-by-arm cells (sorted by predicted mean change)"
+        + (f"; {hidden} cells under {min_n} people not shown" if hidden else "")
+    )
     ax.set_ylabel("mean change")
     ax.set_title(f"Posterior predictive check: {100 * inside:.0f}% of cells inside their interval")
     ax.legend(fontsize=8)

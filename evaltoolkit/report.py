@@ -31,6 +31,40 @@ from evaltoolkit.report_tables import table_html
 
 _TEMPLATE = "report.html"
 
+#: methods appendix: what each analysis type does, with its references
+METHODS: dict[str, str] = {
+    "measurement": "Scale reliability: Cronbach's alpha with the Feldt confidence interval and McDonald's omega "
+    "total from a one-factor model (as R psych::alpha and psych::omega), by wave and arm; item-total "
+    "correlations and alpha if an item is deleted.",
+    "attrition": "Attrition: retention per arm and wave relative to baseline, differential attrition (difference "
+    "in retention with a chi-square or Fisher test) and standardised differences between completers and "
+    "dropouts at baseline; CONSORT-style flow diagram (Schulz et al. 2010).",
+    "balance": "Baseline balance: standardised mean differences (treated-group SD for the ATT, as cobalt) and "
+    "variance ratios; |SMD| > 0.1 flagged (Austin 2009).",
+    "did": "Difference-in-differences: OLS with person fixed effects and wave effects (panel), each follow-up "
+    "against baseline. Cluster-robust inference: CR1 with t(G-1) when there are 30 or more clusters; below that, "
+    "the wild cluster bootstrap (restricted, Rademacher or Webb weights; MacKinnon & Webb 2017) for p-values and "
+    "intervals by test inversion, with CR2 standard errors and Satterthwaite degrees of freedom (Bell & McCaffrey "
+    "2002; Pustejovsky & Tipton 2018, as R clubSandwich). Hedges' g divides by the pooled baseline SD. p-values are "
+    "adjusted within outcome families (Holm 1979 or Benjamini & Hochberg 1995). Propensity-score weighting uses "
+    "a logistic model of baseline characteristics and ATT odds weights (Hernán & Robins, What If, ch. 12).",
+    "ancova": "ANCOVA: follow-up score on arm, baseline score and covariates; Hedges' g with the total "
+    "(unconditional) variance as denominator, as the EEF Statistical Analysis Guidance (2022).",
+    "mediation": "Mediation: product-of-coefficients indirect effects (Hayes 2013) with BCa bootstrap intervals "
+    "(cluster bootstrap when clusters are named); pre/post mediation on change scores adjusting for baselines; "
+    "sensitivity of the indirect effect to mediator-outcome confounding (rho at which it vanishes; Imai, Keele & "
+    "Yamamoto 2010).",
+    "moderation": "Moderation: programme-by-moderator interaction in an ANCOVA model, simple slopes at the mean "
+    "and +/- 1 SD, and the Johnson-Neyman interval (Hayes 2013; as R interactions::johnson_neyman).",
+    "multilevel": "Multilevel model: linear mixed model with random intercepts for the design's clusters, fitted "
+    "by REML with lme4's profiled-deviance method (Bates et al. 2015); intra-class correlations per level.",
+    "bayes_did": "Bayesian hierarchical DiD: within-person change scores with varying trends and programme effects "
+    "by site and team (non-centred), sampled with NUTS (nutpie); 95% highest-density intervals, P(effect > 0) and "
+    "P(|effect| < ROPE). Priors on the standardised scale: weakly informative default Normal(0, 1); 'contact', the "
+    "predictive distribution of 27 randomised contact studies (Paluck, Green & Green 2019); 'sceptical', centred "
+    "on zero. Convergence checked with R-hat, bulk and tail ESS, divergences and E-BFMI.",
+}
+
 
 def evidence_strength(results: AnalysisResults) -> tuple[str, str]:
     """A short rating of the design's evidence strength and the reason (Maryland SMS style).
@@ -118,6 +152,7 @@ def render_html(results: AnalysisResults, title: str | None = None) -> str:
         flow_html=_flow_table(results),
         sections=results.sections,
         seed=results.extras.get("seed"),
+        methods=[METHODS[t] for t in results.extras.get("types_run", []) if t in METHODS],
         design_source=html.escape(str(d.source.name)) if d.source else "(in memory)",
     )
 

@@ -116,6 +116,8 @@ BFMI_MIN = 0.3
 ESS_PER_CHAIN = 100
 #: with fewer top-level clusters than this, the between-cluster SDs lean on their prior
 FEW_CLUSTERS = 5
+#: sample the population trend / effect shifted by the mean cluster deviation (see the log density)
+SHIFT = (True, True)
 #: prior names compared by :func:`prior_sensitivity`
 SENSITIVITY_PRIORS = ("default", "contact", "sceptical")
 
@@ -469,6 +471,8 @@ def _logp_grad_kernel(x, grad, fd, idx):  # pragma: no cover - compiled by numba
     h2 = fd[o + 3]
     trend_sd = fd[o + 4]
     sig_rate = fd[o + 5]
+    shift_c = fd[o + 6] > 0
+    shift_d = fd[o + 7] > 0
     cc = idx[3 : 3 + L * C].reshape((L, C))
     o = 3 + L * C
     koff = idx[o : o + L + 1]
@@ -478,8 +482,31 @@ def _logp_grad_kernel(x, grad, fd, idx):  # pragma: no cover - compiled by numba
     bpos = idx[o + 2 * L + 1 + nkt : o + 2 * L + 1 + 2 * nkt]
     for j in range(x.shape[0]):
         grad[j] = 0.0
+    # x[0] and x[1] are the population trend and effect *plus* the mean of the (scaled) cluster
+    # deviations at every level: c = x[0] - Σ_l σ_trend,l z̄_trend,l and δ = x[1] - Σ_l σ_effect,l z̄_effect,l
+    # (a shift with unit Jacobian). The likelihood then depends on x[0], x[1] and the *centred* z only,
+    # which removes the ridge between δ and the mean of the cluster deviations.
     c = x[0]
     delta = x[1]
+    for lev in range(L):
+        p = poff[lev]
+        nk = koff[lev + 1] - koff[lev]
+        na = 0
+        za_sum = 0.0
+        nb = 0
+        zd_sum = 0.0
+        for g in range(nk):
+            kd = kinds[koff[lev] + g]
+            if kd != 1:
+                na += 1
+                za_sum += x[p + 2 + g]
+            if kd == 2:
+                nb += 1
+                zd_sum += x[p + 2 + nk + bpos[koff[lev] + g]]
+        if shift_c and na > 0:
+            c -= math.exp(x[p]) * za_sum / na
+        if shift_d and nb > 0:
+            delta -= math.exp(x[p + 1]) * zd_sum / nb
     ls = x[2 + k]
     sigma = math.exp(ls)
     inv_s2 = 1.0 / (sigma * sigma)
@@ -570,6 +597,34 @@ def _logp_grad_kernel(x, grad, fd, idx):  # pragma: no cover - compiled by numba
         grad[p] = sa * d_sa - sa * sa / h2 + 1.0
         grad[p + 1] = sd * d_sd - sd * sd / h2 + 1.0
         logp += -0.5 * (sa * sa + sd * sd) / h2 + x[p] + x[p + 1] - 0.5 * zz
+    # chain rule through the shifts (grad[0], grad[1] hold d logp / dc and d logp / dδ)
+    for lev in range(L):
+        p = poff[lev]
+        nk = koff[lev + 1] - koff[lev]
+        na = 0
+        za_sum = 0.0
+        nb = 0
+        zd_sum = 0.0
+        for g in range(nk):
+            kd = kinds[koff[lev] + g]
+            if kd != 1:
+                na += 1
+                za_sum += x[p + 2 + g]
+            if kd == 2:
+                nb += 1
+                zd_sum += x[p + 2 + nk + bpos[koff[lev] + g]]
+        if shift_c and na > 0:
+            ga = grad[0] * math.exp(x[p]) / na
+            grad[p] -= ga * za_sum
+            for g in range(nk):
+                if kinds[koff[lev] + g] != 1:
+                    grad[p + 2 + g] -= ga
+        if shift_d and nb > 0:
+            gb = grad[1] * math.exp(x[p + 1]) / nb
+            grad[p + 1] -= gb * zd_sum
+            for g in range(nk):
+                if kinds[koff[lev] + g] == 2:
+                    grad[p + 2 + nk + bpos[koff[lev] + g]] -= gb
     return logp
 
 
@@ -616,9 +671,16 @@ class _DiDDensity:
     """
 
     def __init__(
-        self, st: _Stats, prior_mu: float, prior_sd: float, hyper_scale: float, use_numba: bool = True
+        self,
+        st: _Stats,
+        prior_mu: float,
+        prior_sd: float,
+        hyper_scale: float,
+        use_numba: bool = True,
+        shift: tuple[bool, bool] = SHIFT,
     ) -> None:
         self.st = st
+        self.shift = (bool(shift[0]), bool(shift[1]))
         self.pm, self.ps = prior_mu, prior_sd
         self.h2 = hyper_scale**2
         k = st.k
@@ -662,7 +724,7 @@ class _DiDDensity:
                 [st.ssr],
                 st.bhat,
                 st.S.ravel(),
-                [st.N, prior_mu, prior_sd, self.h2, TREND_PRIOR_SD, SIGMA_RATE],
+                [st.N, prior_mu, prior_sd, self.h2, TREND_PRIOR_SD, SIGMA_RATE, float(shift[0]), float(shift[1])],
             ]
         ).astype(float)
         idx = np.concatenate([[C, st.k, L], cc.ravel(), koff, poff, kinds, bpos]).astype(np.int64)
@@ -675,11 +737,24 @@ class _DiDDensity:
         logp = self._kernel(x, grad, *self._args)
         return float(logp), grad
 
+    def location(self, x: np.ndarray) -> tuple[float, float]:
+        """Population trend ``c`` and effect ``δ`` (standardised) from the shifted coordinates."""
+        c, delta = float(x[0]), float(x[1])
+        for lv in self.st.levels:
+            za = x[self.slices[f"z_trend_{lv.name}"]][lv.kind != 1]
+            zd = x[self.slices[f"z_effect_{lv.name}"]]
+            if self.shift[0] and za.size:
+                c -= math.exp(x[self.slices[f"log_sd_trend_{lv.name}"]][0]) * float(za.mean())
+            if self.shift[1] and zd.size:
+                delta -= math.exp(x[self.slices[f"log_sd_effect_{lv.name}"]][0]) * float(zd.mean())
+        return c, delta
+
     def expand(self, x: np.ndarray) -> dict[str, np.ndarray]:
         st, sl = self.st, self.slices
+        c, delta = self.location(x)
         out = {
-            "effect": np.array(x[1] * st.sd_y),
-            "trend": np.array(x[0] * st.sd_y),
+            "effect": np.array(delta * st.sd_y),
+            "trend": np.array(c * st.sd_y),
             "sigma_change": np.array(math.exp(x[sl["log_sigma"]][0]) * st.sd_y),
         }
         if st.k:

@@ -189,6 +189,50 @@ def power_cmd(
     con.print(res.summary())
 
 
+@app.command()
+def report(
+    results: Annotated[
+        list[Path], typer.Argument(help="Results folder(s) written by 'evaltoolkit analyse'.")
+    ],
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: re-render in place).")] = None,
+    title: Annotated[str | None, typer.Option(help="Report title.")] = None,
+) -> None:
+    """Re-render a saved report (one folder), or pool several studies' results by meta-analysis."""
+    import json
+
+    from evaltoolkit.errors import DataError
+    from evaltoolkit.pooling import pooled_context, read_results
+    from evaltoolkit.report import render_context
+
+    if len(results) == 1:
+        folder = results[0]
+        _, ctx = read_results(folder)
+        if not ctx:
+            raise DataError(
+                "no results.json here (written by 'evaltoolkit analyse' from version 0.1)", file=str(folder)
+            )
+        if title:
+            ctx["title"] = title
+        target = out or folder
+        target.mkdir(parents=True, exist_ok=True)
+        (target / "report.html").write_text(render_context(ctx), encoding="utf-8")
+        _console().print(f"Report: {(target / 'report.html').resolve()}")
+        return
+    studies = {}
+    for folder in results:
+        est, ctx = read_results(folder)
+        label = folder.name
+        studies[label] = est
+    ctx, pooled = pooled_context(studies, title=title)
+    target = out or Path("evaltoolkit-pooled")
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "report.html").write_text(render_context(ctx), encoding="utf-8")
+    pooled.to_csv(target / "estimates.csv", index=False)
+    (target / "results.json").write_text(json.dumps(ctx), encoding="utf-8")
+    _console().print(f"Pooled {len(pooled)} estimates across {len(studies)} studies.")
+    _console().print(f"Report: {(target / 'report.html').resolve()}")
+
+
 # workflow order in --help: instruments, validate, score (intake commands are light: typer only at import)
 from evaltoolkit.commands import instruments_cmd, intake_cmd  # noqa: E402
 

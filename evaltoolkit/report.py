@@ -14,13 +14,12 @@ Examples
 >>> res = run_plan(et.Study(sim.design, sim.data))
 >>> paths = et.write_report(res, tempfile.mkdtemp())
 >>> sorted(p.name for p in paths.values())
-['estimates.csv', 'estimates.xlsx', 'report.html']
+['estimates.csv', 'estimates.xlsx', 'report.html', 'results.json']
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import html
 from pathlib import Path
 
 import pandas as pd
@@ -115,16 +114,10 @@ def _flow_table(results: AnalysisResults) -> str:
     return table_html(shown, caption="People responding at each wave", digits=0)
 
 
-def render_html(results: AnalysisResults, title: str | None = None) -> str:
-    """The report as one self-contained HTML string."""
-    import jinja2
-
+def report_context(results: AnalysisResults, title: str | None = None) -> dict:
+    """Everything the template shows, as plain JSON-serialisable values (saved as ``results.json``)."""
     import evaltoolkit
 
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("evaltoolkit", "templates"),
-        autoescape=jinja2.select_autoescape(["html"]),
-    )
     d = results.design
     rating, why = evidence_strength(results)
     study = results.study
@@ -139,40 +132,67 @@ def render_html(results: AnalysisResults, title: str | None = None) -> str:
     ]
     for col in d.columns.clusters:
         design_rows.append((f"Number of {col}s", format_count(study.data[col].nunique(), min_n=0)))
-    return env.get_template(_TEMPLATE).render(
-        title=title or d.title,
-        description=d.description,
-        generated=_dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        version=evaltoolkit.__version__,
-        headline=results.headline,
-        rating=rating,
-        rating_why=why,
-        warnings=results.warnings,
-        design_rows=design_rows,
-        flow_html=_flow_table(results),
-        sections=results.sections,
-        seed=results.extras.get("seed"),
-        methods=[METHODS[t] for t in results.extras.get("types_run", []) if t in METHODS],
-        design_source=html.escape(str(d.source.name)) if d.source else "(in memory)",
+    return {
+        "title": title or d.title,
+        "description": d.description,
+        "generated": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "version": evaltoolkit.__version__,
+        "headline": list(results.headline),
+        "rating": rating,
+        "rating_why": why,
+        "warnings": list(results.warnings),
+        "design_rows": [list(r) for r in design_rows],
+        "flow_html": _flow_table(results),
+        "sections": [
+            {"id": x.id, "title": x.title, "text": x.text, "blocks": x.blocks} for x in results.sections
+        ],
+        "seed": results.extras.get("seed"),
+        "methods": [METHODS[t] for t in results.extras.get("types_run", []) if t in METHODS],
+        "design_source": str(d.source.name) if d.source else "(in memory)",
+        "design_name": d.name,
+    }
+
+
+def render_context(context: dict) -> str:
+    """Render a report context (see :func:`report_context`) with the bundled template."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("evaltoolkit", "templates"),
+        autoescape=jinja2.select_autoescape(["html"]),
     )
+    return env.get_template(_TEMPLATE).render(**context)
+
+
+def render_html(results: AnalysisResults, title: str | None = None) -> str:
+    """The report as one self-contained HTML string."""
+    return render_context(report_context(results, title))
 
 
 def write_report(results: AnalysisResults, out_dir: str | Path, title: str | None = None) -> dict[str, Path]:
-    """Write ``report.html``, ``estimates.csv`` and ``estimates.xlsx`` into ``out_dir``.
+    """Write ``report.html``, ``estimates.csv``, ``estimates.xlsx`` and ``results.json`` into ``out_dir``.
+
+    ``results.json`` holds the rendered report context (no data, no identifiers), so
+    ``evaltoolkit report DIR`` can re-render or pool reports later.
 
     Returns
     -------
     dict
-        ``{"report": path, "estimates": path, "xlsx": path}``.
+        ``{"report": path, "estimates": path, "xlsx": path, "json": path}``.
     """
+    import json
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    context = report_context(results, title)
     report = out / "report.html"
-    report.write_text(render_html(results, title), encoding="utf-8")
+    report.write_text(render_context(context), encoding="utf-8")
     est: pd.DataFrame = results.estimates
     csv = out / "estimates.csv"
     est.to_csv(csv, index=False)
     xlsx = out / "estimates.xlsx"
     with pd.ExcelWriter(xlsx, engine="openpyxl") as xw:
         est.to_excel(xw, sheet_name="estimates", index=False)
-    return {"report": report, "estimates": csv, "xlsx": xlsx}
+    js = out / "results.json"
+    js.write_text(json.dumps(context), encoding="utf-8")
+    return {"report": report, "estimates": csv, "xlsx": xlsx, "json": js}

@@ -165,3 +165,34 @@ def test_validate_and_score_commands(tmp_path, capsys):
     assert "ncs_cohesion" in table.columns and table["ncs_cohesion"].isna().sum() == 1
     assert path.read_bytes() == before
     assert main(["validate", str(path), "--instrument", "no_such_instrument"]) == 2
+
+
+def test_report_rerenders_and_pools(demo_dir, tmp_path):
+    # re-render one saved report with a new title
+    again = tmp_path / "again"
+    assert main(["report", str(demo_dir), "--title", "Board summary", "--out", str(again)]) == 0
+    assert "Board summary" in (again / "report.html").read_text()
+    # pool two studies: the pooled DiD lies between the two studies' estimates (random-effects mean)
+    other = tmp_path / "other"
+    assert main(["demo", "--out", str(other), "--n", "900", "--seed", "8"]) == 0
+    pooled = tmp_path / "pooled"
+    assert main(["report", str(demo_dir), str(other), "--out", str(pooled)]) == 0
+    est = pd.read_csv(pooled / "estimates.csv")
+    row = est.query(
+        "analysis == 'pooled:did_primary' and outcome == 'attitudes' and term == 'treat:post'"
+    ).iloc[0]
+    a = pd.read_csv(demo_dir / "estimates.csv").query(
+        "analysis == 'did_primary' and outcome == 'attitudes' and term == 'treat:post'"
+    )
+    b = pd.read_csv(other / "estimates.csv").query(
+        "analysis == 'did_primary' and outcome == 'attitudes' and term == 'treat:post'"
+    )
+    lo, hi = sorted([a["estimate"].iloc[0], b["estimate"].iloc[0]])
+    assert lo <= row["estimate"] <= hi and row["k"] == 2
+    # inverse-variance weights: with DL tau^2 = 0 the pooled estimate is the fixed-effect mean
+    w = 1 / a["std_error"].iloc[0] ** 2, 1 / b["std_error"].iloc[0] ** 2
+    fe = (w[0] * a["estimate"].iloc[0] + w[1] * b["estimate"].iloc[0]) / sum(w)
+    if row["tau2"] == 0:
+        assert row["estimate"] == pytest.approx(fe, rel=1e-9)
+    assert "forest plot" in (pooled / "report.html").read_text()
+    assert main(["report", str(tmp_path / "nothing-here")]) == 2

@@ -75,16 +75,11 @@ def run_did(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
         res = did(
             data,
             outcome=name,
-            arm=c.arm,
-            wave=c.wave,
-            treated=d.arms.treated,
-            control=d.arms.control,
-            pre=d.baseline,
             post=post,
-            unit=c.id,
             cluster=cluster,
             dichotomise=o.dichotomise,
             seed=out.extras.get("seed"),
+            **d.panel_arguments(),
             **options,
         )
         res.analysis = analysis.id

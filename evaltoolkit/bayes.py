@@ -117,7 +117,7 @@ ESS_PER_CHAIN = 100
 #: with fewer top-level clusters than this, the between-cluster SDs lean on their prior
 FEW_CLUSTERS = 5
 #: sample the population trend / effect shifted by the mean cluster deviation (see the log density)
-SHIFT = (True, True)
+SHIFT = (False, True)
 #: prior names compared by :func:`prior_sensitivity`
 SENSITIVITY_PRIORS = ("default", "contact", "sceptical")
 
@@ -724,7 +724,16 @@ class _DiDDensity:
                 [st.ssr],
                 st.bhat,
                 st.S.ravel(),
-                [st.N, prior_mu, prior_sd, self.h2, TREND_PRIOR_SD, SIGMA_RATE, float(shift[0]), float(shift[1])],
+                [
+                    st.N,
+                    prior_mu,
+                    prior_sd,
+                    self.h2,
+                    TREND_PRIOR_SD,
+                    SIGMA_RATE,
+                    float(shift[0]),
+                    float(shift[1]),
+                ],
             ]
         ).astype(float)
         idx = np.concatenate([[C, st.k, L], cc.ravel(), koff, poff, kinds, bpos]).astype(np.int64)

@@ -295,6 +295,24 @@ class Design(_Strict):
     def post_waves(self) -> list[str]:
         return [w for w in self.wave_names if w != self.baseline]
 
+    def panel_arguments(self) -> dict[str, Any]:
+        """Column and label arguments shared by the panel estimators (``did``, ``bayes_did``...).
+
+        Examples
+        --------
+        >>> load_design("ncs_prepost_control").panel_arguments()["treated"]
+        'ncs'
+        """
+        c = self.columns
+        return {
+            "arm": c.arm,
+            "wave": c.wave,
+            "treated": self.arms.treated,
+            "control": self.arms.control,
+            "pre": self.baseline,
+            "unit": c.id,
+        }
+
     @property
     def outcome_names(self) -> list[str]:
         return [o.name for o in self.outcomes]

@@ -385,19 +385,9 @@ def simulate_power(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", EvalToolkitWarning)
             res = did(
-                sim.data,
-                outcome=outcome,
-                arm=c.arm,
-                wave=c.wave,
-                treated=d.arms.treated,
-                control=d.arms.control,
-                pre=d.baseline,
-                post=wave,
-                unit=c.id,
-                cluster=cluster,
-                alpha=alpha,
-                seed=seed + i,
-            )
+                sim.data, outcome=outcome, post=wave, cluster=cluster, alpha=alpha, seed=seed + i,
+                **d.panel_arguments(),
+            )  # fmt: skip
         est.append(res.estimate)
         lo.append(res.ci_lower)
         hi.append(res.ci_upper)

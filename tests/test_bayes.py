@@ -131,6 +131,42 @@ def test_gradient_matches_finite_differences(cluster_randomised):
     assert np.ptp(diffs) < 1e-8
 
 
+@pytest.mark.parametrize("cluster_randomised", [False, True])
+def test_shifted_location_is_an_exact_reparameterisation(cluster_randomised):
+    # The sampler works with u = δ + Σ_l σ_effect,l z̄_effect,l (and optionally the same shift for the
+    # trend). The map is a shear with unit Jacobian, so the density at u must equal the unshifted
+    # density at δ = u - shift (reference: the unshifted density itself), and the gradient must match
+    # central finite differences.
+    df = make_panel(n_sites=3, teams=3, per_team=8, cluster_randomised=cluster_randomised, seed=8)
+    cs, _, _ = bayes._change_scores(
+        df, "y", "arm", "wave", "pid", ("site", "team"), (), "ncs", None, "baseline", "post"
+    )
+    st = bayes._sufficient_stats(cs, ("site", "team"), ())
+    plain = bayes._DiDDensity(st, 0.1, 0.8, 0.5, use_numba=False, shift=(False, False))
+    rng = np.random.default_rng(4)
+    for shift in [(False, True), (True, True)]:
+        dens = bayes._DiDDensity(st, 0.1, 0.8, 0.5, use_numba=False, shift=shift)
+        for _ in range(3):
+            x = dens.init_point(rng) + rng.normal(0, 0.5, dens.ndim)
+            c, delta = dens.location(x)
+            x0 = x.copy()
+            x0[0], x0[1] = c, delta
+            assert dens.logp_grad(x)[0] == pytest.approx(plain.logp_grad(x0)[0], abs=1e-9)
+            assert float(dens.expand(x)["effect"]) == pytest.approx(delta * st.sd_y, abs=1e-12)
+        _, g = dens.logp_grad(x)
+        eps = 1e-6
+        num = np.array(
+            [
+                (dens.logp_grad(x + e)[0] - dens.logp_grad(x - e)[0]) / (2 * eps)
+                for e in np.eye(dens.ndim) * eps
+            ]
+        )
+        assert np.allclose(g, num, atol=1e-5 * max(1.0, np.abs(g).max()))
+    if not cluster_randomised:  # the shift is not a no-op here
+        x = plain.init_point(rng) + rng.normal(0, 0.5, plain.ndim)
+        assert dens.location(x)[1] != pytest.approx(x[1])
+
+
 def test_convergence_stats_match_arviz():
     import arviz as az
 

@@ -571,6 +571,15 @@ def consort_figure(
     def pct(n: int, base: int) -> str:
         return f" ({100 * n / base:.0f}%)" if n >= min_cell and base >= min_cell and base > 0 else ""
 
+    def pair(kept: int, lost: int) -> tuple[str, str, bool]:
+        """Counts of a followed-up / lost pair with secondary suppression: when one is small, the other
+        is rounded to the nearest 10, so the small one cannot be recovered by subtraction."""
+        if 0 < lost < min_cell <= kept:
+            return f"about {round(kept, -1):,}", cnt(lost), False
+        if 0 < kept < min_cell <= lost:
+            return cnt(kept), f"about {round(lost, -1):,}", False
+        return cnt(kept), cnt(lost), True
+
     box = {"boxstyle": "round,pad=0.4", "fc": "white", "ec": PALETTE[0], "lw": 1.2}
     side = {"boxstyle": "round,pad=0.3", "fc": "#f4f4f4", "ec": "grey", "lw": 0.8}
     for j, a in enumerate(arms):
@@ -586,10 +595,12 @@ def consort_figure(
         btxt = "Assessed at baseline" + ("" if str(bwl).lower() == "baseline" else f" ({bwl})")
         ax.text(x, y, f"{btxt}\nn = {cnt(nb)}", ha="center", va="center", fontsize=8.5, bbox=box)
         prev_y = y
+        k, k_txt, exact = nb, cnt(nb), True
         for w in fu_waves:
             y -= 1
             k = int(f.loc[(f["stage"] == "followed_up") & (f["wave"] == w), "n"].sum())
             lost = int(f.loc[(f["stage"] == "lost") & (f["wave"] == w), "n"].sum())
+            k_txt, lost_txt, exact = pair(k, lost)
             wl = wave_labels.get(w, w)
             ax.annotate(
                 "",
@@ -600,7 +611,7 @@ def consort_figure(
             ax.text(
                 x,
                 y,
-                f"Followed up at {wl}\nn = {cnt(k)}{pct(k, nb)}",
+                f"Followed up at {wl}\nn = {k_txt}{pct(k, nb) if exact else ''}",
                 ha="center",
                 va="center",
                 fontsize=8.5,
@@ -609,7 +620,7 @@ def consort_figure(
             ax.text(
                 x + 0.33,
                 y + 0.5,
-                f"Not followed up at {wl}: {cnt(lost)}",
+                f"Not followed up at {wl}: {lost_txt}",
                 ha="left",
                 va="center",
                 fontsize=7.5,
@@ -626,7 +637,7 @@ def consort_figure(
         ax.text(
             x,
             y,
-            f"Analysed ({awl})\nn = {cnt(n_an)}{pct(n_an, nb)}",
+            f"Analysed ({awl})\nn = " + (f"{cnt(n_an)}{pct(n_an, nb)}" if exact or n_an != k else k_txt),
             ha="center",
             va="center",
             fontsize=8.5,

@@ -711,6 +711,8 @@ def run_bayes_did(study: Study, analysis: Analysis, out: AnalysisResults) -> Non
             res = next(iter(sens.results.values()))
             tab = sens.table
             sec.text.append(f"{o.display}: {sens.sentence}")
+            if sens.rests_on_prior:  # say it plainly in the summary too
+                out.headline.append(f"{o.display} (Bayesian analysis): {sens.sentence}")
             sec.blocks.append(table_html(sens.comparison, caption=f"{o.display}: results under each prior"))
             sec.blocks.append(figure_to_html(prior_sensitivity_plot(sens), f"prior sensitivity for {name}"))
         else:

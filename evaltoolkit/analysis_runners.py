@@ -13,7 +13,7 @@ import pandas as pd
 
 from evaltoolkit.analysis import AnalysisResults, Section, runner
 from evaltoolkit.design import Analysis
-from evaltoolkit.figures import figure_to_html, forest_plot, means_plot
+from evaltoolkit.figures import drop_unbounded, figure_to_html, forest_plot, means_plot
 from evaltoolkit.privacy import suppress_small_cells
 from evaltoolkit.report_tables import estimates_html, table_html
 from evaltoolkit.study import Study
@@ -742,6 +742,7 @@ def _event_study_figure(results, design):
         es = getattr(r, "event_study", None)
         if es is None or es.empty or r.details.get("dichotomised"):
             continue
+        es = drop_unbounded(es)
         x = es["wave"].map(position).astype(float) + (k - len(results) / 2) * 0.05
         ax.errorbar(
             x,

@@ -116,8 +116,36 @@ def means_plot(
     return fig
 
 
+def drop_unbounded(table: pd.DataFrame) -> pd.DataFrame:
+    """Blank interval ends that carry no information (e.g. a wild bootstrap with 3 clusters).
+
+    An interval counts as unbounded when it is infinite, wider than 1,000 standard errors, or wider
+    than 1e6; plotting it would squash every other estimate into a point.
+    """
+    import numpy as np
+
+    out = table.copy()
+    lo = pd.to_numeric(out["ci_lower"], errors="coerce")
+    hi = pd.to_numeric(out["ci_upper"], errors="coerce")
+    width = (hi - lo).abs()
+    se = pd.to_numeric(out.get("std_error", pd.Series(np.nan, index=out.index)), errors="coerce").abs()
+    bad = ~np.isfinite(width) | (width > 1e6) | ((width > 1e3 * se.clip(lower=1e-12)) & se.notna())
+    out["ci_lower"] = lo.where(~bad, out["estimate"])
+    out["ci_upper"] = hi.where(~bad, out["estimate"])
+    out["unbounded"] = bad
+    return out
+
+
 def forest_plot(table: pd.DataFrame, label_col: str = "label", title: str = "", ref: float = 0.0):
-    """Horizontal estimates with 95% CIs (columns ``label_col, estimate, ci_lower, ci_upper``)."""
+    """Horizontal estimates with 95% CIs (columns ``label_col, estimate, ci_lower, ci_upper``).
+
+    Unbounded intervals are drawn as a point with the note "(interval unbounded)" in the label.
+    """
+    table = drop_unbounded(table)
+    table[label_col] = [
+        f"{lab} (interval unbounded)" if bad else lab
+        for lab, bad in zip(table[label_col], table["unbounded"], strict=True)
+    ]
     fig, ax = new_figure(width=7.0, height=0.45 * len(table) + 1.2)
     y = list(range(len(table)))[::-1]
     ax.errorbar(

@@ -12,8 +12,8 @@ Examples
 ...                   "estimate": [0.2], "std_error": [0.05]})
 >>> b = a.assign(estimate=0.1, std_error=0.04)
 >>> pooled, _ = pool_estimates({"2023": a, "2024": b})
->>> round(float(pooled["estimate"].iloc[0]), 3)
-0.139
+>>> round(float(pooled["estimate"].iloc[0]), 3)   # DerSimonian-Laird with two studies: tau^2 = 0.0030
+0.145
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ Examples
 >>> r = et.power(effect=0.5, power=0.8)
 >>> round(r.n / 2, 1)   # per arm; statsmodels TTestIndPower gives 63.77
 63.8
->>> r = et.power(n=1200, icc=0.05, cluster_size=14, pre_post_corr=0.5, analysis="ancova")
+>>> r = et.power(n=1200, power=0.8, icc=0.05, cluster_size=14, pre_post_corr=0.5, analysis="ancova")
 >>> 0.15 < r.effect < 0.25
 True
 """
@@ -168,7 +168,7 @@ def power(
 
     Examples
     --------
-    >>> r = power(n_clusters=20, cluster_size=25, icc=0.15, assignment="cluster")
+    >>> r = power(n_clusters=20, cluster_size=25, icc=0.15, assignment="cluster", power=0.8)
     >>> round(r.effect, 3)   # Bloom (2006) / PowerUp! formula; see tests for the R check
     0.568
     """

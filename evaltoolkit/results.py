@@ -13,7 +13,7 @@ Examples
 >>> r = EffectResult(analysis="did", outcome="attitudes", term="treat:post",
 ...                  estimate=0.25, std_error=0.05, ci_lower=0.15, ci_upper=0.35,
 ...                  p_value=1e-6, n_obs=800, n_clusters=40, method="OLS, CR1 by team")
->>> r.table.loc[0, "estimate"]
+>>> float(r.table.loc[0, "estimate"])
 0.25
 """
 

@@ -129,7 +129,7 @@ def simulate_study(
     Examples
     --------
     >>> sim = simulate_study("ncs_prepost_control", n=200, seed=1)
-    >>> sim.data.groupby("wave")["pid"].nunique()["baseline"]
+    >>> int(sim.data.groupby("wave")["pid"].nunique()["baseline"])
     200
     """
     if not isinstance(design, Design):

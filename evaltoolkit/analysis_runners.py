@@ -7,8 +7,6 @@ the only place where design fields are translated into estimator arguments.
 
 from __future__ import annotations
 
-import html
-
 import pandas as pd
 
 from evaltoolkit.analysis import AnalysisResults, Section, runner
@@ -16,6 +14,7 @@ from evaltoolkit.design import Analysis
 from evaltoolkit.figures import drop_unbounded, figure_to_html, forest_plot, means_plot
 from evaltoolkit.privacy import suppress_small_cells
 from evaltoolkit.report_tables import estimates_html, table_html
+from evaltoolkit.results import p_phrase, unbounded_intervals
 from evaltoolkit.study import Study
 
 
@@ -184,18 +183,15 @@ def _inference_comparison(results, cluster: str | None) -> list[str]:
 
 def did_sentence(label: str, res, treated_label: str, control_label: str, wave_label: str) -> str:
     """One plain-language sentence for a DiD headline (CausalPy-style effect summary)."""
-    from evaltoolkit.results import format_p
-
     dich = bool(res.details.get("dichotomised"))
     units = "percentage points" if dich else "points"  # did() already reports % agree in percentage points
     scale = 1
     est, lo, hi = res.estimate, res.ci_lower, res.ci_upper
     bigger = "larger" if est >= 0 else "smaller"
-    p = format_p(res.p_value)
     text = (
         f"{label} ({wave_label.lower()}): the change in the programme group ({treated_label}) was "
         f"{abs(est):.2f} {units} {bigger} than in the comparison group ({control_label}); "
-        f"95% CI {ci_text(lo, hi, res.std_error * scale)}, p {'< 0.001' if p == '<0.001' else '= ' + p}."
+        f"95% CI {ci_text(lo, hi, res.std_error * scale)}, p {p_phrase(res.p_value)}."
     )
     g = res.details.get("hedges_g")
     if isinstance(g, pd.DataFrame) and not g.empty and "g" in g.columns and not dich:
@@ -210,21 +206,14 @@ def did_sentence(label: str, res, treated_label: str, control_label: str, wave_l
 
 
 def ci_bounded(lo: float, hi: float, se: float) -> bool:
-    """False when an interval is so wide it carries no information (e.g. a wild bootstrap with 3 clusters)."""
+    """False when an interval is missing or so wide it carries no information (see ``unbounded_intervals``)."""
     import math
 
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        return False
-    ref = max(abs(se), 1e-12) if math.isfinite(se) else 1.0
-    return (hi - lo) < 1e3 * ref and (hi - lo) < 1e6
+    return math.isfinite(lo) and math.isfinite(hi) and not bool(unbounded_intervals(lo, hi, se))
 
 
 def ci_text(lo: float, hi: float, se: float) -> str:
     return f"{lo:+.2f} to {hi:+.2f}" if ci_bounded(lo, hi, se) else "unbounded"
-
-
-def escape(text: str) -> str:
-    return html.escape(str(text))
 
 
 def _baseline_wide(study: Study, outcomes: list[str], post: str) -> pd.DataFrame:
@@ -292,7 +281,7 @@ def run_ancova(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
                 out.headline.append(
                     f"{o.display}: adjusted difference {res.estimate:+.2f} points "
                     f"(95% CI {ci_text(res.ci_lower, res.ci_upper, res.std_error)}), "
-                    f"p {_p_words(res.p_value)}."
+                    f"p {p_phrase(res.p_value)}."
                 )
             for msg in res.warnings:
                 out.note(f"{o.display}: {msg}")
@@ -331,13 +320,6 @@ def run_balance(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
     sec.blocks.append(figure_to_html(love_plot(tab), "love plot"))
     out.extras["balance"] = tab
     out.sections.append(sec)
-
-
-def _p_words(p: float) -> str:
-    from evaltoolkit.results import format_p
-
-    text = format_p(p)
-    return "< 0.001" if text == "<0.001" else f"= {text}"
 
 
 @runner("attrition")
@@ -469,7 +451,7 @@ def run_multilevel(study: Study, analysis: Analysis, out: AnalysisResults) -> No
         )
         sec.text.append(
             f"{d.outcome(name).display}: programme effect {fit.estimate:+.3f} points "
-            f"(95% CI {ci_text(fit.ci_lower, fit.ci_upper, fit.std_error)}), p {_p_words(fit.p_value)}, "
+            f"(95% CI {ci_text(fit.ci_lower, fit.ci_upper, fit.std_error)}), p {p_phrase(fit.p_value)}, "
             f"{fit.n_obs:,} people. Intra-class correlations: {icc_text}."
         )
         sec.blocks.append(estimates_html(tab, caption=f"Fixed effects: {name}"))

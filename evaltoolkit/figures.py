@@ -124,12 +124,13 @@ def drop_unbounded(table: pd.DataFrame) -> pd.DataFrame:
     """
     import numpy as np
 
+    from evaltoolkit.results import unbounded_intervals
+
     out = table.copy()
     lo = pd.to_numeric(out["ci_lower"], errors="coerce")
     hi = pd.to_numeric(out["ci_upper"], errors="coerce")
-    width = (hi - lo).abs()
-    se = pd.to_numeric(out.get("std_error", pd.Series(np.nan, index=out.index)), errors="coerce").abs()
-    bad = ~np.isfinite(width) | (width > 1e6) | ((width > 1e3 * se.clip(lower=1e-12)) & se.notna())
+    se = pd.to_numeric(out.get("std_error", pd.Series(np.nan, index=out.index)), errors="coerce")
+    bad = unbounded_intervals(lo, hi, se)
     out["ci_lower"] = lo.where(~bad, out["estimate"])
     out["ci_upper"] = hi.where(~bad, out["estimate"])
     out["unbounded"] = bad

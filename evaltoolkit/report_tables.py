@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from evaltoolkit.privacy import drop_identifiers
-from evaltoolkit.results import format_p
+from evaltoolkit.results import format_p, unbounded_intervals
 
 _HEADERS = {
     "analysis": "Analysis",
@@ -62,13 +62,11 @@ def table_html(df: pd.DataFrame, caption: str | None = None, digits: int = 3, in
     df = drop_identifiers(df.reset_index() if index else df)
     if {"ci_lower", "ci_upper", "std_error"} <= set(df.columns):
         df = df.copy()
-        lo = pd.to_numeric(df["ci_lower"], errors="coerce")
-        hi = pd.to_numeric(df["ci_upper"], errors="coerce")
-        width = (hi - lo).abs()
-        se = pd.to_numeric(df["std_error"], errors="coerce").abs()
-        has_ci = lo.notna() | hi.notna()
-        too_wide = (width > 1e3 * se.clip(lower=1e-12)) & se.notna()
-        unbounded = has_ci & (~np.isfinite(width) | too_wide | (width > 1e6))
+        unbounded = unbounded_intervals(
+            pd.to_numeric(df["ci_lower"], errors="coerce"),
+            pd.to_numeric(df["ci_upper"], errors="coerce"),
+            pd.to_numeric(df["std_error"], errors="coerce"),
+        )
         if unbounded.any():
             df[["ci_lower", "ci_upper"]] = df[["ci_lower", "ci_upper"]].astype(object)
             df.loc[unbounded, ["ci_lower", "ci_upper"]] = "unbounded"

@@ -101,7 +101,7 @@ class EffectResult:
         text = (
             f"{self.outcome}: the estimated effect ({self.term}) is {self.estimate:+.3f} {units} "
             f"({direction} than without the programme), 95% CI {self.ci_lower:+.3f} to "
-            f"{self.ci_upper:+.3f}, p {_p_phrase(self.p_value)}; n = {self.n_obs}"
+            f"{self.ci_upper:+.3f}, p {p_phrase(self.p_value)}; n = {self.n_obs}"
             + (f" in {self.n_clusters} clusters" if self.n_clusters else "")
             + f". {sig}."
         )
@@ -117,9 +117,38 @@ class EffectResult:
         )
 
 
-def _p_phrase(p: float) -> str:
+def p_phrase(p: float) -> str:
+    """A p-value for a sentence: ``"< 0.001"`` or ``"= 0.042"``.
+
+    Examples
+    --------
+    >>> p_phrase(0.00001), p_phrase(0.0421)
+    ('< 0.001', '= 0.042')
+    """
     text = format_p(p)
     return text.replace("<", "< ") if text.startswith("<") else f"= {text}"
+
+
+def unbounded_intervals(lo, hi, se):
+    """Which intervals carry no information: infinite, wider than 1e6, or wider than 1,000 SEs.
+
+    A wild cluster bootstrap with three clusters, for example, inverts to an effectively unlimited
+    interval; tables, sentences and figures all use this one rule to show it as "unbounded".
+    Missing intervals (both ends NA) are not flagged. Works on scalars and arrays.
+
+    Examples
+    --------
+    >>> unbounded_intervals([0.1, -2e11], [0.3, 3e9], [0.05, 0.001]).tolist()
+    [False, True]
+    """
+    import numpy as np
+
+    lo, hi, se = (np.asarray(v, dtype=float) for v in (lo, hi, se))
+    width = np.abs(hi - lo)
+    has_ci = ~(np.isnan(lo) & np.isnan(hi))
+    with np.errstate(invalid="ignore"):
+        too_wide = np.isfinite(se) & (width > 1e3 * np.maximum(np.abs(se), 1e-12))
+        return has_ci & (~np.isfinite(width) | (width > 1e6) | too_wide)
 
 
 def format_p(p: float) -> str:

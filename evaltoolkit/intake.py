@@ -931,32 +931,32 @@ def read_responses(
             report.add_many(
                 file, id_name, rows[no_id], [""] * int(no_id.sum()), "missing id", "error", "row has no ID"
             )
+
+        def flag_outside(column: str, allowed: list, problem: str, detail: str) -> None:
+            values = data[column]
+            outside = values.notna() & ~values.astype(str).isin([str(a) for a in allowed])
+            if outside.any():
+                report.add_many(
+                    file,
+                    column,
+                    rows[outside.to_numpy()],
+                    values[outside].astype(str).tolist(),
+                    problem,
+                    "error",
+                    detail,
+                )
+
         if dsg is not None and has_wave:
-            wv = data[wave_name]
-            unknown = wv.notna() & ~wv.astype(str).isin([str(w) for w in dsg.wave_names])
-            if unknown.any():
-                report.add_many(
-                    file,
-                    wave_name,
-                    rows[unknown.to_numpy()],
-                    wv[unknown].astype(str).tolist(),
-                    "unknown wave",
-                    "error",
-                    f"design '{dsg.name}' has waves {dsg.wave_names}",
-                )
+            flag_outside(
+                wave_name, dsg.wave_names, "unknown wave", f"design '{dsg.name}' has waves {dsg.wave_names}"
+            )
         if dsg is not None and arm_name and arm_name in data.columns:
-            av = data[arm_name]
-            bad_arm = av.notna() & ~av.astype(str).isin([str(a) for a in dsg.arms.all])
-            if bad_arm.any():
-                report.add_many(
-                    file,
-                    arm_name,
-                    rows[bad_arm.to_numpy()],
-                    av[bad_arm].astype(str).tolist(),
-                    "unknown arm",
-                    "error",
-                    f"arm value not in design '{dsg.name}' arms {dsg.arms.all}",
-                )
+            flag_outside(
+                arm_name,
+                dsg.arms.all,
+                "unknown arm",
+                f"arm value not in design '{dsg.name}' arms {dsg.arms.all}",
+            )
         keys = [data[wave_name].astype(str)] if has_wave else []
         key_df = pd.DataFrame({"id": ids, **({"wave": keys[0]} if keys else {})})
         dup_all = key_df.duplicated(keep=False).to_numpy() & ~no_id

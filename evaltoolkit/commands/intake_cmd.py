@@ -144,25 +144,28 @@ def _issues_path(out: Path, default_name: str) -> Path:
     return out / default_name
 
 
+# options shared by `validate` and `score`
+DataArg = Annotated[
+    Path, typer.Argument(help="Survey export: CSV, XLSX, SPSS .sav, Stata .dta, Qualtrics or Kobo.")
+]
+InstrumentOpt = Annotated[
+    list[str] | None, typer.Option("--instrument", "-i", help="Instrument id or YAML path (repeatable).")
+]
+DesignOpt = Annotated[Path | None, typer.Option(help="Design YAML (or bundled name): columns, waves, arms.")]
+IdColOpt = Annotated[str | None, typer.Option(help="Respondent ID column (default: design's, else 'id').")]
+WaveColOpt = Annotated[str | None, typer.Option(help="Wave column ('none' for a single-wave file).")]
+MapOpt = Annotated[list[str] | None, typer.Option("--map", help="FILE_COLUMN=ITEM_CODE (repeatable).")]
+
+
 def validate_cmd(
-    data: Annotated[
-        Path, typer.Argument(help="Survey export: CSV, XLSX, SPSS .sav, Stata .dta, Qualtrics or Kobo.")
-    ],
-    instrument: Annotated[
-        list[str] | None, typer.Option("--instrument", "-i", help="Instrument id or YAML path (repeatable).")
-    ] = None,
-    design: Annotated[
-        Path | None, typer.Option(help="Design YAML (or bundled name): columns, waves, arms.")
-    ] = None,
+    data: DataArg,
+    instrument: InstrumentOpt = None,
+    design: DesignOpt = None,
     strict: Annotated[bool, typer.Option(help="Stop with exit code 1 at the first problem class.")] = False,
     out: Annotated[Path | None, typer.Option(help="Write all issues to this CSV file (or folder).")] = None,
-    id_col: Annotated[
-        str | None, typer.Option(help="Respondent ID column (default: design's, else 'id').")
-    ] = None,
-    wave_col: Annotated[str | None, typer.Option(help="Wave column ('none' for a single-wave file).")] = None,
-    map: Annotated[
-        list[str] | None, typer.Option("--map", help="FILE_COLUMN=ITEM_CODE (repeatable).")
-    ] = None,
+    id_col: IdColOpt = None,
+    wave_col: WaveColOpt = None,
+    map: MapOpt = None,
 ) -> None:
     """Check a survey export against instruments: every problem with its column and row."""
     data_out, report = _read(data, instrument, design, strict, id_col, wave_col, map)
@@ -175,15 +178,9 @@ def validate_cmd(
 
 
 def score_cmd(
-    data: Annotated[
-        Path, typer.Argument(help="Survey export: CSV, XLSX, SPSS .sav, Stata .dta, Qualtrics or Kobo.")
-    ],
-    instrument: Annotated[
-        list[str] | None, typer.Option("--instrument", "-i", help="Instrument id or YAML path (repeatable).")
-    ] = None,
-    design: Annotated[
-        Path | None, typer.Option(help="Design YAML (or bundled name): columns, waves, arms.")
-    ] = None,
+    data: DataArg,
+    instrument: InstrumentOpt = None,
+    design: DesignOpt = None,
     out: Annotated[Path, typer.Option(help="Folder for scored.csv, reliability.csv and the issues.")] = Path(
         "evaltoolkit-scores"
     ),
@@ -195,13 +192,9 @@ def score_cmd(
         list[str] | None,
         typer.Option(help="Reliability (and standardisation) groups (default: wave and arm)."),
     ] = None,
-    id_col: Annotated[
-        str | None, typer.Option(help="Respondent ID column (default: design's, else 'id').")
-    ] = None,
-    wave_col: Annotated[str | None, typer.Option(help="Wave column ('none' for a single-wave file).")] = None,
-    map: Annotated[
-        list[str] | None, typer.Option("--map", help="FILE_COLUMN=ITEM_CODE (repeatable).")
-    ] = None,
+    id_col: IdColOpt = None,
+    wave_col: WaveColOpt = None,
+    map: MapOpt = None,
 ) -> None:
     """Validate, score the scales (reverse keys, minimum items) and report reliability by wave and arm."""
     import warnings

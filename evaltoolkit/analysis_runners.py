@@ -461,30 +461,31 @@ def run_multilevel(study: Study, analysis: Analysis, out: AnalysisResults) -> No
     out.sections.append(sec)
 
 
-def outcome_items(study: Study) -> dict[str, list[str]]:
-    """Items of each outcome scale that are present in the data, psych-style (``-item`` = reverse-keyed).
+def outcome_scales(study: Study):
+    """What to pass to :func:`~evaltoolkit.reliability.reliability` for the design's multi-item outcomes.
 
-    Taken from the design's instruments (``outcomes[].scale``) when given, else from the simulation block.
+    Returns ``(scales, names)``: the design's instruments restricted to the outcomes' instrument scales
+    (reverse keys and code ranges from the instrument), or - for simulated data - a psych-style mapping
+    ``{outcome: ["item", "-reversed_item", ...]}``; ``names`` maps each scale id to its outcome.
+    Scales with fewer than two items, or with items missing from the data, are left out.
     """
+    from evaltoolkit.scoring import resolve_scales
+
     d = study.design
     cols = set(study.data.columns)
-    found: dict[str, list[str]] = {}
-    if d.instruments and any(o.scale for o in d.outcomes):
-        from evaltoolkit.instruments import load_instrument
-
-        loaded = [load_instrument(i) for i in d.instruments]
-        for o in d.outcomes:
-            if not o.scale:
-                continue
-            for ins in loaded:
-                sc = next((s for s in ins.scales if s.id == o.scale), None)
-                if sc is not None:
-                    found[o.name] = [("-" if ins.item(c).reverse else "") + c for c in sc.items]
-    if d.simulation is not None:
-        for name, spec in d.simulation.constructs.items():
-            if name in {o.name for o in d.outcomes} and name not in found:
-                found[name] = [("-" if i in spec.reverse else "") + i for i in spec.items]
-    return {k: v for k, v in found.items() if len(v) > 1 and all(i.lstrip("-") in cols for i in v)}
+    scaled = {o.scale: o.name for o in d.outcomes if o.scale}
+    if d.instruments and scaled:
+        specs = resolve_scales(list(d.instruments), scales=list(scaled))
+        keep = [sp.id for sp in specs if sp.n_items > 1 and set(sp.items) <= cols]
+        return ({"instruments": list(d.instruments), "scales": keep} if keep else None), scaled
+    if d.simulation is None:
+        return None, {}
+    mapping = {
+        name: [("-" if i in spec.reverse else "") + i for i in spec.items]
+        for name, spec in d.simulation.constructs.items()
+        if name in d.outcome_names and len(spec.items) > 1 and set(spec.items) <= cols
+    }
+    return ({"instruments": mapping, "scales": None} if mapping else None), {k: k for k in mapping}
 
 
 @runner("measurement")
@@ -492,12 +493,13 @@ def run_measurement(study: Study, analysis: Analysis, out: AnalysisResults) -> N
     """Reliability of each outcome scale by wave and arm (alpha with CI, omega, item-total correlations)."""
     from evaltoolkit.reliability import reliability
 
-    items = outcome_items(study)
-    if not items:
+    what, names = outcome_scales(study)
+    if what is None:
         return
     c = study.design.columns
     data = study.data.rename(columns={c.wave: "wave", c.arm: "arm"}) if c.wave in study.data else study.data
-    res = reliability(data, items, by=[b for b in ("wave", "arm") if b in data.columns])
+    by = [b for b in ("wave", "arm") if b in data.columns]
+    res = reliability(data, what["instruments"], scales=what["scales"], by=by)
     d = study.design
     sec = Section(id=f"analysis-{analysis.id}", title="Measurement: how reliable are the scales?")
     sec.text.append(
@@ -511,7 +513,7 @@ def run_measurement(study: Study, analysis: Analysis, out: AnalysisResults) -> N
     sec.text.append(
         "Across the whole sample: "
         + "; ".join(
-            f"{d.outcome(r['scale']).display if r['scale'] in d.outcome_names else r['scale']} "
+            f"{d.outcome(names[r['scale']]).display if r['scale'] in names else r['scale']} "
             f"alpha {r['alpha']:.2f}, omega {r['omega_total']:.2f}"
             for _, r in overall.iterrows()
         )
@@ -525,7 +527,7 @@ def run_measurement(study: Study, analysis: Analysis, out: AnalysisResults) -> N
         )
     )
     scales = res.scales.copy()
-    scales["scale"] = scales["scale"].map(lambda s: d.outcome(s).display if s in d.outcome_names else s)
+    scales["scale"] = scales["scale"].map(lambda s: d.outcome(names[s]).display if s in names else s)
     if "arm" in scales:
         scales["arm"] = scales["arm"].map(lambda a: d.arms.label(a) if a in d.arms.all else a)
     sec.blocks.append(table_html(scales, caption="Reliability by scale, wave and group"))

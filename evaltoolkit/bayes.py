@@ -1322,7 +1322,7 @@ def bayes_did(
         Warm-up (adaptation) iterations per chain; default ``2 * draws // 5`` clipped to 200-1000
         (400 for 1,000 draws: with the shifted effect this was enough on every seed tried; see
         ``docs/bayes.md``), raised to ``draws`` (at most 1000) when a grouping level has fewer than
-        10 clusters, where the variance components are weakly identified.
+        5 clusters, where the variance components are barely identified.
     seed : int, optional
         Random seed (results are reproducible with a seed).
     treated, control : scalar
@@ -1402,7 +1402,7 @@ def bayes_did(
         )
     if tune is None:
         tune = int(min(1000, max(200, 2 * draws // 5)))
-        if any(level.n < 10 for level in st.levels):
+        if any(level.n < 5 for level in st.levels):
             # few clusters leave the variance components weakly identified: the short warm-up tuned on
             # the 100-team benchmark then diverges (three schools: R-hat 1.45, 600 divergences at 400)
             tune = max(tune, min(1000, int(draws)))

@@ -431,7 +431,7 @@ def test_plots_return_figures():
 
 def test_default_warmup_is_longer_with_few_clusters():
     # With the 400-step warm-up tuned on the 100-team benchmark, the three-schools design diverged heavily
-    # (R-hat 1.45, ~600 divergences); below 10 clusters at any level the default warm-up is `draws` (<= 1000).
+    # (R-hat 1.45, ~600 divergences); below 5 clusters at any level the default warm-up is `draws` (<= 1000).
     few = make_panel(n_sites=3, teams=2, per_team=10, seed=4)
     res = quiet(bayes.bayes_did, few, "y", "arm", "wave", "pid", treated="ncs", seed=1, draws=300, chains=2)
     assert res.details["tune"] == 300

@@ -1,18 +1,31 @@
 """The ``evaltoolkit`` command line.
 
-Every deliberate error (:class:`~evaltoolkit.errors.EvalToolkitError`) is printed as one plain line and
-exits with status 2; any other failure prints a short message (set ``EVALTOOLKIT_DEBUG=1`` for the
-traceback). Heavy libraries are imported inside commands so ``evaltoolkit --help`` stays fast.
+Usage errors (a missing argument or option, an unknown command or option, a value of the wrong type) print
+the usual short usage message and exit with status 2. Every deliberate error
+(:class:`~evaltoolkit.errors.EvalToolkitError`: a file, column or design field that is wrong) is printed as
+one plain line and also exits with 2; anything unexpected prints one line and exits with 3. Only
+``-v/--verbose`` shows a traceback (for bug reports). ``-q/--quiet`` prints errors and cautions only.
+Heavy libraries are imported inside commands so ``evaltoolkit --help`` stays fast.
+
+Examples
+--------
+>>> main(["--version"])  # doctest: +ELLIPSIS
+evaltoolkit 0...
+0
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from evaltoolkit.commands.common import STATE, example
+from evaltoolkit.commands.common import console as _console
+from evaltoolkit.commands.common import err_console as _err_console
+from evaltoolkit.commands.common import progress as _progress
 
 app = typer.Typer(
     name="evaltoolkit",
@@ -20,25 +33,47 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    epilog=example(
+        "evaltoolkit demo", "evaltoolkit analyse scored.csv --design ncs_prepost_control --out report"
+    ),
 )
 
 
-def _console():
-    from rich.console import Console
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
 
-    return Console(stderr=False, highlight=False)
+    try:
+        return version("evaltoolkit")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree without installing
+        from evaltoolkit import __version__
+
+        return __version__
 
 
-def _err_console():
-    from rich.console import Console
+def _show_version(value: bool) -> None:
+    if value:
+        print(f"evaltoolkit {_version()}")
+        raise typer.Exit(0)
 
-    return Console(stderr=True, highlight=False)
 
-
-def _progress():
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True)
+@app.callback()
+def _global_options(
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", "-q", help="Print only errors and cautions (no progress, no summaries)."),
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show the full traceback of any error (for bug reports).")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit.", callback=_show_version, is_eager=True),
+    ] = False,
+) -> None:
+    """Evaluate social-mixing (contact theory) programmes: simulate, analyse and report."""
+    STATE.quiet = quiet
+    STATE.verbose = verbose
 
 
 def _analyse_and_report(study, out: Path, title: str | None = None, seed: int = 20240601) -> dict[str, Path]:
@@ -54,11 +89,11 @@ def _analyse_and_report(study, out: Path, title: str | None = None, seed: int = 
     for sentence in results.headline:
         con.print(f"• {sentence}")
     if results.warnings:
-        con.print(f"[yellow]{len(results.warnings)} caution(s) - see the report.[/yellow]")
+        _err_console().print(f"[yellow]{len(results.warnings)} caution(s) - see the report.[/yellow]")
     return paths
 
 
-@app.command()
+@app.command(epilog=example("evaltoolkit demo --out my-demo --n 1500 --seed 7"))
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the report and tables.")] = Path("evaltoolkit-demo"),
     n: Annotated[int | None, typer.Option(help="People at baseline (default: the design's).")] = None,
@@ -86,7 +121,9 @@ def demo(
     )
 
 
-@app.command()
+@app.command(
+    epilog=example("evaltoolkit simulate --design ncs_prepost_control --out study.csv --n 1200 --seed 1")
+)
 def simulate(
     design: Annotated[str, typer.Option(help="Bundled design name or path to a design YAML.")],
     out: Annotated[Path, typer.Option(help="Output data file (.csv or .xlsx).")],
@@ -116,7 +153,12 @@ def simulate(
     )
 
 
-@app.command()
+@app.command(
+    epilog=example(
+        "evaltoolkit simulate --design ncs_prepost_control --out study.csv --seed 1",
+        "evaltoolkit analyse study.csv --design ncs_prepost_control --out report",
+    )
+)
 def analyse(
     data: Annotated[Path, typer.Argument(help="Scored data: CSV, XLSX, SPSS .sav, Stata .dta or Parquet.")],
     design: Annotated[str, typer.Option(help="Bundled design name or path to a design YAML.")],
@@ -137,7 +179,13 @@ def analyse(
     _console().print(f"Report: {paths['report'].resolve()}\nEstimates: {paths['estimates'].resolve()}")
 
 
-@app.command("power")
+@app.command(
+    "power",
+    epilog=example(
+        "evaltoolkit power --effect 0.2 --power 0.8 --assignment cluster --cluster-size 12 --icc 0.05",
+        "evaltoolkit power --design ncs_prepost_control --n 1200 --sims 200",
+    ),
+)
 def power_cmd(
     effect: Annotated[
         float | None, typer.Option(help="Standardised effect (SD units); omit to get the MDES.")
@@ -173,7 +221,7 @@ def power_cmd(
             raise DesignError("give --n (people at baseline) to simulate a design", field="n")
         from rich.progress import Progress
 
-        with Progress(transient=True) as progress:
+        with Progress(transient=True, disable=STATE.quiet) as progress:
             task = progress.add_task(f"Simulating {sims} studies...", total=sims)
             res = simulate_power(
                 design, n=int(n), outcome=outcome, n_sims=sims, seed=seed, alpha=alpha,
@@ -189,7 +237,12 @@ def power_cmd(
     con.print(res.summary())
 
 
-@app.command()
+@app.command(
+    epilog=example(
+        'evaltoolkit report evaltoolkit-demo --title "NCS 2026: re-rendered"',
+        "evaltoolkit report site-a site-b --out pooled",
+    )
+)
 def report(
     results: Annotated[
         list[Path], typer.Argument(help="Results folder(s) written by 'evaltoolkit analyse'.")
@@ -237,38 +290,57 @@ def report(
 from evaltoolkit.commands import instruments_cmd, intake_cmd  # noqa: E402
 
 app.add_typer(instruments_cmd.app, name="instruments")
-app.command("validate")(intake_cmd.validate_cmd)
-app.command("score")(intake_cmd.score_cmd)
+app.command(
+    "validate",
+    epilog=example("evaltoolkit validate wave1.csv --instrument ncs_social_mixing --out issues.csv"),
+)(intake_cmd.validate_cmd)
+app.command(
+    "score", epilog=example("evaltoolkit score wave1.csv --instrument ncs_social_mixing --out scores")
+)(intake_cmd.score_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the app, turning errors into one plain line."""
+    """Run the command line and return its exit status (see the module docstring for the codes)."""
     from evaltoolkit.errors import EvalToolkitError
 
+    STATE.quiet = STATE.verbose = False
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        rc = app(args=argv, standalone_mode=False)
+        # standalone mode: typer prints usage errors itself (short usage + one error line, status 2)
+        app(args=args, prog_name="evaltoolkit", standalone_mode=True)
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
     except EvalToolkitError as exc:
-        _err_console().print(f"[red]error:[/red] {exc}")
+        _show_traceback_if_verbose(args)
+        _err_console().print(f"[red]error:[/red] {_escape(' '.join(str(exc).split()))}")
         return 2
-    except (typer.Abort, KeyboardInterrupt):
+    except KeyboardInterrupt:
         _err_console().print("aborted")
-        return 1
-    except SystemExit as exc:  # pragma: no cover - typer exits on --help
-        return int(exc.code or 0)
+        return 130
     except Exception as exc:
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        if os.environ.get("EVALTOOLKIT_DEBUG"):
-            raise
+        _show_traceback_if_verbose(args)
+        msg = " ".join(str(exc).split())
         _err_console().print(
-            f"[red]unexpected error:[/red] {type(exc).__name__}: {exc}\n"
-            "Please report this; set EVALTOOLKIT_DEBUG=1 to see the full traceback."
+            f"[red]unexpected error:[/red] {type(exc).__name__}: {_escape(msg)} "
+            "(please report this; run again with --verbose to see the traceback)"
         )
         return 3
-    return rc if isinstance(rc, int) else 0
+    return 0  # pragma: no cover - standalone mode always exits
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _show_traceback_if_verbose(args: list[str]) -> None:
+    # STATE.verbose is set by the callback; the flag is also honoured when the error came before it ran
+    if STATE.verbose or "-v" in args or "--verbose" in args:
+        import traceback
+
+        traceback.print_exc()
 
 
 def _entry() -> None:  # pragma: no cover

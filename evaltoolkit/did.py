@@ -292,7 +292,10 @@ def did(
         y = 100.0 * f(y)
     else:
         if not pd.api.types.is_numeric_dtype(y):
-            raise DataError("outcome must be numeric (or give dichotomise=)", column=outcome)
+            raise DataError(
+                "outcome must be numeric: score the items first (evaltoolkit score), or set dichotomise: for the outcome in the design",
+                column=outcome,
+            )
         y = y.astype(float)
     df = df.assign(__y=y.to_numpy())
     if not np.isfinite(df["__y"].to_numpy()).all():
@@ -400,7 +403,7 @@ def did(
             if not is_nested(c, cl):
                 raise EstimationError(
                     f"'{name}' is not nested within clusters '{cl_col}' (some people change cluster), "
-                    f"which {choice} needs; use vcov='CR1'",
+                    f"which {choice} needs; set vcov: CR1 in the analysis options",
                     column=name,
                 )
     if choice in ("wild",) and G is not None:

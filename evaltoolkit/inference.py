@@ -760,7 +760,7 @@ def choose_inference(requested: str, n_clusters: int | None, *, warn: bool = Tru
             "CR2": "CR2 (Bell-McCaffrey) standard errors with Satterthwaite degrees of freedom are used, "
             "which are conservative but only indicative with so few clusters",
             "CR1": "CR1 was requested explicitly; its p-values are likely far too small here "
-            "(use vcov='wild' or 'CR2')",
+            "(set vcov: wild or vcov: CR2 in the analysis options)",
         }[choice]
         notes.append(
             f"Only {n_clusters} clusters: conventional cluster-robust inference cannot be trusted with "

@@ -336,7 +336,7 @@ def _read_raw(
             kind = "stata"
         else:
             raise DataError(
-                f"unknown file type '{suffix}'; use .csv, .tsv, .txt, .xlsx, .sav or .dta, or pass format=",
+                f"unknown file type '{suffix}'; save the export as .csv, .tsv, .txt, .xlsx, .sav or .dta",
                 file=file,
             )
     if kind not in FORMATS:
@@ -844,7 +844,13 @@ def read_responses(
     has_wave = bool(wave_name) and wave_name in present_targets
     if not has_id:
         report.add(
-            file, id_name, None, "", "missing id column", "error", "no ID column: pass id_col= or mapping="
+            file,
+            id_name,
+            None,
+            "",
+            "missing id column",
+            "error",
+            "no ID column: name it with --id-col or --map COLUMN=id, or in the design's columns: id:",
         )
     if wave_col not in (None, "auto") and not has_wave:
         report.add(
@@ -854,7 +860,7 @@ def read_responses(
             "",
             "missing wave column",
             "error",
-            "no wave column: pass wave_col= or mapping=",
+            "no wave column: name it with --wave-col (or 'none' for a one-wave file), or in the design's columns: wave:",
         )
 
     out_cols: dict[str, Any] = {}
@@ -978,7 +984,7 @@ def read_responses(
                     ids[removed].tolist(),
                     "duplicate id",
                     "info",
-                    "row removed (duplicates=)",
+                    f"row removed: only the {duplicates} answer of a repeated ID is kept",
                 )
         known: set[str] = (
             {str(x) for x in _ids_as_text(pd.Series(list(baseline_ids))).dropna()}
@@ -989,7 +995,7 @@ def read_responses(
             base = _baseline_of(data[wave_name], baseline)
             if base is None:
                 report.notes.append(
-                    "baseline wave not identified (pass baseline=): follow-up IDs not checked"
+                    "baseline wave not identified (name it in the design's baseline: field): follow-up IDs not checked"
                 )
             else:
                 is_base = (data[wave_name].astype(str) == str(base)).to_numpy()
@@ -1009,7 +1015,7 @@ def read_responses(
                         )
                 else:
                     report.notes.append(
-                        f"no rows at baseline ({wave_name} = {base}) in this file: pass baseline_ids= to check follow-up IDs"
+                        f"no rows at baseline ({wave_name} = {base}) in this file: follow-up IDs are checked only when the baseline wave is in the same file"
                     )
         elif baseline_ids is not None:
             unmatched = ~no_id & ~_in_set(ids, known)

@@ -729,8 +729,8 @@ def propensity_weights(
         raise DesignError("method must be 'weighting' or 'matching'", field="method")
     if method == "matching" and estimand != "ATT":
         raise DesignError(
-            "nearest-neighbour matching here estimates the ATT; use estimand='ATT' "
-            "(or weighting for the ATE)",
+            "nearest-neighbour matching here estimates the ATT; set estimand: ATT in the analysis options "
+            "(or method: weighting for the ATE)",
             field="estimand",
         )
     model = propensity_score(data, arm, covariates, treated=treated, control=control, categorical=categorical)

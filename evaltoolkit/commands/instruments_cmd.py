@@ -20,12 +20,17 @@ from typing import Annotated
 
 import typer
 
+from evaltoolkit.commands.common import console as _console
+from evaltoolkit.commands.common import example
+
 app = typer.Typer(
     name="instruments",
     help="Browse the bundled instrument library and export questionnaires (XLSForm, HTML, codebook).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    epilog=example("evaltoolkit instruments list", "evaltoolkit instruments show ncs_social_mixing"),
 )
 
 _MARK_STYLE = {
@@ -35,12 +40,6 @@ _MARK_STYLE = {
     "R": "bold red",
     "user": "bold magenta",
 }
-
-
-def _console():
-    from rich.console import Console
-
-    return Console(highlight=False, soft_wrap=False)
 
 
 def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
@@ -56,7 +55,7 @@ def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
     return out
 
 
-@app.command("list")
+@app.command("list", epilog=example("evaltoolkit instruments list"))
 def list_cmd() -> None:
     """List the bundled instruments with their item counts and how many items are unverified."""
     from rich.table import Table
@@ -91,7 +90,7 @@ def list_cmd() -> None:
     con.print("Show one with: evaltoolkit instruments show ID")
 
 
-@app.command("show")
+@app.command("show", epilog=example("evaltoolkit instruments show best_of_us_children -p place=Ramsgate"))
 def show_cmd(
     name: Annotated[str, typer.Argument(help="Instrument id or path to a YAML file.")],
     placeholder: Annotated[
@@ -180,7 +179,12 @@ def show_cmd(
         )
 
 
-@app.command("export")
+@app.command(
+    "export",
+    epilog=example(
+        "evaltoolkit instruments export ncs_social_mixing best_of_us_children -p place=Ramsgate --out questionnaire"
+    ),
+)
 def export_cmd(
     names: Annotated[list[str], typer.Argument(help="Instrument ids or YAML paths, in questionnaire order.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("questionnaire"),

@@ -29,15 +29,11 @@ from typing import Annotated, Any
 
 import typer
 
+from evaltoolkit.commands.common import console as _console
+
 __all__ = ["score_cmd", "validate_cmd"]
 
 _SEV_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
-
-
-def _console():
-    from rich.console import Console
-
-    return Console(highlight=False)
 
 
 def _mapping(pairs: list[str] | None) -> dict[str, str] | None:

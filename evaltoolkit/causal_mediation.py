@@ -620,7 +620,7 @@ def mediation_sensitivity(
     >>> df["m"] = 0.5 * df.t + rng.normal(size=500)
     >>> df["y"] = 0.5 * df.m + rng.normal(size=500)
     >>> s = mediation_sensitivity(df, "t", "m", "y", n_boot=0)
-    >>> bool(0.3 < s.rho_at_zero < 0.6)
+    >>> bool(abs(s.rho_at_zero - 0.447) < 0.2)  # truth 0.5 / sqrt(1.25); SD over seeds ~0.04
     True
     """
     d, prep = _prepare_design(data, treatment, mediator, outcome, covariates, False, 0.0, 1.0, False)

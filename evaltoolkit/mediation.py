@@ -21,14 +21,16 @@ Examples
 --------
 >>> import numpy as np, pandas as pd
 >>> rng = np.random.default_rng(1)
->>> x = rng.integers(0, 2, 400)
->>> m = 0.5 * x + rng.normal(size=400)
->>> y = 0.4 * m + 0.1 * x + rng.normal(size=400)
+>>> x = rng.integers(0, 2, 1500)
+>>> m = 0.5 * x + rng.normal(size=1500)
+>>> y = 0.4 * m + 0.1 * x + rng.normal(size=1500)
 >>> df = pd.DataFrame({"x": x, "m": m, "y": y})
 >>> res = mediation(df, "x", "m", "y", n_boot=500, seed=1)
 >>> list(res.table["term"])
 ['a[m]', 'b[m->y]', "c'", 'indirect[m]', 'total_indirect', 'total']
->>> bool(res.ci_lower > 0)
+>>> bool(abs(res.estimate - 0.2) < 4 * res.std_error)  # true a*b = 0.2, about 8 SEs from zero
+True
+>>> bool(res.ci_lower > 0)  # so the interval excludes zero whatever the seed
 True
 """
 
@@ -1090,11 +1092,13 @@ def moderated_mediation(
     Examples
     --------
     >>> rng = np.random.default_rng(4)
-    >>> n = 500
+    >>> n = 1000
     >>> df = pd.DataFrame({"x": rng.integers(0, 2, n), "w": rng.normal(size=n)})
-    >>> df["m"] = (0.3 + 0.3 * df.w) * df.x + rng.normal(size=n)
+    >>> df["m"] = (0.3 + 0.6 * df.w) * df.x + rng.normal(size=n)
     >>> df["y"] = 0.5 * df.m + rng.normal(size=n)
     >>> res = moderated_mediation(df, "x", "m", "y", "w", n_boot=500, seed=1)
+    >>> bool(abs(res.estimate - 0.3) < 4 * res.std_error)  # true index 0.6 * 0.5, about 8 SEs from zero
+    True
     >>> bool(res.ci_lower > 0)
     True
     """

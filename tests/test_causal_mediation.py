@@ -56,9 +56,9 @@ def row(res, term):
 # ---------------------------------------------------------------------------------------------
 # ACME / ADE
 # ---------------------------------------------------------------------------------------------
-def test_framing_probit_quasi_bayesian_matches_statsmodels(framing):
+def test_framing_probit_quasi_bayesian_matches_statsmodels(framing, seed):
     res = causal_mediation(
-        framing, "treat", "emo", "cong_mesg", COVS, outcome_model="probit", n_sims=2000, seed=4231
+        framing, "treat", "emo", "cong_mesg", COVS, outcome_model="probit", n_sims=2000, seed=seed(4231)
     )
     assert list(res.table.columns) == list(ESTIMATE_COLUMNS)
     ref_100 = {"acme": 0.075938, "ade": 0.021798, "total": 0.097736}  # framing_para_4231
@@ -69,7 +69,8 @@ def test_framing_probit_quasi_bayesian_matches_statsmodels(framing):
         mc_2000 = np.sqrt(sd**2 / 2000 + sd**2 / 2000)
         assert row(res, term)["estimate"] == pytest.approx(ref_100[term], abs=4 * mc_100), term
         assert row(res, term)["estimate"] == pytest.approx(ref_2000[term], abs=4 * mc_2000), term
-    # intervals: statsmodels ACME (average) 95% CI (0.026109, 0.129450) from 100 draws
+    # intervals: statsmodels ACME (average) 95% CI (0.026109, 0.129450) from 100 draws; our 2,000-draw
+    # ends carry a Monte Carlo SD of ~0.002, a fifth of these margins (the reference's own error is fixed)
     assert row(res, "acme")["ci_lower"] == pytest.approx(0.026, abs=0.015)
     assert row(res, "acme")["ci_upper"] == pytest.approx(0.129, abs=0.02)
     assert row(res, "acme")["p_value"] < 0.01
@@ -79,7 +80,7 @@ def test_framing_probit_quasi_bayesian_matches_statsmodels(framing):
     assert np.allclose(sims.total, sims.acme_control + sims.ade_treated)
 
 
-def test_framing_probit_bootstrap_matches_statsmodels(framing):
+def test_framing_probit_bootstrap_matches_statsmodels(framing, seed):
     res = causal_mediation(
         framing,
         "treat",
@@ -89,8 +90,10 @@ def test_framing_probit_bootstrap_matches_statsmodels(framing):
         outcome_model="probit",
         method="bootstrap",
         n_sims=300,
-        seed=1,
+        seed=seed(1),
     )
+    # 4 MC SEs of the reference's 100-draw mean; over seeds our 300-draw means sit a steady 0.07 (ACME) to
+    # 0.23 (ADE, total) of this margin from the reference (its own fixed Monte Carlo error)
     ref_100 = {"acme": 0.085390, "ade": 0.017222, "total": 0.102612}  # framing_boot_4231
     for term, value in ref_100.items():
         sd = res.sims[term].std()
@@ -98,13 +101,13 @@ def test_framing_probit_bootstrap_matches_statsmodels(framing):
     assert "bootstrap" in res.method
 
 
-def test_jobs_linear_acme_equals_product_of_paths(jobs):
+def test_jobs_linear_acme_equals_product_of_paths(jobs, seed):
     covs = ["econ_hard", "sex", "age"]
-    res = causal_mediation(jobs, "treat", "job_seek", "depress2", covs, n_sims=2000, seed=1)
+    res = causal_mediation(jobs, "treat", "job_seek", "depress2", covs, n_sims=2000, seed=seed(1))
     sd = res.sims["acme"].std()
-    # Tingley et al. (2014): ACME -0.0157, ADE -0.0403, total -0.0560 (means of simulation draws)
+    # Tingley et al. (2014): ACME -0.0157, ADE -0.0403, total -0.0560 (means of simulation draws); the
+    # means of 2,000 draws are within 4 Monte Carlo SEs of the exact a·b, c' and c
     assert res.acme == pytest.approx(-0.0157446450, abs=4 * sd / np.sqrt(2000))
-    assert round(res.acme, 3) == -0.016
     assert res.ade == pytest.approx(-0.0402647000, abs=4 * res.sims["ade"].std() / np.sqrt(2000))
     assert res.total_effect == pytest.approx(-0.0560093450, abs=4 * res.sims["total"].std() / np.sqrt(2000))
     # no interaction: control and treated ACME coincide draw by draw
@@ -114,39 +117,60 @@ def test_jobs_linear_acme_equals_product_of_paths(jobs):
     assert sd == pytest.approx(np.sqrt(a**2 * se_b**2 + b**2 * se_a**2), rel=0.1)
     # bootstrap point estimate in the linear case is exactly a·b on the original data
     boot = causal_mediation(
-        jobs, "treat", "job_seek", "depress2", covs, method="bootstrap", n_sims=200, seed=1
+        jobs, "treat", "job_seek", "depress2", covs, method="bootstrap", n_sims=200, seed=seed(1)
     )
     assert boot.acme == pytest.approx(-0.0157446450, abs=1e-9)
     assert boot.prop_mediated == pytest.approx(-0.0157446450 / -0.0560093450, abs=1e-9)
 
 
-def test_interaction_gives_different_acme_by_treatment_state():
-    rng = np.random.default_rng(3)
+@pytest.mark.pinned_seed
+def test_jobs_linear_acme_rounds_like_tingley(jobs):
+    # Tingley et al. (2014) print ACME -0.016 to 3 d.p. The 2,000-draw mean's Monte Carlo SE (0.0003) is
+    # about its distance to the rounding edge (-0.0155), so this holds for this seed only: exact for the
+    # locked versions (requirements/dev.lock); a different numpy release may move it (seed 4 gives -0.015)
+    res = causal_mediation(
+        jobs, "treat", "job_seek", "depress2", ["econ_hard", "sex", "age"], n_sims=2000, seed=1
+    )
+    assert round(res.acme, 3) == -0.016
+
+
+def test_interaction_gives_different_acme_by_treatment_state(seed):
+    rng = np.random.default_rng(seed(3))
     n = 2000
     t = rng.integers(0, 2, n).astype(float)
     m = 0.5 * t + rng.normal(size=n)
     y = 0.2 * t + 0.3 * m + 0.4 * t * m + rng.normal(size=n)
-    res = causal_mediation(pd.DataFrame({"t": t, "m": m, "y": y}), "t", "m", "y", interaction=True, seed=1)
-    # truth: ACME(control) = 0.5 * 0.3 = 0.15, ACME(treated) = 0.5 * 0.7 = 0.35
-    assert row(res, "acme_control")["ci_lower"] < 0.15 < row(res, "acme_control")["ci_upper"]
-    assert row(res, "acme_treated")["ci_lower"] < 0.35 < row(res, "acme_treated")["ci_upper"]
+    res = causal_mediation(
+        pd.DataFrame({"t": t, "m": m, "y": y}), "t", "m", "y", interaction=True, seed=seed(1)
+    )
+    # truth: ACME(control) = 0.5 * 0.3 = 0.15, ACME(treated) = 0.5 * 0.7 = 0.35; each within 4 SEs
+    for term, truth in (("acme_control", 0.15), ("acme_treated", 0.35)):
+        r = row(res, term)
+        assert abs(r["estimate"] - truth) < 4 * r["std_error"], term
+        assert r["ci_lower"] < r["estimate"] < r["ci_upper"]
+    # and they differ: the difference 0.5 * 0.4 = 0.2 is ~7 SEs from zero (SE from the draws)
+    diff = res.sims["acme_treated"] - res.sims["acme_control"]
+    gap = row(res, "acme_treated")["estimate"] - row(res, "acme_control")["estimate"]
+    assert abs(gap - 0.2) < 4 * diff.std() and gap > 0
 
 
-def test_probit_outcome_recovers_simulated_acme():
+def test_probit_outcome_recovers_simulated_acme(seed):
     """Binary outcome from a latent probit model; true ACME by numerical integration."""
-    rng = np.random.default_rng(4)
+    rng = np.random.default_rng(seed(4))
     n = 3000
     t = rng.integers(0, 2, n).astype(float)
     m = 0.8 * t + rng.normal(size=n)
     y = (-0.3 + 0.2 * t + 0.5 * m + rng.normal(size=n) > 0).astype(float)
     res = causal_mediation(
-        pd.DataFrame({"t": t, "m": m, "y": y}), "t", "m", "y", outcome_model="probit", seed=2
+        pd.DataFrame({"t": t, "m": m, "y": y}), "t", "m", "y", outcome_model="probit", seed=seed(2)
     )
     from scipy.stats import norm
 
     s = np.sqrt(1 + 0.5**2)
-    truth_acme0 = norm.cdf((-0.3 + 0.5 * 0.8) / s) - norm.cdf(-0.3 / s)
-    assert row(res, "acme_control")["ci_lower"] < truth_acme0 < row(res, "acme_control")["ci_upper"]
+    truth_acme0 = norm.cdf((-0.3 + 0.5 * 0.8) / s) - norm.cdf(-0.3 / s)  # 0.141, ~15 SEs from zero
+    r = row(res, "acme_control")
+    assert abs(r["estimate"] - truth_acme0) < 4 * r["std_error"]
+    assert r["ci_lower"] > 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -187,22 +211,23 @@ def test_sensitivity_curve_matches_medsens_fgls(jobs):
     assert sens.r2_tilde_prod == pytest.approx(sens.rho_at_zero**2 * (1 - r2m) * (1 - r2y))
 
 
-def test_sensitivity_recovers_true_acme_under_confounding():
+def test_sensitivity_recovers_true_acme_under_confounding(seed):
     """With errors correlated at rho = 0.4, ACME(0.4) recovers the true a·b; ACME(0) is biased."""
-    rng = np.random.default_rng(6)
+    rng = np.random.default_rng(seed(6))
     n = 20000
     t = rng.integers(0, 2, n).astype(float)
     e = rng.multivariate_normal([0, 0], [[1, 0.4], [0.4, 1]], size=n)
     m = 0.5 * t + e[:, 0]
     y = 0.3 * t + 0.2 * m + e[:, 1]
     sens = mediation_sensitivity(
-        pd.DataFrame({"t": t, "m": m, "y": y}), "t", "m", "y", rho=[0.0, 0.4], n_boot=200
+        pd.DataFrame({"t": t, "m": m, "y": y}), "t", "m", "y", rho=[0.0, 0.4], n_boot=200, seed=seed(1)
     )
     acme = sens.curve.set_index("rho")["acme"]
-    assert acme[0.4] == pytest.approx(0.1, abs=0.01)
-    assert acme[0.0] > 0.25  # naive a·b absorbs the confounding: 0.5 * (0.2 + 0.4) = 0.3
     lo, hi = sens.curve.set_index("rho").loc[0.4, ["ci_lower", "ci_upper"]]
-    assert lo < 0.1 < hi
+    se = (hi - lo) / (2 * 1.96)  # bootstrap SE, ~0.004 with 20,000 people
+    assert lo < acme[0.4] < hi and se < 0.01
+    assert abs(acme[0.4] - 0.1) < 4 * se
+    assert acme[0.0] > 0.25  # naive a·b absorbs the confounding: 0.5 * (0.2 + 0.4) = 0.3, 6 SEs above 0.25
 
 
 def test_errors(framing, jobs):
@@ -230,7 +255,7 @@ def test_sensitivity_plot_marks_the_crossing(jobs):
     assert np.allclose(line.get_ydata(), sens.curve.acme)
 
 
-def test_cluster_robust_draws_use_cr1_covariances_as_r_sandwich(framing):
+def test_cluster_robust_draws_use_cr1_covariances_as_r_sandwich(framing, seed):
     """Quasi-Bayesian draws with `cluster` use CR1 covariances. Reference, R 4.2.2 sandwich 3.0:
     d$grp <- (seq_len(nrow(d)) - 1) %% 40
     f <- glm(cong_mesg ~ treat + emo + age + income, family = binomial(link = "probit"), data = d)
@@ -249,7 +274,7 @@ def test_cluster_robust_draws_use_cr1_covariances_as_r_sandwich(framing):
         outcome_model="probit",
         cluster="grp",
         n_sims=300,
-        seed=1,
+        seed=seed(1),
     )
     assert np.sqrt(np.diag(res.details["vcov_outcome"])) == pytest.approx(
         [0.4036712118, 0.2009471254, 0.0355258888, 0.0045148344, 0.0187243180], rel=1e-5
@@ -268,8 +293,9 @@ def test_cluster_robust_draws_use_cr1_covariances_as_r_sandwich(framing):
         cluster="grp",
         method="bootstrap",
         n_sims=200,
-        seed=1,
+        seed=seed(1),
     )
     assert "cluster bootstrap" in boot.method
-    # both inferences agree roughly on the ACME's uncertainty
+    # both inferences agree roughly on the ACME's uncertainty (over seeds the ratio is 0.86-1.0; the SDs
+    # of 200 and 300 draws carry ~6% Monte Carlo error)
     assert boot.std_error == pytest.approx(res.std_error, rel=0.35)

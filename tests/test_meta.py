@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evaltoolkit.errors import DataError, DesignError, EvalToolkitWarning
+from evaltoolkit.errors import DataError, DesignError, EstimationError, EvalToolkitWarning
 from evaltoolkit.meta import MetaResult, egger_test, forest_plot, funnel_plot, meta_analysis
 from evaltoolkit.priors import Prior, load_paluck2019
 from evaltoolkit.results import ESTIMATE_COLUMNS
@@ -243,7 +243,7 @@ PUB_MU, PUB_MU_MCSE, PUB_TAU, PUB_TAU_MCSE = 4.366, 0.081, 3.717, 0.079
 
 
 @pytest.fixture(scope="module")
-def eight_schools():
+def eight_schools(seed):
     return meta_analysis(
         EIGHT_Y,
         EIGHT_SE,
@@ -254,7 +254,7 @@ def eight_schools():
         draws=1000,
         tune=1000,
         chains=2,
-        seed=20261123,
+        seed=seed(20261123),
     )
 
 
@@ -289,20 +289,29 @@ def test_eight_schools_result_shape_and_diagnostics(eight_schools):
     assert r.table.loc[0, "term"] == "pooled (Bayesian random effects)"
 
 
-def test_knapp_hartung_coverage_small_simulation():
+def test_knapp_hartung_coverage_small_simulation(seed):
     # Random-effects data, k = 8, mu = 0.3, tau = 0.25, se ~ U(0.1, 0.4). Knapp-Hartung intervals are
-    # known to hold nominal coverage here (IntHout, Ioannidis & Borm 2014, BMC Med Res Methodol 14:25),
-    # while Wald-z REML intervals under-cover with few studies. 400 replications: binomial SE of 0.95 is 0.011
-    # (this seed: KH 0.945, z 0.9025).
-    rng = np.random.default_rng(7)
-    k, mu, tau, reps = 8, 0.3, 0.25, 400
-    cover_kh = cover_z = 0
+    # known to hold close to nominal coverage here (IntHout, Ioannidis & Borm 2014, BMC Med Res Methodol
+    # 14:25), while Wald-z REML intervals under-cover with few studies. Over 6,000 replications KH covers
+    # 93.8% and z 90.5% (z misses where KH covers in 3.6%, the reverse in 0.3%). With 1,000 replications
+    # KH's coverage is within 4 binomial SEs (3 points) of 93.8%, and the paired difference is ~5 SEs.
+    rng = np.random.default_rng(seed(7))
+    k, mu, tau, reps = 8, 0.3, 0.25, 1000
+    cover_kh = cover_z = n_failed = 0
     for _ in range(reps):
         se = rng.uniform(0.1, 0.4, k)
         y = mu + tau * rng.standard_normal(k) + se * rng.standard_normal(k)
-        kh = meta_analysis(y, se, method="REML", knapp_hartung=True)
+        try:
+            kh = meta_analysis(y, se, method="REML", knapp_hartung=True)
+        except EstimationError:
+            # about 1 data set in 300 (tau^2 near 0): REML Fisher scoring does not converge in 200 steps
+            # and meta_analysis says so; such data sets are left out of both coverages
+            n_failed += 1
+            continue
         z = meta_analysis(y, se, method="REML")
         cover_kh += kh.ci_lower <= mu <= kh.ci_upper
         cover_z += z.ci_lower <= mu <= z.ci_upper
-    assert 0.925 <= cover_kh / reps <= 0.975
-    assert cover_z / reps < cover_kh / reps
+    n = reps - n_failed
+    assert n_failed <= 0.02 * reps
+    assert abs(cover_kh / n - 0.938) <= 4 * math.sqrt(0.938 * 0.062 / n)
+    assert cover_z / n < cover_kh / n

@@ -20,9 +20,9 @@ N = 120  # 60 participants in 6 teams, 60 controls in 6 cohorts
 
 
 @pytest.fixture(scope="module")
-def exports(tmp_path_factory):
+def exports(tmp_path_factory, seed):
     ins = et.load_instrument("ncs_social_mixing")
-    rng = np.random.default_rng(42)
+    rng = np.random.default_rng(seed(42))
     ids = [f"p{i:03d}" for i in range(N)]
     treated = np.arange(N) < N // 2
     level = rng.normal(0, 0.8, N)
@@ -43,7 +43,7 @@ def exports(tmp_path_factory):
     folder = tmp_path_factory.mktemp("exports")
     paths = {"baseline": folder / "baseline.csv", "post": folder / "post.csv"}
     simulate_kobo_export(ins, answers(0.0), paths["baseline"])
-    simulate_kobo_export(ins, answers(0.5), paths["post"])
+    simulate_kobo_export(ins, answers(1.0), paths["post"])
     register = pd.DataFrame(
         {
             "respondent_id": ids,
@@ -85,7 +85,9 @@ def test_exports_to_report(exports, tmp_path):
     change = (wide["post"] - wide["baseline"]).groupby(wide["arm"]).mean()
     row = res.estimates.query("analysis == 'did' and outcome == 'ncs_cohesion'").iloc[0]
     assert row["estimate"] == pytest.approx(change["ncs"] - change["control"], abs=1e-10)
-    assert row["estimate"] > 0.2  # the planted effect (0.5 on the latent scale, before rounding and clipping)
+    # the planted effect: 1.0 on the latent scale, before rounding and clipping; over seeds the estimate
+    # is ~1.0 with SD ~0.2 (120 people), so it clears 0.2 by 4 SDs whatever the stream
+    assert row["estimate"] > 0.2
     assert row["n_clusters"] == 12 and "wild cluster bootstrap" in row["method"]
     # measurement section uses the instrument's scale definitions (warmth: four thermometer items)
     assert "ncs_warmth" in set(res.extras["reliability"].scales["scale"])

@@ -23,11 +23,11 @@ Examples
 >>> rng = np.random.default_rng(1)
 >>> f = rng.normal(size=500)
 >>> items = pd.DataFrame({f"x{i}": f + rng.normal(size=500) for i in range(4)})
->>> a = et.cronbach_alpha(items)
->>> round(a.alpha, 2), a.ci_lower < a.alpha < a.ci_upper
-(0.77, True)
->>> round(et.omega_total(items), 2)
-0.77
+>>> a = et.cronbach_alpha(items)  # population alpha 0.8 (inter-item correlation 0.5)
+>>> bool(abs(a.alpha - 0.8) < 0.07), bool(a.ci_lower < a.alpha < a.ci_upper)  # 0.77 here; SD ~0.016
+(True, True)
+>>> bool(abs(et.omega_total(items) - 0.8) < 0.07)  # 0.77 here; SD over seeds ~0.016
+True
 """
 
 from __future__ import annotations
@@ -215,8 +215,8 @@ def omega_total(items_df: pd.DataFrame, *, flip: bool = True) -> float:
     >>> rng = np.random.default_rng(0)
     >>> f = rng.normal(size=2000)
     >>> df = pd.DataFrame({f"x{i}": 0.7 * f + 0.71 * rng.normal(size=2000) for i in range(5)})
-    >>> round(et.omega_total(df), 1)
-    0.8
+    >>> bool(abs(et.omega_total(df) - 0.83) < 0.03)  # population omega 0.829; SD over seeds ~0.006
+    True
     """
     X = _items_frame(items_df)
     k = X.shape[1]

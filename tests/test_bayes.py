@@ -396,7 +396,8 @@ def test_prior_sensitivity_three_schools_vs_large_study(seed):
     assert "rests substantially on the prior" in ps.sentence and "3 clusters" in ps.sentence
     assert list(ps.table.columns)[:3] == ["analysis", "outcome", "term"] and len(ps.table) == 3
     # posterior means are ordered like the prior means they are pulled towards (three schools hardly
-    # inform the effect: the two posteriors sit near their priors, 0.39 and 0 SD apart by ~8 posterior SDs)
+    # inform the effect: each posterior stays near its prior mean, ~0.38 against ~0.01, with posterior
+    # SDs ~0.10 and ~0.05, whatever the stream)
     m = ps.comparison.set_index("prior")["posterior_mean"]
     assert m.iloc[1] > m.iloc[2]
     big = make_panel(n_sites=4, teams=5, per_team=40, seed=seed(9))  # 20 teams, 800 people

@@ -33,6 +33,7 @@ demo: $(VENV)/.installed
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check evaltoolkit tests benchmarks requirements
 	$(BIN)/ruff format --check evaltoolkit tests benchmarks requirements
+	$(BIN)/lint-imports --no-cache
 
 test: lint
 	EVALTOOLKIT_LOCK=requirements/dev.lock $(BIN)/python -m pytest -q; rc=$$?; \

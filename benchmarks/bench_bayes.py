@@ -48,7 +48,7 @@ OURS = textwrap.dedent(
     import json, sys, time, warnings
     t0 = time.perf_counter()
     import pandas as pd
-    from evaltoolkit.bayes import bayes_did
+    from evaltoolkit.estimators.bayes.did import bayes_did
     df = pd.read_csv(sys.argv[1])
     t_data = time.perf_counter()
     with warnings.catch_warnings(record=True) as w:
@@ -141,7 +141,7 @@ def coverage(reps: int, seed: int = 0, **het) -> dict:
 
     import numpy as np
 
-    from evaltoolkit.bayes import bayes_did, simulate_panel
+    from evaltoolkit.estimators.bayes.did import bayes_did, simulate_panel
 
     hits, bias, widths, bad = 0, [], [], 0
     for r in range(reps):
@@ -183,7 +183,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
-    from evaltoolkit.bayes import simulate_panel
+    from evaltoolkit.estimators.bayes.did import simulate_panel
 
     df = simulate_panel(n_sites=10, teams_per_site=10, people_per_team=50, effect=0.3, seed=args.seed)
     w = df.pivot(index="pid", columns="wave", values="y")

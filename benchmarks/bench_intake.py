@@ -42,8 +42,8 @@ LABELS = {
 CHILD = r"""
 import json, resource, sys, time, tracemalloc, warnings
 import evaltoolkit as et
-from evaltoolkit.intake import read_responses
-from evaltoolkit.scoring import score
+from evaltoolkit.intake.read import read_responses
+from evaltoolkit.scoring.scales import score
 data_path, inst_path, repeat = sys.argv[1], sys.argv[2], int(sys.argv[3])
 inst = et.load_instrument(inst_path)
 warnings.simplefilter("ignore")

@@ -44,7 +44,7 @@ def main() -> None:
 
     import pingouin as pg
 
-    from evaltoolkit.mediation import mediation
+    from evaltoolkit.estimators.mediation.paths import mediation
 
     df = make_data(args.n)
     t_pg, res_pg = best_of(
@@ -65,10 +65,10 @@ def main() -> None:
         f"CI [{ind_pg['CI2.5']:.4f}, {ind_pg['CI97.5']:.4f}]"
     )
     print(
-        f"evaltoolkit.mediation (BCa) : {t_et:8.3f} s   indirect {ind_et['estimate']:.4f} "
+        f"evaltoolkit.estimators.mediation.paths (BCa) : {t_et:8.3f} s   indirect {ind_et['estimate']:.4f} "
         f"CI [{ind_et['ci_lower']:.4f}, {ind_et['ci_upper']:.4f}]"
     )
-    print(f"evaltoolkit.mediation (pct) : {t_et_pct:8.3f} s")
+    print(f"evaltoolkit.estimators.mediation.paths (pct) : {t_et_pct:8.3f} s")
     print(f"speed-up (pingouin / evaltoolkit BCa): {t_pg / t_et:.1f}x")
     print(f"speed-up (pingouin / evaltoolkit percentile): {t_pg / t_et_pct:.1f}x")
 

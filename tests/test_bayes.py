@@ -1,4 +1,4 @@
-"""Tests for evaltoolkit.bayes (hierarchical DiD), bayes_ordinal and bayes_plots.
+"""Tests for evaltoolkit.estimators.bayes.did (hierarchical DiD), bayes_ordinal and bayes_plots.
 
 Reference numbers come from R (lme4 1.1 / MASS 7.3 on R 4.2) run on the exact data the seeded
 generators below produce (with the default seeds; the R code is next to each pinned number). Models are
@@ -22,7 +22,7 @@ from scipy import stats
 
 from evaltoolkit.errors import DataError, DesignError, EstimationError, EvalToolkitWarning
 
-bayes = pytest.importorskip("evaltoolkit.bayes")
+bayes = pytest.importorskip("evaltoolkit.estimators.bayes.did")
 pytest.importorskip("nutpie")
 
 
@@ -420,7 +420,7 @@ def test_prior_sensitivity_three_schools_vs_large_study(seed):
 # ordinal items
 # --------------------------------------------------------------------------------------------------
 def test_ordinal_matches_polr(seed):
-    from evaltoolkit.bayes_ordinal import bayes_ordinal
+    from evaltoolkit.estimators.bayes.ordinal import bayes_ordinal
 
     df = make_likert()  # fixed seed: the data of the polr reference; the sampler's seed varies
     # R 4.2, MASS 7.3-58.2: polr(factor(item, ordered = TRUE) ~ treat, data = d, method = "logistic")
@@ -445,7 +445,7 @@ def test_ordinal_matches_polr(seed):
 # figures
 # --------------------------------------------------------------------------------------------------
 def test_plots_return_figures(seed):
-    from evaltoolkit import bayes_plots as bp
+    import evaltoolkit.plots.bayes as bp
 
     df = make_panel(n_sites=3, teams=3, per_team=20, seed=seed(12))
     res = quiet(bayes.bayes_did, df, "y", "arm", "wave", "pid", treated="ncs", seed=seed(3), **FAST)

@@ -1,4 +1,4 @@
-"""Tests for evaltoolkit.causal_mediation (Imai, Keele & Tingley 2010; sensitivity analysis).
+"""Tests for evaltoolkit.estimators.mediation.causal (Imai, Keele & Tingley 2010; sensitivity analysis).
 
 Reference numbers and their sources
 -----------------------------------
@@ -30,8 +30,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evaltoolkit.causal_mediation import _prepare_design, causal_mediation, mediation_sensitivity
 from evaltoolkit.errors import DesignError, EstimationError
+from evaltoolkit.estimators.mediation.causal import _prepare_design, causal_mediation, mediation_sensitivity
 from evaltoolkit.results import ESTIMATE_COLUMNS
 
 DATA = Path(__file__).parent / "data"
@@ -243,7 +243,7 @@ def test_errors(framing, jobs):
 
 def test_sensitivity_plot_marks_the_crossing(jobs):
     pytest.importorskip("matplotlib")
-    from evaltoolkit.mediation_plots import sensitivity_plot
+    from evaltoolkit.plots.mediation import sensitivity_plot
 
     sens = mediation_sensitivity(
         jobs, "treat", "job_seek", "depress2", ["econ_hard", "sex", "age"], n_boot=50, seed=1

@@ -11,7 +11,7 @@ import sys
 import pandas as pd
 import pytest
 
-from evaltoolkit.cli import main
+from evaltoolkit.cli.app import main
 from evaltoolkit.results import ESTIMATE_COLUMNS
 
 
@@ -93,7 +93,7 @@ def test_analyse_never_modifies_input_and_reports_bad_columns(tmp_path, capsys):
 
 def test_help_lists_only_working_commands():
     proc = subprocess.run(
-        [sys.executable, "-m", "evaltoolkit.cli", "--help"], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "evaltoolkit.cli.app", "--help"], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0
     for cmd in ("demo", "simulate", "analyse"):
@@ -141,7 +141,7 @@ def test_validate_and_score_commands(tmp_path, capsys):
     import numpy as np
 
     import evaltoolkit as et
-    from evaltoolkit.questionnaire import simulate_kobo_export
+    from evaltoolkit.instruments.export import simulate_kobo_export
 
     ins = et.load_instrument("ncs_social_mixing")
     rng = np.random.default_rng(0)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import typer
 
-from evaltoolkit.cli import app, main
+from evaltoolkit.cli.app import app, main
 
 SCRIPT = Path(sys.executable).with_name("evaltoolkit")
 

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
-from evaltoolkit.did import DiDResult, did, parse_dichotomise
 from evaltoolkit.errors import DataError, EstimationError, EvalToolkitWarning
+from evaltoolkit.estimators.did import DiDResult, did, parse_dichotomise
 from evaltoolkit.results import ESTIMATE_COLUMNS, EffectResult
 
 

@@ -16,8 +16,7 @@ import pytest
 import statsmodels.api as sm
 
 from evaltoolkit.errors import EstimationError, EvalToolkitWarning
-from evaltoolkit.fixed_effects import FixedEffects, demean, encode, fe_dof, is_nested
-from evaltoolkit.inference import (
+from evaltoolkit.inference.core import (
     choose_inference,
     coef_test,
     ols,
@@ -25,6 +24,7 @@ from evaltoolkit.inference import (
     vcov,
     wild_cluster_bootstrap,
 )
+from evaltoolkit.inference.fixed_effects import FixedEffects, demean, encode, fe_dof, is_nested
 
 
 @pytest.fixture(scope="module")

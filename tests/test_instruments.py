@@ -16,7 +16,7 @@ import pytest
 
 import evaltoolkit as et
 from evaltoolkit.errors import EvalToolkitWarning, InstrumentError
-from evaltoolkit.instruments import (
+from evaltoolkit.instruments.library import (
     VERIFIED_MARKS,
     Instrument,
     ResponseScale,

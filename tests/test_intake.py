@@ -16,7 +16,7 @@ import pytest
 
 import evaltoolkit as et
 from evaltoolkit.errors import DataError, EvalToolkitWarning, InstrumentError
-from evaltoolkit.validation import ValidationReport
+from evaltoolkit.intake.report import ValidationReport
 
 INST = "ncs_social_mixing"
 
@@ -195,7 +195,7 @@ def _simulated_answers(inst, n: int, seed: int) -> pd.DataFrame:
 @pytest.mark.parametrize("values", ["xml", "labels"])
 def test_round_trip_simulated_kobo_export_gives_same_scores(tmp_path: Path, inst, values: str) -> None:
     # issue 4 acceptance: an instrument's simulated Kobo export read back gives the same scores
-    questionnaire = pytest.importorskip("evaltoolkit.questionnaire")
+    questionnaire = pytest.importorskip("evaltoolkit.instruments.export")
     ans = _simulated_answers(inst, 80, seed=11)
     path = tmp_path / f"kobo_{values}.csv"
     questionnaire.simulate_kobo_export(inst, ans, path, values=values)
@@ -368,7 +368,7 @@ def test_cli_validate_and_score_exit_codes(messy_csv: Path, tmp_path: Path) -> N
     import typer
     from typer.testing import CliRunner
 
-    from evaltoolkit.commands.intake_cmd import score_cmd, validate_cmd
+    from evaltoolkit.cli.intake import score_cmd, validate_cmd
 
     app = typer.Typer()
     app.command("validate")(validate_cmd)
@@ -390,7 +390,7 @@ def test_cli_validate_and_score_exit_codes(messy_csv: Path, tmp_path: Path) -> N
 
 
 def test_read_waves_checks_follow_up_files_against_baseline(tmp_path: Path) -> None:
-    from evaltoolkit.intake import read_waves
+    from evaltoolkit.intake.read import read_waves
 
     (tmp_path / "w1.csv").write_text("pid,ncs_getalong\n1,4\n2,5\n2,5\n", encoding="utf-8")
     (tmp_path / "w2.csv").write_text("pid,ncs_getalong\n1,3\n\n3,Agree\n", encoding="utf-8")

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import evaltoolkit as et
 from evaltoolkit.errors import EvalToolkitError
-from evaltoolkit.validation import ValidationReport
+from evaltoolkit.intake.report import ValidationReport
 
 INST = et.load_instrument("ncs_social_mixing")
 CODES = INST.item_codes

@@ -1,4 +1,4 @@
-"""Tests for evaltoolkit.mediation (path models with vectorised bootstrap).
+"""Tests for evaltoolkit.estimators.mediation.paths (path models with vectorised bootstrap).
 
 Reference numbers and their sources
 -----------------------------------
@@ -55,7 +55,7 @@ import statsmodels.api as sm
 from scipy import stats
 
 from evaltoolkit.errors import DataError, DesignError, EstimationError, EvalToolkitWarning
-from evaltoolkit.mediation import (
+from evaltoolkit.estimators.mediation.paths import (
     bootstrap_ci,
     mediation,
     moderated_mediation,
@@ -478,7 +478,7 @@ def test_effect_and_summary(tal_or):
 
 def test_path_diagram_labels_paths_with_coefficients_and_intervals(tal_or):
     pytest.importorskip("matplotlib")
-    from evaltoolkit.mediation_plots import indirect_effects_plot, path_diagram
+    from evaltoolkit.plots.mediation import indirect_effects_plot, path_diagram
 
     res = mediation(tal_or, "cond", "pmi", "reaction", n_boot=300, seed=1)
     fig = path_diagram(res, labels={"pmi": "Presumed media influence"})

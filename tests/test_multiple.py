@@ -8,7 +8,7 @@ import pytest
 from statsmodels.stats.multitest import multipletests
 
 from evaltoolkit.errors import DataError, DesignError
-from evaltoolkit.multiple import adjust_pvalues, correct
+from evaltoolkit.inference.multiple import adjust_pvalues, correct
 
 P = [0.001, 0.008, 0.039, 0.041, 0.042, 0.06, 0.074, 0.205, np.nan, 0.5, 0.0001]
 

@@ -30,11 +30,11 @@ def test_libraries_found_through_importlib_resources():
         "cluster_rct.yaml",
     } <= designs
     assert {"ncs_social_mixing.yaml", "best_of_us_children.yaml", "best_of_us_adults.yaml"} <= instruments
-    assert resources.files("evaltoolkit").joinpath("templates/report.html").is_file()
+    assert resources.files("evaltoolkit.report").joinpath("templates/report.html").is_file()
 
 
 def test_public_names_resolve_even_after_submodule_import():
-    # et.did, et.power... must stay functions after `import evaltoolkit.did` binds the submodule
+    # et.did, et.power... must stay functions after `import evaltoolkit.estimators.did` binds the submodule
     import importlib
     import types
 

@@ -6,7 +6,7 @@ import pytest
 
 import evaltoolkit as et
 from evaltoolkit.errors import DesignError
-from evaltoolkit.power import simulate_power
+from evaltoolkit.plan.power import simulate_power
 
 
 def test_individual_posttest_matches_cohen_and_r():

@@ -1,4 +1,4 @@
-"""Tests for evaltoolkit.priors: the contact-literature priors are derived from the bundled Paluck table.
+"""Tests for evaltoolkit.estimators.bayes.priors: the contact-literature priors are derived from the bundled Paluck table.
 
 Reference numbers: R 4.2.2, metafor 3.8-1, on the same table (PaluckMetaSOP contact_data):
     pal <- read.csv("paluck2019_contact.csv")
@@ -21,15 +21,16 @@ import pytest
 from scipy import stats
 
 from evaltoolkit.errors import DesignError
-from evaltoolkit.priors import (
+from evaltoolkit.estimators.bayes.priors import (
+    CONTACT_META,
     PALUCK_CITATION,
     Prior,
-    contact_meta_analysis,
     get_prior,
     list_priors,
     load_paluck2019,
     prior_table,
 )
+from evaltoolkit.estimators.meta import contact_meta_analysis
 
 
 def test_bundled_table_is_the_paluck_data():
@@ -61,6 +62,15 @@ def test_contact_ethnicity_and_preregistered_subsets():
     pre = contact_meta_analysis("preregistered")
     assert (pre.estimate, pre.std_error, pre.tau2) == pytest.approx((0.01581862, 0.06662152, 0.0), abs=1e-7)
     assert pre.k == 3
+
+
+def test_pinned_contact_numbers_are_the_meta_analysis_of_the_bundled_table():
+    # priors.CONTACT_META pins what contact_meta_analysis computes (so priors need no meta-analysis at run time);
+    # R: metafor::rma(d, sei = se_d, data = contact_data, method = "DL") gives 0.3925, SE 0.0825, tau^2 0.1373
+    for subset, pinned in CONTACT_META.items():
+        res = contact_meta_analysis(subset, method="DL")
+        assert (res.estimate, res.std_error, res.tau2) == pytest.approx(pinned[:3], abs=1e-12, rel=0)
+        assert res.k == pinned[3]
 
 
 def test_sceptical_prior_calibration():
@@ -137,7 +147,7 @@ def test_prior_sensitivity_conjugate_update():
     # sceptical prior N(0, 0.238636) and an estimate 0.30 (SE 0.15):
     #   precision 1/0.238636^2 + 1/0.15^2 = 17.560 + 44.444 = 62.004 -> sd 0.126995
     #   mean (44.444 * 0.30) / 62.004 = 0.215038; P(>0) = pnorm(0.215038 / 0.126995) = 0.954798
-    from evaltoolkit.priors import prior_sensitivity
+    from evaltoolkit.estimators.bayes.priors import prior_sensitivity
 
     t = prior_sensitivity(0.30, 0.15, rope=0.1).set_index("prior")
     assert t.loc["sceptical", "post_mean"] == pytest.approx(0.215038, abs=1e-6)
@@ -154,7 +164,7 @@ def test_prior_sensitivity_conjugate_update():
 
 
 def test_prior_plot_draws_priors_and_conjugate_posteriors():
-    from evaltoolkit.priors import prior_plot
+    from evaltoolkit.estimators.bayes.priors import prior_plot
 
     fig = prior_plot(estimate=0.30, std_error=0.15)
     lines = {ln.get_label(): ln for ln in fig.axes[0].get_lines()}

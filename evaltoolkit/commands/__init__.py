@@ -1,1 +1,0 @@
-"""Sub-commands of the ``evaltoolkit`` command line, one module per command group."""

@@ -1,0 +1,1 @@
+"""Bayesian models: difference-in-differences (``did``), ordinal outcomes (``ordinal``), priors."""

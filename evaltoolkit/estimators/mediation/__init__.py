@@ -1,0 +1,1 @@
+"""Mediation: product-of-paths (``paths``) and causal mediation with sensitivity (``causal``)."""

@@ -1,0 +1,1160 @@
+"""Read a survey export, validate it against instruments and return clean item codes plus a report.
+
+:func:`read_responses` reads CSV (any of ``,`` ``;`` tab as delimiter; UTF-8 with or without
+BOM, UTF-16, or Windows-1252/Latin-1), Excel ``.xlsx``, SPSS ``.sav`` and Stata ``.dta`` (with
+their value labels), Qualtrics CSV exports (three header rows) and KoboToolbox exports
+(CSV or XLSX, group prefixes such as ``grp_att/item``). It
+
+* maps file columns to item codes (exact name, then case-insensitive, then the part after
+  the last ``/`` of a Kobo group path; ``mapping=`` overrides),
+* recodes answer labels to codes ("Strongly agree" -> 5, also Kobo choice names and
+  SPSS/Stata value labels), and missing codes (-99 "Don't know") to NA,
+* checks every value, the IDs within each wave and the follow-up IDs against baseline,
+* returns the cleaned data (index = the row number the user sees in the file) and a
+  :class:`~evaltoolkit.intake.report.ValidationReport` listing every problem with file, column
+  and row. Nothing is dropped without being counted; the input file is only read.
+
+Strict mode (``strict=True``) raises :class:`~evaltoolkit.errors.DataError` for the first
+problem class that has errors or warnings (the report is attached as ``err.report``).
+
+Examples
+--------
+>>> import pathlib, tempfile
+>>> import evaltoolkit as et
+>>> inst = et.load_instrument("ncs_social_mixing")
+>>> p = pathlib.Path(tempfile.mkdtemp()) / "w1.csv"
+>>> _ = p.write_text("id,ncs_getalong,ncs_pos_contact\\n1,Agree,5\\n2,7,-99\\n")
+>>> data, report = et.read_responses(p, inst, wave_col=None)
+>>> data["ncs_getalong"].tolist()
+[4.0, nan]
+>>> report.of("out of range")[["column", "row", "value"]].values.tolist()
+[['ncs_getalong', 3, '7']]
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import itertools
+import math
+import re
+import warnings
+import zipfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from evaltoolkit.errors import DataError
+from evaltoolkit.intake.report import PROBLEMS, ValidationReport
+
+__all__ = ["IntakeResult", "read_responses", "read_waves"]
+
+_CSV_SUFFIXES = (".csv", ".txt", ".tsv")
+_EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xls")
+FORMATS = ("csv", "excel", "spss", "stata", "qualtrics", "kobo")
+
+#: metadata columns of KoboToolbox and Qualtrics exports (kept, noted once, not reported per column)
+_META_COLUMNS = {
+    "start", "end", "today", "deviceid", "subscriberid", "simserial", "phonenumber", "username",
+    "audit", "__version__", "_version_", "_id", "_uuid", "_submission_time", "_validation_status",
+    "_notes", "_status", "_submitted_by", "_tags", "_index", "_parent_index", "_parent_table_name",
+    "_attachments", "_geolocation", "_xform_id_string", "formhub/uuid", "meta/instanceid",
+    "meta/instancename", "meta/rootuuid", "meta/deprecatedid",
+    "startdate", "enddate", "status", "ipaddress", "progress", "duration (in seconds)", "finished",
+    "recordeddate", "responseid", "recipientlastname", "recipientfirstname", "recipientemail",
+    "externalreference", "locationlatitude", "locationlongitude", "distributionchannel", "userlanguage",
+}  # fmt: skip
+
+_BASELINE_NAMES = (
+    "baseline",
+    "pre",
+    "pretest",
+    "pre-test",
+    "t0",
+    "t1",
+    "w1",
+    "wave1",
+    "wave 1",
+    "wave_1",
+    "time1",
+)
+
+
+class IntakeResult(NamedTuple):
+    """What :func:`read_responses` returns: unpack as ``data, report = et.read_responses(...)``."""
+
+    data: pd.DataFrame
+    report: ValidationReport
+
+
+@dataclass
+class _Raw:
+    """A file read into untyped columns, before validation."""
+
+    frame: pd.DataFrame  # columns are positions 0..k-1
+    names: list[str]  # header names as in the file
+    rows: np.ndarray  # row number the user sees, one per data row
+    fmt: str
+    notes: list[str] = field(default_factory=list)
+    value_labels: dict[str, dict[float, str]] = field(default_factory=dict)
+    user_missing: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    encoding_note: str | None = None
+
+
+# --------------------------------------------------------------------------- text helpers
+_QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"', "\u00a0": " "})
+
+
+def _norm_label(text: str) -> str:
+    """Lower-case, straight quotes, single spaces: how labels are compared."""
+    return " ".join(str(text).translate(_QUOTES).lower().split())
+
+
+def _slug(text: str) -> str:
+    """``"Don't know" -> "don_t_know"``: how Kobo choice names are usually derived from labels."""
+    return re.sub(r"[^0-9a-z]+", "_", _norm_label(text)).strip("_")
+
+
+def _label_keys(text: str) -> tuple[str, str, str]:
+    """The forms under which a label is looked up: normalised, slug, slug without apostrophes."""
+    return _norm_label(text), _slug(text), _slug(str(text).translate(_QUOTES).replace("'", ""))
+
+
+def _lookup(lookup: Mapping[str, float], text: str) -> float | None:
+    for key in _label_keys(text):
+        if key in lookup:
+            return lookup[key]
+    return None
+
+
+def _fmt_value(v: Any) -> str:
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+# --------------------------------------------------------------------------- reading
+def _decode(raw: bytes, encoding: str | None, file: str) -> tuple[str, str | None]:
+    """Bytes to text; returns the text and a note if a fallback encoding was used."""
+    if encoding:
+        try:
+            return raw.decode(encoding), None
+        except (UnicodeDecodeError, LookupError) as exc:
+            raise DataError(f"cannot decode the file as {encoding}: {exc}", file=file) from None
+    if raw.startswith(codecs.BOM_UTF8):
+        try:
+            return raw[len(codecs.BOM_UTF8) :].decode("utf-8"), None
+        except UnicodeDecodeError:
+            pass
+    elif raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return raw.decode("utf-16"), "decoded as UTF-16 (byte-order mark found)"
+        except UnicodeDecodeError:
+            pass
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError:
+        pass
+    try:
+        return raw.decode("cp1252"), "not valid UTF-8; decoded as Windows-1252 (check accented characters)"
+    except UnicodeDecodeError:
+        return raw.decode("latin-1"), "not valid UTF-8; decoded as Latin-1 (check accented characters)"
+
+
+def _sniff_delimiter(first_line: str) -> str:
+    counts = {d: first_line.count(d) for d in (",", ";", "\t")}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] > 0 else ","
+
+
+def _read_csv(path: Path, file: str, encoding: str | None, id_names: Sequence[str]) -> _Raw:
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise DataError("the file is empty", file=file)
+    if b"\x00" in raw[:4096] and not raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise DataError("this is not a text (CSV) file: it contains binary data", file=file)
+    text, enc_note = _decode(raw, encoding, file)
+    text = text.lstrip("\ufeff")
+    del raw
+    first_line = text.split("\n", 1)[0]
+    sep = _sniff_delimiter(first_line)
+    try:
+        head_rows = list(itertools.islice(csv.reader(io.StringIO(text, newline=""), delimiter=sep), 3))
+    except csv.Error as exc:
+        raise DataError(f"cannot parse the header rows: {exc}", file=file) from None
+    if not head_rows or not any(c.strip() for c in head_rows[0]):
+        raise DataError("the first row (the header with column names) is empty", file=file)
+    names = [c.strip() for c in head_rows[0]]
+    fmt = "csv"
+    skip: list[int] = []
+    if len(head_rows) >= 3 and any(c.strip().startswith('{"ImportId"') for c in head_rows[2]):
+        fmt, skip = "qualtrics", [1, 2]
+    id_pos = {i for i, n in enumerate(names) if n.lower() in {x.lower() for x in id_names}}
+    k = len(names)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", pd.errors.ParserWarning)
+            frame = pd.read_csv(
+                io.StringIO(text),
+                sep=sep,
+                header=None,
+                skiprows=[0, *skip],
+                names=list(range(k)),
+                index_col=False,
+                dtype={i: str for i in id_pos} or None,
+                skip_blank_lines=False,
+                on_bad_lines="error",
+                engine="c",
+                low_memory=False,
+            )
+    except pd.errors.EmptyDataError:
+        frame = pd.DataFrame(columns=list(range(k)))
+        caught = []
+    except (pd.errors.ParserError, ValueError, csv.Error, OverflowError) as exc:
+        msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        line = re.search(r"line (\d+)", msg)
+        raise DataError(
+            f"cannot parse the file as delimited text ('{sep}' separated): {msg}",
+            file=file,
+            row=int(line.group(1)) if line else None,
+        ) from None
+    if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
+        # pandas would silently cut the surplus values of rows longer than the header: refuse instead
+        row = _first_long_row(text, sep, k)
+        raise DataError(
+            f"a row has more values than the header has columns ({k}); check for an unquoted "
+            f"'{sep}' inside a text answer or a missing column name",
+            file=file,
+            row=row,
+        )
+    offset = 2 + len(skip)
+    rows = np.arange(len(frame)) + offset
+    notes = [f"read as {'Qualtrics CSV' if fmt == 'qualtrics' else 'delimited text'}, separator {sep!r}"]
+    if fmt == "qualtrics":
+        notes.append("Qualtrics export: rows 2-3 (question text and import ids) skipped")
+    return _Raw(frame=frame, names=names, rows=rows, fmt=fmt, notes=notes, encoding_note=enc_note)
+
+
+def _first_long_row(text: str, sep: str, k: int) -> int | None:
+    """Spreadsheet row number of the first record with more than ``k`` fields."""
+    try:
+        for i, rec in enumerate(csv.reader(io.StringIO(text, newline=""), delimiter=sep)):
+            if len(rec) > k:
+                return i + 1
+    except csv.Error:
+        return None
+    return None
+
+
+def _read_excel(path: Path, file: str, sheet: str | int) -> _Raw:
+    try:
+        frame = pd.read_excel(path, sheet_name=sheet, header=None, dtype=object)
+    except (zipfile.BadZipFile, KeyError, OSError) as exc:
+        raise DataError(f"cannot open the file as an Excel workbook: {exc}", file=file) from None
+    except (ValueError, OverflowError) as exc:
+        # OverflowError: openpyxl cannot convert a cell (e.g. a number too large for a date or integer)
+        raise DataError(f"cannot read the Excel file: {exc}", file=file) from None
+    except ImportError as exc:
+        raise DataError(f"reading this Excel format needs an extra package: {exc}", file=file) from None
+    if frame.empty:
+        raise DataError("the sheet is empty", file=file)
+    names = [("" if pd.isna(v) else _fmt_value(v)).strip() for v in frame.iloc[0].tolist()]
+    fmt = "excel"
+    skip = 1
+    if len(frame) >= 3 and any(str(v).strip().startswith('{"ImportId"') for v in frame.iloc[2].tolist()):
+        fmt, skip = "qualtrics", 3
+    body = frame.iloc[skip:].reset_index(drop=True)
+    body.columns = list(range(body.shape[1]))
+    rows = np.arange(len(body)) + skip + 1
+    notes = [f"read as Excel, sheet {sheet!r}"]
+    if fmt == "qualtrics":
+        notes.append("Qualtrics export: rows 2-3 (question text and import ids) skipped")
+    return _Raw(frame=body, names=names, rows=rows, fmt=fmt, notes=notes)
+
+
+def _read_stat(path: Path, file: str, kind: str) -> _Raw:
+    import pyreadstat
+
+    try:
+        if kind == "spss":
+            df, meta = pyreadstat.read_sav(str(path), user_missing=True, apply_value_formats=False)
+        else:
+            df, meta = pyreadstat.read_dta(str(path), apply_value_formats=False)
+    except Exception as exc:  # pyreadstat raises its own error types (ReadstatError, PyreadstatError)
+        raise DataError(
+            f"cannot read the file as {'SPSS .sav' if kind == 'spss' else 'Stata .dta'}: {exc}", file=file
+        ) from None
+    names = [str(c) for c in df.columns]
+    frame = df.copy()
+    frame.columns = list(range(frame.shape[1]))
+    labels = {
+        str(k): {float(c): str(lab) for c, lab in v.items() if _is_number(c)}
+        for k, v in (meta.variable_value_labels or {}).items()
+    }
+    missing: dict[str, list[tuple[float, float]]] = {}
+    for col, ranges in (getattr(meta, "missing_ranges", None) or {}).items():
+        spans = []
+        for r in ranges:
+            lo, hi = r.get("lo"), r.get("hi")
+            if _is_number(lo) and _is_number(hi):
+                spans.append((float(lo), float(hi)))
+        if spans:
+            missing[str(col)] = spans
+    rows = np.arange(len(frame)) + 1
+    notes = [f"read as {'SPSS .sav' if kind == 'spss' else 'Stata .dta'}; rows are case numbers"]
+    return _Raw(
+        frame=frame, names=names, rows=rows, fmt=kind, notes=notes, value_labels=labels, user_missing=missing
+    )
+
+
+def _is_number(v: Any) -> bool:
+    return (
+        isinstance(v, int | float | np.integer | np.floating)
+        and not isinstance(v, bool)
+        and math.isfinite(float(v))
+    )
+
+
+def _read_raw(
+    path: Path, file: str, fmt: str | None, encoding: str | None, sheet: str | int, id_names: Sequence[str]
+) -> _Raw:
+    suffix = path.suffix.lower()
+    kind = fmt
+    if kind is None:
+        if suffix in _CSV_SUFFIXES:
+            kind = "csv"
+        elif suffix in _EXCEL_SUFFIXES:
+            kind = "excel"
+        elif suffix in (".sav", ".zsav"):
+            kind = "spss"
+        elif suffix == ".dta":
+            kind = "stata"
+        else:
+            raise DataError(
+                f"unknown file type '{suffix}'; save the export as .csv, .tsv, .txt, .xlsx, .sav or .dta",
+                file=file,
+            )
+    if kind not in FORMATS:
+        raise DataError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}", file=file)
+    if kind in ("csv", "qualtrics", "kobo") and suffix not in _EXCEL_SUFFIXES:
+        raw = _read_csv(path, file, encoding, id_names)
+    elif kind in ("excel", "qualtrics", "kobo"):
+        raw = _read_excel(path, file, sheet)
+    else:
+        raw = _read_stat(path, file, kind)
+    if kind == "kobo":
+        raw.fmt = "kobo"
+    return raw
+
+
+# --------------------------------------------------------------------------- columns
+@dataclass
+class _ItemInfo:
+    code: str
+    wording: str
+    rs: Any  # ResponseScale
+    lookup: dict[str, float]  # normalised label / slug -> code (answers and missing codes)
+    valid: np.ndarray | None  # valid codes (ordinal/nominal) or None (numeric)
+    lo: float
+    hi: float
+    missing: np.ndarray
+
+
+def _item_infos(instruments: list[Any], placeholders: Mapping[str, Any] | None) -> dict[str, _ItemInfo]:
+    infos: dict[str, _ItemInfo] = {}
+    for inst in instruments:
+        for item in inst.items:
+            try:
+                wording = inst.wording(item.code, **{k: str(v) for k, v in (placeholders or {}).items()})
+            except Exception:  # an odd placeholder must not stop intake; fall back to the raw wording
+                wording = item.wording
+            rs = inst.response_scales[item.response_scale]
+            lookup: dict[str, float] = {}
+            for code, lab in list(rs.labels.items()) + list(rs.missing.items()):
+                for key in _label_keys(lab):
+                    lookup.setdefault(key, float(code))
+            infos[item.code] = _ItemInfo(
+                code=item.code,
+                wording=_norm_label(wording),
+                rs=rs,
+                lookup=lookup,
+                valid=None if rs.valid_codes is None else np.asarray(rs.valid_codes, dtype=float),
+                lo=float(rs.min_code),
+                hi=float(rs.max_code),
+                missing=np.asarray(sorted(rs.missing), dtype=float),
+            )
+    return infos
+
+
+def _match_columns(
+    names: list[str],
+    items: Mapping[str, _ItemInfo],
+    mapping: Mapping[str, str] | None,
+    specials: Sequence[str],
+) -> tuple[dict[int, str], list[tuple[int, str, str]], list[str]]:
+    """Assign file columns (by position) to item codes or special names (id, wave, arm).
+
+    Returns ``{position: target}``, duplicate assignments ``(position, name, target)`` and
+    mapping keys that were not found.
+    """
+    targets = list(items) + [s for s in specials if s]
+    assigned: dict[int, str] = {}
+    taken: dict[str, int] = {}
+    dups: list[tuple[int, str, str]] = []
+    not_found: list[str] = []
+
+    def claim(pos: int, target: str) -> None:
+        if target in taken:
+            dups.append((pos, names[pos], target))
+        else:
+            assigned[pos] = target
+            taken[target] = pos
+
+    if mapping:
+        lower_names = {n.lower(): i for i, n in reversed(list(enumerate(names)))}
+        for src, dst in mapping.items():
+            pos = names.index(src) if src in names else lower_names.get(str(src).lower())
+            if pos is None:
+                not_found.append(str(src))
+            elif pos not in assigned:
+                claim(pos, str(dst))
+    by_exact = {t: t for t in targets}
+    by_lower = {t.lower(): t for t in targets}
+    by_slug = {_slug(t): t for t in targets}
+    by_wording: dict[str, str] = {}
+    for code, info in items.items():
+        if len(info.wording) > 12:  # short wordings ("Age") are too ambiguous to match on
+            by_wording.setdefault(info.wording, code)
+    for pos, name in enumerate(names):
+        if pos in assigned or not name:
+            continue
+        tail = name.rsplit("/", 1)[-1]
+        target = (
+            by_exact.get(name)
+            or by_lower.get(name.lower())
+            or by_exact.get(tail)
+            or by_lower.get(tail.lower())
+            or by_slug.get(_slug(name))  # "Respondent ID" -> respondent_id
+        )
+        if target is None and by_wording:
+            # a "Labels" export (Kobo) or a question-text header: <group label>/<wording>, or the wording alone
+            norm = _norm_label(name)
+            target = by_wording.get(norm)
+            start = norm.find("/")
+            while target is None and start >= 0:
+                target = by_wording.get(norm[start + 1 :])
+                start = norm.find("/", start + 1)
+        if target is not None:
+            claim(pos, target)
+    return assigned, dups, not_found
+
+
+# --------------------------------------------------------------------------- values
+def _as_text(s: pd.Series, exact: bool = False) -> pd.Series:
+    """Non-missing values as stripped strings.
+
+    ``exact=True`` (IDs) writes whole floats without ``.0`` (``1.0`` -> ``"1"``), element by element.
+    """
+    s = s[s.notna()]
+    if s.empty:
+        return s.astype(object)
+    if pd.api.types.is_float_dtype(s) or (exact and s.dtype == object):
+        return pd.Series([_fmt_value(v).strip() for v in s.tolist()], index=s.index, dtype=object)
+    return s.astype(str).str.strip()
+
+
+def _parse_item(
+    s: pd.Series,
+    info: _ItemInfo,
+    rows: np.ndarray,
+    file: str,
+    column: str,
+    report: ValidationReport,
+    value_labels: dict[float, str] | None,
+    user_missing: list[tuple[float, float]] | None,
+) -> tuple[np.ndarray, dict[str, int]]:
+    """Turn one raw column into float codes (NA for missing/invalid) and record problems."""
+    n = len(s)
+    out = np.full(n, np.nan)
+    n_labels = 0
+    n_missing = 0
+    n_bad = 0
+    is_num = pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
+    if is_num:
+        vals = s.to_numpy(dtype=float, na_value=np.nan, copy=True)
+        present = ~np.isnan(vals)
+    else:
+        # survey answers take few distinct values: parse each distinct value once
+        if pd.api.types.is_string_dtype(s) and s.dtype != object:
+            idx, uniq = pd.factorize(s, use_na_sentinel=True)  # Arrow strings: dictionary-encoded, fast
+        else:
+            idx, uniq = pd.factorize(s.to_numpy(dtype=object, na_value=None), use_na_sentinel=True)
+        idx = np.asarray(idx)
+        ukind = np.zeros(len(uniq), dtype=np.int8)  # 0 blank, 1 number or label found, 2 not understood
+        uval = np.full(len(uniq), np.nan)
+        utext: list[str] = []
+        for i, u in enumerate(uniq):
+            t = _fmt_value(u).strip() if isinstance(u, float) else str(u).strip()
+            utext.append(t)
+            if not t:
+                continue
+            x = _to_float(t)
+            if x is None:
+                code = _lookup(info.lookup, t)
+                if code is None:
+                    ukind[i] = 2
+                    continue
+                x = code
+                ukind[i] = 3  # label
+            else:
+                ukind[i] = 1
+            uval[i] = x
+        has = idx >= 0
+        kind = np.zeros(n, dtype=np.int8)
+        kind[has] = ukind[idx[has]]
+        vals = np.full(n, np.nan)
+        vals[has] = uval[idx[has]]
+        present = (kind == 1) | (kind == 3)
+        n_labels = int((kind == 3).sum())
+        bad = kind == 2
+        if bad.any():
+            bad_pos = np.flatnonzero(bad)
+            texts = np.asarray(utext, dtype=object)[idx[bad_pos]]
+            if info.rs.type == "numeric":
+                problem, detail = (
+                    "wrong type",
+                    f"text in a numeric item ({info.lo:g} to {info.hi:g}); set to NA",
+                )
+            else:
+                shown = "; ".join(f"{c}={lab}" for c, lab in list(info.rs.labels.items())[:7])
+                problem, detail = "unknown label", f"not a label of the response scale ({shown}); set to NA"
+            report.add_many(file, column, rows[bad_pos], texts, problem, "error", detail)
+            n_bad += int(bad.sum())
+    # value labels from SPSS/Stata: recode file codes whose label is an instrument label with another code
+    if value_labels:
+        recode: dict[float, float] = {}
+        unmatched: list[str] = []
+        for fcode, lab in value_labels.items():
+            icode = _lookup(info.lookup, lab)
+            if icode is None:
+                unmatched.append(f"{_fmt_value(fcode)}={lab}")
+            elif icode != fcode:
+                recode[fcode] = icode
+        if recode:
+            keys = np.fromiter(recode, dtype=float)
+            hit = np.isin(vals, keys)
+            vals[hit] = pd.Series(vals[hit]).map(recode).to_numpy(dtype=float)
+            n_labels += int(hit.sum())
+            report.add(
+                file,
+                column,
+                None,
+                "; ".join(f"{_fmt_value(a)}->{_fmt_value(b)}" for a, b in recode.items()),
+                "value labels",
+                "warning",
+                "the file's codes differ from the instrument's; recoded by matching the value labels",
+            )
+        if unmatched:
+            report.add(
+                file,
+                column,
+                None,
+                "; ".join(unmatched[:8]),
+                "value labels",
+                "warning",
+                "value label(s) not found in the instrument's response scale; their codes were used as they are",
+            )
+    # missing codes -> NA
+    miss = present & np.isin(vals, info.missing)
+    if user_missing:
+        for lo, hi in user_missing:
+            miss |= present & (vals >= lo) & (vals <= hi)
+    n_missing = int(miss.sum())
+    present &= ~miss
+    # validity
+    if info.valid is not None:
+        ok = np.isin(vals, info.valid)
+        allowed = ", ".join(_fmt_value(float(v)) for v in info.valid)
+    else:
+        ok = (vals >= info.lo) & (vals <= info.hi)
+        allowed = f"{info.lo:g} to {info.hi:g}"
+    bad = present & ~ok
+    if bad.any():
+        bad_pos = np.flatnonzero(bad)
+        shown_vals = s.iloc[bad_pos].to_numpy() if not is_num else vals[bad_pos]
+        mcodes = ", ".join(_fmt_value(float(v)) for v in info.missing)
+        report.add_many(
+            file,
+            column,
+            rows[bad_pos],
+            [_fmt_value(v) for v in shown_vals],
+            "out of range",
+            "error",
+            f"allowed: {allowed}" + (f" (missing codes: {mcodes})" if mcodes else "") + "; set to NA",
+        )
+        n_bad += int(bad.sum())
+        present &= ~bad
+    out[present] = vals[present]
+    counts = {
+        "column": column,
+        "n_values": int(present.sum()),
+        "n_labels_recoded": n_labels,
+        "n_missing_codes": n_missing,
+        "n_set_na": n_bad,
+    }
+    return out, counts
+
+
+def _to_float(text: str) -> float | None:
+    """A number written as text (``"3"``, ``" 4.0"``, ``"1e3"``), or None; NaN is not a number."""
+    if "_" in text:
+        return None
+    try:
+        x = float(text)
+    except ValueError:
+        return None
+    return None if x != x else x
+
+
+def _ids_as_text(s: pd.Series) -> pd.Series:
+    """IDs as strings: ``1.0`` -> ``"1"``, whitespace stripped, blanks -> NA."""
+    out = pd.Series(pd.NA, index=s.index, dtype=object)
+    txt = _as_text(s, exact=True)
+    out.loc[txt.index] = txt
+    out[out == ""] = pd.NA
+    return out
+
+
+def _baseline_of(waves: pd.Series, baseline: Any) -> Any:
+    if baseline is not None:
+        return baseline
+    vals = pd.unique(waves.dropna())
+    if len(vals) == 0:
+        return None
+    nums = pd.to_numeric(pd.Series(vals), errors="coerce")
+    if nums.notna().all():
+        return vals[int(np.argmin(nums.to_numpy()))]
+    for v in vals:
+        if _norm_label(v) in _BASELINE_NAMES:
+            return v
+    return None
+
+
+# --------------------------------------------------------------------------- main
+def read_responses(
+    path: str | Path,
+    instruments: Any,
+    *,
+    mapping: Mapping[str, str] | None = None,
+    id_col: str | None = None,
+    wave_col: str | None = "auto",
+    baseline: Any = None,
+    baseline_ids: Iterable[Any] | None = None,
+    design: Any = None,
+    strict: bool = False,
+    duplicates: str = "keep",
+    format: str | None = None,
+    sheet: str | int = 0,
+    encoding: str | None = None,
+    placeholders: Mapping[str, Any] | None = None,
+) -> IntakeResult:
+    """Read a survey export, recode labels and missing codes, and validate it against instruments.
+
+    Parameters
+    ----------
+    path : str or Path
+        CSV/TSV/TXT, XLSX, SPSS ``.sav`` or Stata ``.dta``; Qualtrics and KoboToolbox
+        exports are recognised automatically (or say ``format="qualtrics"`` / ``"kobo"``).
+    instruments : Instrument, str, Path or list of these
+        The instruments whose items the file holds (ids of bundled instruments, YAML paths
+        or loaded :class:`~evaltoolkit.instruments.library.Instrument` objects). ``None``: the
+        design's instruments.
+    mapping : dict, optional
+        ``{file column: item code (or id/wave column name)}`` for columns whose names differ.
+        Other columns are matched by name: exactly, ignoring case, or by the part after the
+        last ``/`` (Kobo group prefixes).
+    id_col : str, optional
+        Respondent ID column (default: the design's, else ``"id"``). IDs are returned as text.
+    wave_col : str or None
+        Wave column. ``"auto"`` (default): the design's wave column, else a column called
+        ``wave`` if there is one. ``None``: the file is one wave.
+    baseline : optional
+        The baseline wave value (default: the design's baseline, the smallest numeric wave,
+        or a wave called baseline/pre/t0/t1/w1).
+    baseline_ids : iterable, optional
+        IDs seen at baseline in another file; with them, every row of this file (or every
+        follow-up row) is checked for an unmatched ID.
+    design : Design or str, optional
+        A design (object, bundled name or YAML path): supplies id/wave/arm columns and the
+        baseline, and the wave and arm values are checked against it.
+    strict : bool
+        Raise :class:`~evaltoolkit.errors.DataError` on the first problem class with errors or
+        warnings (``err.report`` holds the full report) instead of reporting and continuing.
+    duplicates : {"keep", "first", "last"}
+        Rows with a duplicate ID within a wave are always reported; ``"first"``/``"last"``
+        also keeps only that occurrence (removed rows are counted and listed).
+    format : {"csv", "excel", "spss", "stata", "qualtrics", "kobo"}, optional
+        Override detection by file extension.
+    sheet : str or int
+        Excel sheet (name or 0-based position).
+    encoding : str, optional
+        Text encoding of a CSV file (default: detect UTF-8/UTF-16 BOM, else UTF-8, else Windows-1252).
+    placeholders : dict, optional
+        Placeholder values used in the questionnaire (``{"place": "Leeds"}``); only needed to
+        match columns headed by the question wording (Kobo "Labels" exports).
+
+    Returns
+    -------
+    IntakeResult
+        ``(data, report)``. ``data`` has the ID column (text), the wave column, one float column
+        per item code (codes; NA for missing, missing codes and invalid values; items absent from
+        the file are all-NA columns), and every other column of the file unchanged; its index is
+        the row number the user sees in the file (named ``row``). ``report`` is a
+        :class:`~evaltoolkit.intake.report.ValidationReport`.
+
+    Raises
+    ------
+    DataError
+        The file cannot be read, or (strict mode) a problem was found.
+    InstrumentError
+        An instrument cannot be loaded.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import evaltoolkit as et
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "kobo.csv"
+    >>> _ = p.write_text("pid;wave;grp/ncs_getalong\\n7;1;Strongly agree\\n7;1;2\\n8;2;4\\n")
+    >>> data, rep = et.read_responses(p, "ncs_social_mixing", id_col="pid")
+    >>> data[["pid", "ncs_getalong"]].values.tolist()
+    [['7', 5.0], ['7', 2.0], ['8', 4.0]]
+    >>> sorted(set(rep.issues["problem"]) - {"missing column"})
+    ['duplicate id', 'unmatched follow-up id']
+    """
+    from evaltoolkit.instruments.library import load_instruments
+
+    p = Path(path)
+    file = p.name
+    if not p.exists():
+        raise DataError("file not found", file=str(p))
+    if not p.is_file():
+        raise DataError("not a file", file=str(p))
+    if duplicates not in ("keep", "first", "last"):
+        raise DataError(f"duplicates must be 'keep', 'first' or 'last', got {duplicates!r}")
+    dsg = None
+    if design is not None:
+        from evaltoolkit.design.schema import Design, load_design
+
+        dsg = design if isinstance(design, Design) else load_design(design)
+    if instruments is None:
+        if dsg is None or not dsg.instruments:
+            raise DataError("name the instruments (or pass a design that lists them)")
+        instruments = list(dsg.instruments)
+    insts = load_instruments(instruments)
+    items = _item_infos(insts, placeholders)
+
+    id_name = id_col or (dsg.columns.id if dsg else "id")
+    wave_name = wave_col
+    if wave_col == "auto":
+        wave_name = dsg.columns.wave if dsg else "wave"
+    arm_name = dsg.columns.arm if dsg else None
+    if dsg is not None and baseline is None:
+        baseline = dsg.baseline
+
+    mapped_ids = [k for k, v in (mapping or {}).items() if v == id_name]
+    raw = _read_raw(p, file, format, encoding, sheet, [id_name, *mapped_ids])
+    report = ValidationReport(file=file, n_rows_in=len(raw.frame))
+    report.notes.extend(raw.notes)
+    if raw.encoding_note:
+        report.add(file, None, None, "", "encoding", "info", raw.encoding_note)
+    if raw.fmt == "qualtrics":
+        report.add(
+            file, None, None, "", "header rows", "info", "Qualtrics question-text and import-id rows skipped"
+        )
+
+    frame = raw.frame
+    names = raw.names
+    if len(names) < frame.shape[1]:
+        names = names + [""] * (frame.shape[1] - len(names))
+    rows = raw.rows
+
+    # ---- blank rows (no value, or only spaces, in every column)
+    blank = np.ones(len(frame), dtype=bool)
+    order = sorted(frame.columns, key=lambda c: not pd.api.types.is_numeric_dtype(frame[c]))
+    for c in order:
+        if not blank.any():
+            break
+        col = frame[c]
+        nn = col.notna().to_numpy()
+        if pd.api.types.is_numeric_dtype(col):
+            blank &= ~nn
+            continue
+        pos = np.flatnonzero(blank & nn)
+        if len(pos):
+            sub = col.iloc[pos].to_numpy(dtype=object)
+            filled = np.fromiter(
+                (not (isinstance(v, str) and not v.strip()) for v in sub), dtype=bool, count=len(sub)
+            )
+            blank[pos[filled]] = False
+    if blank.any():
+        report.add_many(
+            file,
+            None,
+            rows[blank],
+            [""] * int(blank.sum()),
+            "blank row",
+            "info",
+            "row has no values; removed",
+        )
+        frame = frame.loc[~blank]
+        rows = rows[~blank]
+    if len(frame) == 0:
+        blanks = f" (only {report.n_rows_in} blank row(s))" if report.n_rows_in else ""
+        raise _error_with_report(report, f"the file has a header but no data rows{blanks}")
+
+    # ---- columns
+    specials = [id_name, wave_name if wave_name else "", arm_name or ""]
+    assigned, dups, not_found = _match_columns(names, items, mapping, specials)
+    for src in not_found:
+        report.add(file, src, None, "", "missing column", "warning", "named in mapping= but not in the file")
+    seen_names: dict[str, int] = {}
+    for pos, name in enumerate(names):
+        if name and name in seen_names and pos not in assigned:
+            dups.append((pos, name, name))
+        seen_names.setdefault(name, pos)
+    for pos, name, target in dups:
+        first = _pos_of(assigned, target)
+        first_txt = f"column {first + 1}" if first is not None else "an earlier column"
+        report.add(
+            file,
+            name or f"column {pos + 1}",
+            None,
+            "",
+            "duplicate column",
+            "error",
+            f"also maps to '{target}', already read from {first_txt}; this one is kept unchanged under its own name",
+        )
+    present_targets = set(assigned.values())
+    has_id = id_name in present_targets
+    has_wave = bool(wave_name) and wave_name in present_targets
+    if not has_id:
+        report.add(
+            file,
+            id_name,
+            None,
+            "",
+            "missing id column",
+            "error",
+            "no ID column: name it with --id-col or --map COLUMN=id, or in the design's columns: id:",
+        )
+    if wave_col not in (None, "auto") and not has_wave:
+        report.add(
+            file,
+            wave_name,
+            None,
+            "",
+            "missing wave column",
+            "error",
+            "no wave column: name it with --wave-col (or 'none' for a one-wave file), or in the design's columns: wave:",
+        )
+
+    out_cols: dict[str, Any] = {}
+    recode_rows: list[dict[str, int | str]] = []
+    meta_cols: list[str] = []
+    index = pd.Index(rows, name="row")
+    for pos in range(frame.shape[1]):
+        name = names[pos]
+        col = frame.iloc[:, pos]
+        target = assigned.get(pos)
+        if target is not None and target in items:
+            vals, counts = _parse_item(
+                col,
+                items[target],
+                rows,
+                file,
+                name,
+                report,
+                raw.value_labels.get(name),
+                raw.user_missing.get(name),
+            )
+            out_cols[target] = vals
+            recode_rows.append(counts)
+        elif target is not None and target == id_name:
+            out_cols[target] = _ids_as_text(col).to_numpy()
+        elif target is not None:
+            out_cols[target] = col.to_numpy()
+        else:
+            label = name or f"column_{pos + 1}"
+            while label in out_cols:
+                label = f"{label}_dup"
+            if name.lower() in _META_COLUMNS or name.lower().rsplit("/", 1)[-1] in _META_COLUMNS:
+                meta_cols.append(label)
+            elif not any(d[0] == pos for d in dups):
+                report.add(
+                    file,
+                    label,
+                    None,
+                    "",
+                    "extra column",
+                    "info",
+                    "not an item of the instruments; kept unchanged",
+                )
+            out_cols[label] = col.to_numpy()
+    if meta_cols:
+        report.notes.append(
+            f"{len(meta_cols)} export metadata column(s) kept: {', '.join(meta_cols[:6])}{'...' if len(meta_cols) > 6 else ''}"
+        )
+    for code in items:
+        if code not in out_cols:
+            report.add(
+                file,
+                code,
+                None,
+                "",
+                "missing column",
+                "warning",
+                "item of the instrument not in the file; added as all-NA",
+            )
+            out_cols[code] = np.full(len(frame), np.nan)
+    data = pd.DataFrame(out_cols, index=index)
+    if has_wave and pd.api.types.is_float_dtype(data[wave_name]):
+        w = data[wave_name]
+        if w.notna().all() and (w == np.round(w)).all():
+            data[wave_name] = w.astype("int64")  # a blank row had made an integer column float
+    report.recodes = pd.DataFrame(recode_rows, columns=report.recodes.columns)
+
+    # ---- IDs, waves, arms
+    keep = np.ones(len(data), dtype=bool)
+    if has_id:
+        ids = data[id_name]
+        no_id = ids.isna().to_numpy()
+        if no_id.any():
+            report.add_many(
+                file, id_name, rows[no_id], [""] * int(no_id.sum()), "missing id", "error", "row has no ID"
+            )
+
+        def flag_outside(column: str, allowed: list, problem: str, detail: str) -> None:
+            values = data[column]
+            outside = values.notna() & ~values.astype(str).isin([str(a) for a in allowed])
+            if outside.any():
+                report.add_many(
+                    file,
+                    column,
+                    rows[outside.to_numpy()],
+                    values[outside].astype(str).tolist(),
+                    problem,
+                    "error",
+                    detail,
+                )
+
+        if dsg is not None and has_wave:
+            flag_outside(
+                wave_name, dsg.wave_names, "unknown wave", f"design '{dsg.name}' has waves {dsg.wave_names}"
+            )
+        if dsg is not None and arm_name and arm_name in data.columns:
+            flag_outside(
+                arm_name,
+                dsg.arms.all,
+                "unknown arm",
+                f"arm value not in design '{dsg.name}' arms {dsg.arms.all}",
+            )
+        keys = [data[wave_name].astype(str)] if has_wave else []
+        key_df = pd.DataFrame({"id": ids, **({"wave": keys[0]} if keys else {})})
+        dup_all = key_df.duplicated(keep=False).to_numpy() & ~no_id
+        if dup_all.any():
+            detail = "same ID more than once" + (" in the same wave" if has_wave else "")
+            if duplicates != "keep":
+                kept = ~key_df.duplicated(keep=duplicates).to_numpy() | no_id
+                detail += f"; only the {duplicates} occurrence kept"
+                keep &= kept
+            report.add_many(
+                file, id_name, rows[dup_all], ids[dup_all].tolist(), "duplicate id", "error", detail
+            )
+            if duplicates != "keep":
+                removed = dup_all & ~keep
+                report.add_many(
+                    file,
+                    id_name,
+                    rows[removed],
+                    ids[removed].tolist(),
+                    "duplicate id",
+                    "info",
+                    f"row removed: only the {duplicates} answer of a repeated ID is kept",
+                )
+        known: set[str] = (
+            {str(x) for x in _ids_as_text(pd.Series(list(baseline_ids))).dropna()}
+            if baseline_ids is not None
+            else set()
+        )
+        if has_wave:
+            base = _baseline_of(data[wave_name], baseline)
+            if base is None:
+                report.notes.append(
+                    "baseline wave not identified (name it in the design's baseline: field): follow-up IDs not checked"
+                )
+            else:
+                is_base = (data[wave_name].astype(str) == str(base)).to_numpy()
+                known |= set(ids[is_base & ~no_id].tolist())
+                follow = ~is_base & ~no_id & data[wave_name].notna().to_numpy(copy=True)
+                if is_base.any() or baseline_ids is not None:
+                    unmatched = follow & ~_in_set(ids, known)
+                    if unmatched.any():
+                        report.add_many(
+                            file,
+                            id_name,
+                            rows[unmatched],
+                            ids[unmatched].tolist(),
+                            "unmatched follow-up id",
+                            "warning",
+                            f"ID not seen at baseline ({wave_name} = {base})",
+                        )
+                else:
+                    report.notes.append(
+                        f"no rows at baseline ({wave_name} = {base}) in this file: follow-up IDs are checked only when the baseline wave is in the same file"
+                    )
+        elif baseline_ids is not None:
+            unmatched = ~no_id & ~_in_set(ids, known)
+            if unmatched.any():
+                report.add_many(
+                    file,
+                    id_name,
+                    rows[unmatched],
+                    ids[unmatched].tolist(),
+                    "unmatched follow-up id",
+                    "warning",
+                    "ID not among baseline_ids",
+                )
+    if not keep.all():
+        data = data.loc[keep]
+    report.n_rows_out = len(data)
+    if strict:
+        err = _first_problem(report)
+        if err is not None:
+            raise err
+    return IntakeResult(data, report)
+
+
+def read_waves(
+    files: Mapping[Any, str | Path],
+    instruments: Any,
+    *,
+    wave_col: str = "wave",
+    id_col: str | None = None,
+    strict: bool = False,
+    **kwargs: Any,
+) -> IntakeResult:
+    """Read one export per wave, check follow-up IDs against the baseline file, and stack them.
+
+    Parameters
+    ----------
+    files : mapping
+        ``{wave value: path}`` in wave order; the first entry is the baseline.
+    instruments : Instrument, str, Path or list of these
+        As for :func:`read_responses`.
+    wave_col : str
+        Name of the wave column added to the stacked data.
+    id_col : str, optional
+        Respondent ID column (as for :func:`read_responses`).
+    strict : bool
+        Stop at the first problem (see :func:`read_responses`).
+    **kwargs
+        Passed to :func:`read_responses` for every file (``mapping``, ``design``, ``duplicates``...).
+
+    Returns
+    -------
+    IntakeResult
+        ``data`` with a ``source_file`` column and the wave column (index: row number within
+        its file) and one combined :class:`~evaltoolkit.intake.report.ValidationReport`.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "w1.csv").write_text("id,ncs_getalong\\n1,4\\n2,5\\n")
+    >>> _ = (d / "w2.csv").write_text("id,ncs_getalong\\n1,3\\n3,2\\n")
+    >>> data, rep = read_waves({"baseline": d / "w1.csv", "post": d / "w2.csv"}, "ncs_social_mixing")
+    >>> data[["id", "wave", "ncs_getalong"]].values.tolist()
+    [['1', 'baseline', 4.0], ['2', 'baseline', 5.0], ['1', 'post', 3.0], ['3', 'post', 2.0]]
+    >>> rep.of("unmatched follow-up id")[["file", "row", "value"]].values.tolist()
+    [['w2.csv', 3, '3']]
+    """
+    if not files:
+        raise DataError("give at least one {wave: file}")
+    frames: list[pd.DataFrame] = []
+    combined = ValidationReport()
+    baseline_ids: list[Any] | None = None
+    for wave, path in files.items():
+        data, rep = read_responses(
+            path,
+            instruments,
+            id_col=id_col,
+            wave_col=None,
+            baseline_ids=baseline_ids,
+            strict=strict,
+            **kwargs,
+        )
+        ids_col = id_col or _id_column_used(kwargs.get("design"))
+        if baseline_ids is None and ids_col in data.columns:
+            baseline_ids = data[ids_col].dropna().tolist()
+        if wave_col in data.columns:
+            raise DataError(
+                f"the file already has a column '{wave_col}'; pass another wave_col=", file=Path(path).name
+            )
+        frames.append(data.assign(**{wave_col: wave, "source_file": Path(path).name}))
+        combined.extend(rep)
+    return IntakeResult(pd.concat(frames), combined)
+
+
+def _id_column_used(design: Any) -> str:
+    if design is not None:
+        from evaltoolkit.design.schema import Design, load_design
+
+        dsg = design if isinstance(design, Design) else load_design(design)
+        return dsg.columns.id
+    return "id"
+
+
+def _in_set(values: pd.Series, known: set[str]) -> np.ndarray:
+    arr = values.to_numpy(dtype=object)
+    return np.fromiter((v in known for v in arr), dtype=bool, count=len(arr))
+
+
+def _pos_of(assigned: Mapping[int, str], target: str) -> int | None:
+    for pos, t in assigned.items():
+        if t == target:
+            return pos
+    return None
+
+
+def _first_problem(report: ValidationReport) -> DataError | None:
+    iss = report.issues
+    serious = iss[iss["severity"].isin(["error", "warning"])]
+    if serious.empty:
+        return None
+    for problem in PROBLEMS:
+        sub = serious[serious["problem"] == problem]
+        if len(sub):
+            first = sub.iloc[0]
+            val = f" (value '{first['value']}')" if first["value"] else ""
+            more = f"; {len(sub)} such problem(s) in all" if len(sub) > 1 else ""
+            msg = f"{problem}{val}: {first['detail'] or PROBLEMS[problem]}{more}. Run without strict mode for the full report"
+            err = DataError(
+                msg,
+                file=first["file"] or None,
+                column=first["column"] or None,
+                row=None if pd.isna(first["row"]) else int(first["row"]),
+            )
+            err.report = report  # type: ignore[attr-defined]
+            return err
+    return None  # pragma: no cover - every problem name is in PROBLEMS
+
+
+def _error_with_report(report: ValidationReport, message: str) -> DataError:
+    err = DataError(message, file=report.file)
+    err.report = report  # type: ignore[attr-defined]
+    return err

@@ -1,0 +1,1 @@
+"""Analysis plans: run a design's analyses (``run``, ``runners``), pool sites, power."""

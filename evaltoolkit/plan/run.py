@@ -1,0 +1,78 @@
+"""Carry out a design's analysis plan on a study and collect everything the report needs.
+
+The runner calls the estimators (which know nothing about YAML or HTML) and gathers their results
+into :class:`AnalysisResults`: the tidy ``estimates`` table (the ``estimates.csv`` contract),
+plain-language headline sentences, warnings, excluded-row counts and report sections. The report
+module only reads these results.
+
+Examples
+--------
+>>> import evaltoolkit as et
+>>> from evaltoolkit.plan.run import run_plan
+>>> sim = et.simulate_study("ncs_prepost_control", n=400, seed=5)
+>>> res = run_plan(et.Study(sim.design, sim.data))
+>>> {"analysis", "outcome", "term", "estimate"} <= set(res.estimates.columns)
+True
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pandas as pd
+
+from evaltoolkit.design.schema import Analysis
+from evaltoolkit.design.study import Study
+from evaltoolkit.errors import EvalToolkitError, EvalToolkitWarning
+from evaltoolkit.plan.registry import _RUNNERS, AnalysisResults, Section, runner
+from evaltoolkit.results import ESTIMATE_COLUMNS
+
+__all__ = ["AnalysisResults", "Section", "run_plan", "runner"]
+
+
+def run_plan(study: Study, *, seed: int = 20240601) -> AnalysisResults:
+    """Run every analysis in ``study.design.analyses`` and return the collected results.
+
+    Estimation problems in one analysis (e.g. a model that cannot be fitted) are reported as warnings
+    in the results and the report; the other analyses still run.
+    """
+    design = study.design
+    out = AnalysisResults(design=design, study=study, estimates=pd.DataFrame(columns=list(ESTIMATE_COLUMNS)))
+    out.extras["seed"] = seed
+    for ex in study.excluded:
+        out.warnings.append(f"{ex.n_rows} rows were set aside before analysis: {ex.reason}.")
+    import evaltoolkit.plan.runners  # noqa: F401  (registers the runners)
+
+    plan = list(design.analyses)
+    if design.kind != "post_only" and not any(a.type == "attrition" for a in plan):
+        plan.insert(0, Analysis(id="attrition", type="attrition"))  # flow is always reported for panels
+    if not any(a.type == "measurement" for a in plan):
+        plan.insert(
+            0, Analysis(id="measurement", type="measurement")
+        )  # reliability whenever items are present
+    for analysis in plan:
+        fn = _RUNNERS.get(analysis.type)
+        if fn is None:
+            out.warnings.append(
+                f"Analysis '{analysis.id}' ({analysis.type}) is not available in this version."
+            )
+            continue
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", EvalToolkitWarning)
+            try:
+                fn(study, analysis, out)
+                if analysis.type not in out.extras.setdefault("types_run", []):
+                    out.extras["types_run"].append(analysis.type)
+            except EvalToolkitError as exc:
+                out.warnings.append(f"Analysis '{analysis.id}' could not be completed: {exc}")
+        for w in caught:
+            if issubclass(w.category, EvalToolkitWarning):
+                if not any(str(w.message) in x for x in out.warnings):
+                    out.note(f"{analysis.id}: {w.message}")
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if out.tables:
+        est = pd.concat(out.tables, ignore_index=True)
+        extra = [c for c in ("family", "p_adjusted", "adjustment") if c in est.columns]
+        out.estimates = est[[*ESTIMATE_COLUMNS, *extra]]
+    return out

@@ -1,0 +1,198 @@
+"""Write the self-contained HTML report and the exported tables.
+
+The report only reads :class:`~evaltoolkit.plan.run.AnalysisResults`. It has a plain-language
+summary, the design and its evidence strength, the flow of people through the waves, every
+analysis section (tables and embedded figures), warnings, and a methods appendix. It makes no
+network requests (figures are embedded PNGs, the style sheet is inline), carries no identifiers and
+withholds cells under 10 people.
+
+Examples
+--------
+>>> import tempfile, evaltoolkit as et
+>>> from evaltoolkit.plan.run import run_plan
+>>> sim = et.simulate_study("ncs_prepost_control", n=400, seed=5)
+>>> res = run_plan(et.Study(sim.design, sim.data))
+>>> paths = et.write_report(res, tempfile.mkdtemp())
+>>> sorted(p.name for p in paths.values())
+['estimates.csv', 'estimates.xlsx', 'report.html', 'results.json']
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+
+import pandas as pd
+
+from evaltoolkit.plan.registry import AnalysisResults
+from evaltoolkit.privacy import format_count, suppress_small_cells
+from evaltoolkit.report.tables import table_html
+
+_TEMPLATE = "report.html"
+
+#: methods appendix: what each analysis type does, with its references
+METHODS: dict[str, str] = {
+    "measurement": "Scale reliability: Cronbach's alpha with the Feldt confidence interval and McDonald's omega "
+    "total from a one-factor model (as R psych::alpha and psych::omega), by wave and arm; item-total "
+    "correlations and alpha if an item is deleted.",
+    "attrition": "Attrition: retention per arm and wave relative to baseline, differential attrition (difference "
+    "in retention with a chi-square or Fisher test) and standardised differences between completers and "
+    "dropouts at baseline; CONSORT-style flow diagram (Schulz et al. 2010).",
+    "balance": "Baseline balance: standardised mean differences (treated-group SD for the ATT, as cobalt) and "
+    "variance ratios; |SMD| > 0.1 flagged (Austin 2009).",
+    "did": "Difference-in-differences: OLS with person fixed effects and wave effects (panel), each follow-up "
+    "against baseline. Cluster-robust inference: CR1 with t(G-1) when there are 30 or more clusters; below that, "
+    "the wild cluster bootstrap (restricted, Rademacher or Webb weights; MacKinnon & Webb 2017) for p-values and "
+    "intervals by test inversion, with CR2 standard errors and Satterthwaite degrees of freedom (Bell & McCaffrey "
+    "2002; Pustejovsky & Tipton 2018, as R clubSandwich). Hedges' g divides by the pooled baseline SD. p-values are "
+    "adjusted within outcome families (Holm 1979 or Benjamini & Hochberg 1995). Propensity-score weighting uses "
+    "a logistic model of baseline characteristics and ATT odds weights (Hernán & Robins, What If, ch. 12).",
+    "ancova": "ANCOVA: follow-up score on arm, baseline score and covariates; Hedges' g with the total "
+    "(unconditional) variance as denominator, as the EEF Statistical Analysis Guidance (2022).",
+    "mediation": "Mediation: product-of-coefficients indirect effects (Hayes 2013) with BCa bootstrap intervals "
+    "(cluster bootstrap when clusters are named); pre/post mediation on change scores adjusting for baselines; "
+    "sensitivity of the indirect effect to mediator-outcome confounding (rho at which it vanishes; Imai, Keele & "
+    "Yamamoto 2010).",
+    "moderation": "Moderation: programme-by-moderator interaction in an ANCOVA model, simple slopes at the mean "
+    "and +/- 1 SD, and the Johnson-Neyman interval (Hayes 2013; as R interactions::johnson_neyman).",
+    "multilevel": "Multilevel model: linear mixed model with random intercepts for the design's clusters, fitted "
+    "by REML with lme4's profiled-deviance method (Bates et al. 2015); intra-class correlations per level.",
+    "bayes_did": "Bayesian hierarchical DiD: within-person change scores with varying trends and programme effects "
+    "by site and team (non-centred), sampled with NUTS (nutpie); 95% highest-density intervals, P(effect > 0) and "
+    "P(|effect| < ROPE). Priors on the standardised scale: weakly informative default Normal(0, 1); 'contact', the "
+    "predictive distribution of 27 randomised contact studies (Paluck, Green & Green 2019); 'sceptical', centred "
+    "on zero. Convergence checked with R-hat, bulk and tail ESS, divergences and E-BFMI.",
+}
+
+
+def evidence_strength(results: AnalysisResults) -> tuple[str, str]:
+    """A short rating of the design's evidence strength and the reason (Maryland SMS style).
+
+    Returns
+    -------
+    (rating, explanation)
+    """
+    d = results.design
+    n_clusters = None
+    if d.columns.clusters:
+        n_clusters = int(results.study.data[d.columns.clusters[0]].nunique())
+    if d.kind == "cluster_rct":
+        rating, why = (
+            "Strong (randomised; Maryland Scientific Methods Scale level 5)",
+            "Sites were allocated to the programme at random, so the groups should differ only by chance.",
+        )
+    elif d.kind == "panel":
+        rating, why = (
+            "Moderate (before-and-after with a comparison group; Maryland SMS level 3)",
+            "Participants chose to take part, so they may differ from the comparison group in ways the "
+            "before-and-after comparison does not remove; the estimate assumes both groups would have "
+            "changed in the same way without the programme (parallel trends).",
+        )
+    else:
+        rating, why = (
+            "Limited (after-only comparison with a matched group; Maryland SMS level 2)",
+            "Without a baseline measurement, differences between the groups that existed before the "
+            "programme cannot be separated from its effect.",
+        )
+    if n_clusters is not None and n_clusters < 10:
+        rating = rating.split(" (")[0] + " - weakened: only " + f"{n_clusters} {d.columns.clusters[0]}s"
+        why += (
+            f" With only {n_clusters} independent {d.columns.clusters[0]}s, any difference between them is "
+            "confounded with the programme and conventional cluster-robust standard errors cannot be trusted."
+        )
+    return rating, why
+
+
+def _flow_table(results: AnalysisResults) -> str:
+    d = results.design
+    flow = results.study.flow()
+    flow["arm"] = flow["arm"].map(d.arms.label)
+    flow["wave"] = flow["wave"].map(lambda w: d.wave(w).display if w in d.wave_names else w)
+    flow["retention"] = (flow["retention"] * 100).round(0)
+    shown = suppress_small_cells(flow, "n", ["retention"])
+    shown = shown.rename(columns={"retention": "% of baseline"})
+    return table_html(shown, caption="People responding at each wave", digits=0)
+
+
+def report_context(results: AnalysisResults, title: str | None = None) -> dict:
+    """Everything the template shows, as plain JSON-serialisable values (saved as ``results.json``)."""
+    import evaltoolkit
+
+    d = results.design
+    rating, why = evidence_strength(results)
+    study = results.study
+    design_rows = [
+        ("Design", d.title),
+        ("Programme arm", d.arms.label(d.arms.treated)),
+        ("Comparison", ", ".join(d.arms.label(a) for a in d.arms.control)),
+        ("Waves", "; ".join(w.display for w in d.waves)),
+        ("Outcomes", "; ".join(o.display for o in d.outcomes)),
+        ("Clusters", ", ".join(d.columns.clusters) or "none"),
+        ("People in the data", format_count(study.n_people)),
+    ]
+    for col in d.columns.clusters:
+        design_rows.append((f"Number of {col}s", format_count(study.data[col].nunique(), min_n=0)))
+    return {
+        "title": title or d.title,
+        "description": d.description,
+        "generated": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "version": evaltoolkit.__version__,
+        "headline": list(results.headline),
+        "rating": rating,
+        "rating_why": why,
+        "warnings": list(results.warnings),
+        "design_rows": [list(r) for r in design_rows],
+        "flow_html": _flow_table(results),
+        "sections": [
+            {"id": x.id, "title": x.title, "text": x.text, "blocks": x.blocks} for x in results.sections
+        ],
+        "seed": results.extras.get("seed"),
+        "methods": [METHODS[t] for t in results.extras.get("types_run", []) if t in METHODS],
+        "design_source": str(d.source.name) if d.source else "(in memory)",
+        "design_name": d.name,
+    }
+
+
+def render_context(context: dict) -> str:
+    """Render a report context (see :func:`report_context`) with the bundled template."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("evaltoolkit.report", "templates"),
+        autoescape=jinja2.select_autoescape(["html"]),
+    )
+    return env.get_template(_TEMPLATE).render(**context)
+
+
+def render_html(results: AnalysisResults, title: str | None = None) -> str:
+    """The report as one self-contained HTML string."""
+    return render_context(report_context(results, title))
+
+
+def write_report(results: AnalysisResults, out_dir: str | Path, title: str | None = None) -> dict[str, Path]:
+    """Write ``report.html``, ``estimates.csv``, ``estimates.xlsx`` and ``results.json`` into ``out_dir``.
+
+    ``results.json`` holds the rendered report context (no data, no identifiers), so
+    ``evaltoolkit report DIR`` can re-render or pool reports later.
+
+    Returns
+    -------
+    dict
+        ``{"report": path, "estimates": path, "xlsx": path, "json": path}``.
+    """
+    import json
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    context = report_context(results, title)
+    report = out / "report.html"
+    report.write_text(render_context(context), encoding="utf-8")
+    est: pd.DataFrame = results.estimates
+    csv = out / "estimates.csv"
+    est.to_csv(csv, index=False)
+    xlsx = out / "estimates.xlsx"
+    with pd.ExcelWriter(xlsx, engine="openpyxl") as xw:
+        est.to_excel(xw, sheet_name="estimates", index=False)
+    js = out / "results.json"
+    js.write_text(json.dumps(context), encoding="utf-8")
+    return {"report": report, "estimates": csv, "xlsx": xlsx, "json": js}

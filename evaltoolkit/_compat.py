@@ -59,7 +59,7 @@ MOVED: dict[str, str] = {
     "evaltoolkit.bayes": "evaltoolkit.estimators.bayes.did",
     "evaltoolkit.bayes_ordinal": "evaltoolkit.estimators.bayes.ordinal",
     "evaltoolkit.priors": "evaltoolkit.estimators.bayes.priors",
-    "evaltoolkit.figures": "evaltoolkit.plots.figures",
+    "evaltoolkit.figures": "evaltoolkit.plots",
     "evaltoolkit.bayes_plots": "evaltoolkit.plots.bayes",
     "evaltoolkit.mediation_plots": "evaltoolkit.plots.mediation",
     "evaltoolkit.analysis": "evaltoolkit.plan.run",
@@ -75,7 +75,19 @@ MOVED: dict[str, str] = {
 
 #: names that moved out of a module (module -> name -> new module); removed in 0.3
 MOVED_NAMES: dict[str, dict[str, str]] = {
-    "evaltoolkit.estimators.bayes.priors": {"contact_meta_analysis": "evaltoolkit.estimators.meta"},
+    "evaltoolkit.estimators.bayes.priors": {
+        "contact_meta_analysis": "evaltoolkit.estimators.meta",
+        "prior_plot": "evaltoolkit.plots.priors",
+    },
+    # estimators do not draw: their figures moved to the plotting layer
+    "evaltoolkit.estimators.meta": {
+        "forest_plot": "evaltoolkit.plots.forest",
+        "funnel_plot": "evaltoolkit.plots.meta",
+    },
+    "evaltoolkit.estimators.balance": {"love_plot": "evaltoolkit.plots.balance"},
+    "evaltoolkit.estimators.attrition": {"consort_figure": "evaltoolkit.plots.flow"},
+    "evaltoolkit.estimators.moderation": {"moderation_plot": "evaltoolkit.plots.moderation"},
+    "evaltoolkit.plots": {"figure_to_html": "evaltoolkit.report.embed"},
 }
 
 _WARNED: set[str] = set()
@@ -117,7 +129,7 @@ class _MovedFinder(importlib.abc.MetaPathFinder):
         new = MOVED.get(fullname)
         if new is None:
             return None
-        is_package = new == "evaltoolkit.cli"
+        is_package = new in ("evaltoolkit.cli", "evaltoolkit.plots")
         return importlib.machinery.ModuleSpec(fullname, _MovedLoader(fullname, new), is_package=is_package)
 
 
@@ -175,3 +187,10 @@ def moved_names(module: str) -> Callable[[str], Any]:
         return getattr(import_module(new), name)
 
     return __getattr__
+
+
+def moved_method(obj: Any, name: str, module: str, **kwargs: Any) -> Any:
+    """Call ``module.name(obj, **kwargs)`` for a 0.1 convenience method whose function moved, with a warning."""
+    owner = f"{type(obj).__module__}.{type(obj).__name__}.{name}()"
+    _warn(owner, f"{module}.{name}(result)")
+    return getattr(import_module(module), name)(obj, **kwargs)

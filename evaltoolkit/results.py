@@ -151,6 +151,19 @@ def unbounded_intervals(lo, hi, se):
         return has_ci & (~np.isfinite(width) | (width > 1e6) | too_wide)
 
 
+def p_label(p: float | None) -> str:
+    """A p-value as a figure or table label: ``"p < 0.001"``, ``"p = 0.123"`` or ``"p n/a"``.
+
+    Examples
+    --------
+    >>> p_label(0.0004), p_label(0.0421), p_label(float("nan"))
+    ('p < 0.001', 'p = 0.042', 'p n/a')
+    """
+    if p is None or not math.isfinite(p):
+        return "p n/a"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
 def format_p(p: float) -> str:
     """Format a p-value for prose: ``"<0.001"`` or three decimals.
 

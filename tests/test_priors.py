@@ -164,7 +164,7 @@ def test_prior_sensitivity_conjugate_update():
 
 
 def test_prior_plot_draws_priors_and_conjugate_posteriors():
-    from evaltoolkit.estimators.bayes.priors import prior_plot
+    from evaltoolkit.plots.priors import prior_plot
 
     fig = prior_plot(estimate=0.30, std_error=0.15)
     lines = {ln.get_label(): ln for ln in fig.axes[0].get_lines()}

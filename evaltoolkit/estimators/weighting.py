@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
+from evaltoolkit import _compat
 from evaltoolkit.errors import DataError, DesignError, EstimationError, EvalToolkitWarning
 from evaltoolkit.estimators.balance import (
     _require_columns,
@@ -634,10 +635,8 @@ class WeightingResult:
         return out
 
     def love_plot(self, **kwargs):
-        """Love plot of :attr:`balance` (see :func:`evaltoolkit.estimators.balance.love_plot`)."""
-        from evaltoolkit.estimators.balance import love_plot
-
-        return love_plot(self.balance, **kwargs)
+        """Deprecated (0.2): use ``evaltoolkit.plots.love_plot(result)``; estimators do not draw."""
+        return _compat.moved_method(self, "love_plot", "evaltoolkit.plots.balance", **kwargs)
 
     def summary(self) -> str:
         """Plain-language summary of the weighting and the balance it achieved."""

@@ -111,8 +111,8 @@ def pooled_context(studies: dict[str, pd.DataFrame], title: str | None = None, m
     import datetime as dt
 
     import evaltoolkit
-    from evaltoolkit.estimators.meta import forest_plot
-    from evaltoolkit.plots.figures import figure_to_html
+    from evaltoolkit.plots.forest import forest_plot
+    from evaltoolkit.report.embed import figure_to_html
     from evaltoolkit.report.tables import estimates_html
 
     pooled, fits = pool_estimates(studies)

@@ -12,8 +12,13 @@ import pandas as pd
 from evaltoolkit.design.schema import Analysis
 from evaltoolkit.design.study import Study
 from evaltoolkit.plan.registry import AnalysisResults, Section, runner
-from evaltoolkit.plots.figures import drop_unbounded, figure_to_html, forest_plot, means_plot
+from evaltoolkit.plots.balance import love_plot
+from evaltoolkit.plots.flow import consort_figure
+from evaltoolkit.plots.forest import forest_plot
+from evaltoolkit.plots.means import event_study_plot, means_plot
+from evaltoolkit.plots.moderation import moderation_plot
 from evaltoolkit.privacy import suppress_small_cells
+from evaltoolkit.report.embed import figure_to_html
 from evaltoolkit.report.tables import estimates_html, table_html
 from evaltoolkit.results import p_phrase, unbounded_intervals
 
@@ -66,7 +71,7 @@ def run_did(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
         sec.blocks.append(
             table_html(wres.balance.reset_index(), caption="Baseline balance before and after weighting")
         )
-        sec.blocks.append(figure_to_html(wres.love_plot(), "love plot"))
+        sec.blocks.append(figure_to_html(love_plot(wres), "love plot"))
     results = []
     tables = []
     for name in outcomes:
@@ -112,7 +117,13 @@ def run_did(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
         )
     out.tables.append(est)
     sec.blocks.append(estimates_html(est, caption="Estimated effects (scale points unless stated)"))
-    sec.blocks.append(figure_to_html(_event_study_figure(results, d), "event study"))
+    event_studies = {
+        o.display: None if r.details.get("dichotomised") else getattr(r, "event_study", None)
+        for o, r in results
+    }
+    waves = [w.name for w in d.waves]
+    fig = event_study_plot(event_studies, waves=waves, wave_labels={w.name: w.display for w in d.waves})
+    sec.blocks.append(figure_to_html(fig, "event study"))
     few = [(o, r) for o, r in results if r.n_clusters is not None and r.n_clusters < 30]
     if few:
         sec.blocks.extend(_inference_comparison(few, cluster))
@@ -292,7 +303,7 @@ def run_ancova(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
 @runner("balance")
 def run_balance(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
     """Baseline balance: standardised mean differences of covariates and baseline outcomes, love plot."""
-    from evaltoolkit.estimators.balance import balance_table, love_plot
+    from evaltoolkit.estimators.balance import balance_table
 
     d, c = study.design, study.design.columns
     data = study.data if d.kind == "post_only" else study.data[study.data[c.wave] == d.baseline]
@@ -325,7 +336,7 @@ def run_balance(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
 @runner("attrition")
 def run_attrition(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
     """Who stayed: counts per arm and wave, differential attrition, completers vs dropouts, CONSORT flow."""
-    from evaltoolkit.estimators.attrition import attrition, consort_figure
+    from evaltoolkit.estimators.attrition import attrition
 
     d, c = study.design, study.design.columns
     primary = next((o.name for o in d.outcomes if o.family == "primary"), d.outcomes[0].name)
@@ -380,7 +391,7 @@ def _baseline_moderators(study: Study, frame: pd.DataFrame, moderators: list[str
 @runner("moderation")
 def run_moderation(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
     """Treatment x moderator (e.g. area segregation): simple slopes and the Johnson-Neyman interval."""
-    from evaltoolkit.estimators.moderation import moderation, moderation_plot
+    from evaltoolkit.estimators.moderation import moderation
 
     d, c = study.design, study.design.columns
     outcomes = analysis.outcomes or [d.outcomes[0].name]
@@ -714,35 +725,3 @@ def run_bayes_did(study: Study, analysis: Analysis, out: AnalysisResults) -> Non
         for msg in res.warnings:
             out.note(f"{o.display} (Bayesian): {msg}")
     out.sections.append(sec)
-
-
-def _event_study_figure(results, design):
-    """Effect at each wave relative to baseline (0 at baseline), one line per outcome."""
-    from evaltoolkit.plots.figures import PALETTE, new_figure
-
-    fig, ax = new_figure(width=7.0, height=3.6)
-    position = {w.name: i for i, w in enumerate(design.waves)}
-    for k, (o, r) in enumerate(results):
-        es = getattr(r, "event_study", None)
-        if es is None or es.empty or r.details.get("dichotomised"):
-            continue
-        es = drop_unbounded(es)
-        x = es["wave"].map(position).astype(float) + (k - len(results) / 2) * 0.05
-        ax.errorbar(
-            x,
-            es["estimate"],
-            yerr=[es["estimate"] - es["ci_lower"], es["ci_upper"] - es["estimate"]],
-            marker="o",
-            capsize=3,
-            color=PALETTE[k % len(PALETTE)],
-            label=o.display,
-        )
-    ax.axhline(0, color="grey", lw=1, ls="--")
-    ax.set_xticks(range(len(design.waves)))
-    ax.set_xticklabels([w.display for w in design.waves], fontsize=8)
-    ax.set_ylabel("effect relative to baseline (points)", fontsize=8)
-    ax.set_title("Event study: the effect at each wave", fontsize=10)
-    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1))
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    return fig

@@ -1,8 +1,7 @@
 """Figures for the Bayesian analyses: shrinkage, posterior, posterior predictive check, prior sensitivity.
 
-Every function returns a matplotlib ``Figure`` (embed it in the report with
-:func:`evaltoolkit.plots.figures.figure_to_html`). matplotlib is imported lazily through
-:func:`evaltoolkit.plots.figures.new_figure` (Agg backend).
+Every function takes the result first, options by keyword and ``ax=None``, and returns a matplotlib
+``Figure`` (see :mod:`evaltoolkit.plots.style`).
 
 Examples
 --------
@@ -23,13 +22,13 @@ from typing import Any
 import numpy as np
 
 from evaltoolkit.estimators.bayes.did import _flat, hdi
-from evaltoolkit.plots.figures import PALETTE, new_figure
+from evaltoolkit.plots.style import PALETTE, figure_and_axes
 from evaltoolkit.privacy import MIN_CELL
 
 __all__ = ["posterior_plot", "ppc_plot", "prior_sensitivity_plot", "shrinkage_plot"]
 
 
-def shrinkage_plot(result: Any, level: str | None = None, max_clusters: int = 40):
+def shrinkage_plot(result: Any, *, level: str | None = None, max_clusters: int = 40, ax: Any = None):
     """Raw cluster effects beside their partially pooled posterior means (with 95% HDIs).
 
     Parameters
@@ -60,7 +59,7 @@ def shrinkage_plot(result: Any, level: str | None = None, max_clusters: int = 40
     tab = result.level_effects[level].copy()
     tab["n"] = tab["n_treated"] + tab["n_control"]
     tab = tab.sort_values("n", ascending=False).head(max_clusters).sort_values("mean")
-    fig, ax = new_figure(width=7.0, height=max(2.5, 0.28 * len(tab) + 1.2))
+    fig, ax = figure_and_axes(ax, width=7.0, height=max(2.5, 0.28 * len(tab) + 1.2))
     y = np.arange(len(tab))
     ax.errorbar(
         tab["mean"],
@@ -92,7 +91,7 @@ def shrinkage_plot(result: Any, level: str | None = None, max_clusters: int = 40
     return fig
 
 
-def posterior_plot(result: Any, bins: int = 60):
+def posterior_plot(result: Any, *, bins: int = 60, ax: Any = None):
     """Posterior of the programme effect with its 95% HDI, the ROPE, zero and the prior.
 
     Parameters
@@ -108,7 +107,7 @@ def posterior_plot(result: Any, bins: int = 60):
     post = result.idata.posterior
     name = "effect" if "effect" in post else "effect_logodds"
     draws = _flat(result.idata, name)
-    fig, ax = new_figure(width=7.0, height=3.6)
+    fig, ax = figure_and_axes(ax, width=7.0, height=3.6)
     ax.hist(draws, bins=bins, density=True, color=PALETTE[0], alpha=0.6, label="posterior")
     lo, hi = hdi(draws)
     ax.axvspan(lo, hi, color=PALETTE[0], alpha=0.12, label=f"95% HDI {lo:+.2f} to {hi:+.2f}")
@@ -132,7 +131,7 @@ def posterior_plot(result: Any, bins: int = 60):
     return fig
 
 
-def ppc_plot(result: Any, prob: float = 0.9, min_n: int = MIN_CELL):
+def ppc_plot(result: Any, *, prob: float = 0.9, min_n: int = MIN_CELL, ax: Any = None):
     """Posterior predictive check: observed team-by-arm mean changes against their predictive intervals.
 
     A well-fitting model has about ``prob`` of the observed cell means inside their intervals; the
@@ -164,7 +163,7 @@ def ppc_plot(result: Any, prob: float = 0.9, min_n: int = MIN_CELL):
     mid = np.median(rep, axis=0)
     order = np.argsort(mid)
     inside = float(((obs >= lo) & (obs <= hi)).mean())
-    fig, ax = new_figure(width=7.0, height=3.8)
+    fig, ax = figure_and_axes(ax, width=7.0, height=3.8)
     x = np.arange(len(obs))
     ax.vlines(x, lo[order], hi[order], color="0.65", lw=2, label=f"{int(100 * prob)}% predictive interval")
     ax.scatter(
@@ -182,7 +181,7 @@ def ppc_plot(result: Any, prob: float = 0.9, min_n: int = MIN_CELL):
     return fig
 
 
-def prior_sensitivity_plot(sensitivity: Any):
+def prior_sensitivity_plot(sensitivity: Any, *, ax: Any = None):
     """Posterior (mean and 95% HDI) under each prior, with the prior itself (mean ± 2 SD) in grey.
 
     Parameters
@@ -194,7 +193,7 @@ def prior_sensitivity_plot(sensitivity: Any):
     matplotlib.figure.Figure
     """
     comp = sensitivity.comparison
-    fig, ax = new_figure(width=7.0, height=0.7 * len(comp) + 1.6)
+    fig, ax = figure_and_axes(ax, width=7.0, height=0.7 * len(comp) + 1.6)
     y = np.arange(len(comp))[::-1]
     ax.errorbar(
         comp["prior_mean"],

@@ -22,6 +22,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from evaltoolkit.plots.style import figure_and_axes
+
 __all__ = ["indirect_effects_plot", "path_diagram", "sensitivity_plot"]
 
 
@@ -45,11 +47,13 @@ def _label(row: Any, standardized: bool, show_ci: bool, digits: int) -> str:
 
 def path_diagram(
     result: Any,
+    *,
     standardized: bool | None = None,
     show_ci: bool = True,
     labels: dict[str, str] | None = None,
     digits: int = 2,
     title: str | None = None,
+    ax: Any = None,
 ):
     """Path diagram of a mediation model: boxes and arrows labelled with coefficients.
 
@@ -91,7 +95,6 @@ def path_diagram(
     >>> len(fig.axes)
     1
     """
-    from matplotlib.figure import Figure
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
     if standardized is None:
@@ -101,8 +104,7 @@ def path_diagram(
     meds, outs = list(result.mediators), list(result.outcomes)
     rows = max(len(meds), len(outs), 1)
     height = 2.6 + 1.4 * rows
-    fig = Figure(figsize=(10, height))
-    ax = fig.add_subplot(111)
+    fig, ax = figure_and_axes(ax, width=10, height=height)
     ax.set_xlim(0, 10)
     ax.set_ylim(0, height)
     ax.axis("off")
@@ -203,7 +205,7 @@ def path_diagram(
     return fig
 
 
-def indirect_effects_plot(result: Any, standardized: bool | None = None):
+def indirect_effects_plot(result: Any, *, standardized: bool | None = None, ax: Any = None):
     """Forest plot of the indirect effects (specific, total, conditional) with intervals.
 
     Parameters
@@ -227,7 +229,6 @@ def indirect_effects_plot(result: Any, standardized: bool | None = None):
     >>> indirect_effects_plot(mediation(df, "x", "m", "y", n_boot=200, seed=1)).axes[0].get_xlabel()
     'indirect effect (unstandardised)'
     """
-    from matplotlib.figure import Figure
 
     if standardized is None:
         standardized = bool(result.details.get("standardize", False))
@@ -236,8 +237,7 @@ def indirect_effects_plot(result: Any, standardized: bool | None = None):
     est = p.std_estimate if standardized else p.estimate
     lo = p.std_ci_lower if standardized else p.ci_lower
     hi = p.std_ci_upper if standardized else p.ci_upper
-    fig = Figure(figsize=(7, 0.5 * len(p) + 1.2))
-    ax = fig.add_subplot(111)
+    fig, ax = figure_and_axes(ax, width=7, height=0.5 * len(p) + 1.2)
     yy = list(range(len(p)))[::-1]
     ax.errorbar(est, yy, xerr=[est - lo, hi - est], fmt="o", color="#2b4c7e", capsize=3)
     ax.axvline(0, color="#999999", linewidth=1, linestyle="--")
@@ -248,7 +248,7 @@ def indirect_effects_plot(result: Any, standardized: bool | None = None):
     return fig
 
 
-def sensitivity_plot(sens: Any, title: str | None = None):
+def sensitivity_plot(sens: Any, *, title: str | None = None, ax: Any = None):
     """ACME against the error correlation ρ, with its band and the ρ at which ACME = 0.
 
     Parameters
@@ -274,11 +274,9 @@ def sensitivity_plot(sens: Any, title: str | None = None):
     'sensitivity parameter ρ (correlation of mediator and outcome errors)'
     """
     import numpy as np
-    from matplotlib.figure import Figure
 
     c = sens.curve
-    fig = Figure(figsize=(7, 4.5))
-    ax = fig.add_subplot(111)
+    fig, ax = figure_and_axes(ax, width=7, height=4.5)
     if np.isfinite(c.ci_lower).any():
         ax.fill_between(c.rho, c.ci_lower, c.ci_upper, color="#9db4d6", alpha=0.5, label="95% bootstrap band")
     ax.plot(c.rho, c.acme, color="#2b4c7e", linewidth=2, label="ACME(ρ)")

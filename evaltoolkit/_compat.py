@@ -88,6 +88,7 @@ MOVED_NAMES: dict[str, dict[str, str]] = {
     "evaltoolkit.estimators.attrition": {"consort_figure": "evaltoolkit.plots.flow"},
     "evaltoolkit.estimators.moderation": {"moderation_plot": "evaltoolkit.plots.moderation"},
     "evaltoolkit.plots": {"figure_to_html": "evaltoolkit.report.embed"},
+    "evaltoolkit.plan.pool": {"pooled_context": "evaltoolkit.report.pooled"},
 }
 
 _WARNED: set[str] = set()

@@ -254,7 +254,8 @@ def report(
     import json
 
     from evaltoolkit.errors import DataError
-    from evaltoolkit.plan.pool import pooled_context, read_results
+    from evaltoolkit.plan.pool import read_results
+    from evaltoolkit.report.pooled import pooled_context
     from evaltoolkit.report.render import render_context
 
     if len(results) == 1:

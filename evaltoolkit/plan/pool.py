@@ -3,7 +3,7 @@
 Each input is a results folder written by ``evaltoolkit analyse`` (or ``demo``): its ``estimates.csv``
 holds one row per analysis, outcome and term. Estimates present in at least two folders are pooled
 with :func:`evaltoolkit.meta_analysis` (REML, Knapp-Hartung intervals when fewer than 10 studies),
-and a report with forest plots is written.
+and :func:`evaltoolkit.report.pooled.pooled_context` renders them with forest plots.
 
 Examples
 --------
@@ -24,8 +24,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from evaltoolkit import _compat
 from evaltoolkit.errors import DataError
 from evaltoolkit.results import ESTIMATE_COLUMNS
+
+__all__ = ["KEY", "pool_estimates", "read_results"]
+__getattr__ = _compat.moved_names(__name__)  # pooled_context moved to evaltoolkit.report.pooled
 
 KEY = ["analysis", "outcome", "term"]
 
@@ -104,50 +108,3 @@ def pool_estimates(studies: dict[str, pd.DataFrame], method: str = "REML") -> tu
     if not rows:
         raise DataError("no estimate (analysis, outcome and term) appears in two or more of the studies")
     return pd.DataFrame(rows, columns=[*ESTIMATE_COLUMNS, "k", "tau2", "i2"]), fits
-
-
-def pooled_context(studies: dict[str, pd.DataFrame], title: str | None = None, max_plots: int = 12) -> tuple:
-    """Report context and pooled table for several studies (see :func:`evaltoolkit.report.render.render_context`)."""
-    import datetime as dt
-
-    import evaltoolkit
-    from evaltoolkit.plots.forest import forest_plot
-    from evaltoolkit.report.embed import figure_to_html
-    from evaltoolkit.report.tables import estimates_html
-
-    pooled, fits = pool_estimates(studies)
-    blocks = [estimates_html(pooled, caption="Pooled estimates (random effects)")]
-    for key, fit in list(fits.items())[:max_plots]:
-        blocks.append(figure_to_html(forest_plot(fit, title=" - ".join(key)), "forest plot"))
-    n = len(studies)
-    headline = [
-        f"{r.outcome} ({r.term}, {r.analysis.removeprefix('pooled:')}): pooled {r.estimate:+.3f} "
-        f"(95% CI {r.ci_lower:+.3f} to {r.ci_upper:+.3f}) across {r.k} studies; I² {r.i2:.0f}%."
-        for r in pooled.itertuples()
-        if r.analysis.removeprefix("pooled:") in ("did_primary", "ancova") or len(pooled) <= 4
-    ][:6]
-    context = {
-        "title": title or f"Pooled results of {n} studies",
-        "description": "Results of several evaluations (sites, years or programmes) pooled by random-effects "
-        "meta-analysis: each estimate found in at least two studies is combined, allowing the true effect to "
-        "differ between studies (tau squared).",
-        "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "version": evaltoolkit.__version__,
-        "headline": headline,
-        "rating": "Depends on the pooled studies' designs",
-        "rating_why": "Pooling adds precision, not validity: biases shared by the studies remain in the pooled "
-        "estimate. With few studies the between-study variation is poorly estimated, so Knapp-Hartung "
-        "intervals are used.",
-        "warnings": [],
-        "design_rows": [["Studies", ", ".join(studies)]],
-        "flow_html": "",
-        "sections": [{"id": "pooled", "title": "Pooled estimates", "text": [], "blocks": blocks}],
-        "seed": None,
-        "methods": [
-            "Random-effects meta-analysis: REML between-study variance (DerSimonian-Laird with two studies), "
-            "Knapp-Hartung intervals with fewer than 10 studies (as R metafor::rma)."
-        ],
-        "design_source": "several results folders",
-        "design_name": "pooled",
-    }
-    return context, pooled

@@ -2,13 +2,26 @@
 
 Below both :mod:`evaltoolkit.plan.run` (which walks a design's plan) and :mod:`evaltoolkit.plan.runners`
 (one function per analysis type), so neither imports the other's upward.
+
+Sections carry **data, not HTML**: paragraphs (``str``), :class:`Table` (a DataFrame with its caption),
+:class:`FigureBlock` (a matplotlib figure with its alt text) and :class:`Callout` (a paragraph with a bold
+lead). Only :mod:`evaltoolkit.report` turns them into HTML, so the same sections can be exported elsewhere
+(a spreadsheet, a document, a web page) or re-styled without re-running the analysis.
+
+Examples
+--------
+>>> import pandas as pd
+>>> sec = Section(id="analysis-x", title="An analysis")
+>>> sec.blocks.append(Table(pd.DataFrame({"term": ["a"], "estimate": [0.1]}), caption="Estimates"))
+>>> [type(b).__name__ for b in sec.blocks], sec.tables()[0].caption
+(['Table'], 'Estimates')
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -16,17 +29,75 @@ from evaltoolkit.design.schema import Analysis, Design
 from evaltoolkit.design.study import Study
 from evaltoolkit.results import EffectResult
 
-__all__ = ["AnalysisResults", "Section", "runner"]
+__all__ = [
+    "REGISTRY",
+    "AnalysisResults",
+    "AnalysisType",
+    "Block",
+    "Callout",
+    "FigureBlock",
+    "Section",
+    "Table",
+    "runner",
+]
+
+
+@dataclass
+class Table:
+    """A table for a report: the numbers as a DataFrame, with its caption.
+
+    ``kind="estimates"`` marks an estimates table in the ``ESTIMATE_COLUMNS`` contract (the report moves its
+    long descriptive columns - method, adjustment - into a note under it). ``digits`` is the display rounding.
+    Identifying columns are dropped and small cells withheld when it is rendered.
+    """
+
+    frame: pd.DataFrame
+    caption: str | None = None
+    kind: Literal["plain", "estimates"] = "plain"
+    digits: int = 3
+
+    def __post_init__(self) -> None:
+        self.frame = (
+            self.frame.copy()
+        )  # a snapshot: later changes to the caller's frame do not reach the report
+
+
+@dataclass
+class FigureBlock:
+    """A figure for a report: a :class:`matplotlib.figure.Figure` and the text alternative that describes it."""
+
+    figure: Any
+    alt: str
+
+
+@dataclass
+class Callout:
+    """A highlighted paragraph: ``lead`` in bold, then ``text`` (e.g. "Only 6 teams. Conventional ...")."""
+
+    text: str
+    lead: str = ""
+
+
+#: what a section holds: a paragraph (str), a table, a figure or a callout
+Block = str | Table | FigureBlock | Callout
 
 
 @dataclass
 class Section:
-    """A report section: a title, explanatory text and HTML blocks (tables, figures)."""
+    """A report section: a title, explanatory paragraphs and blocks (tables, figures, callouts) as data."""
 
     id: str
     title: str
     text: list[str] = field(default_factory=list)
-    blocks: list[str] = field(default_factory=list)
+    blocks: list[Block] = field(default_factory=list)
+
+    def tables(self) -> list[Table]:
+        """The section's tables, in order."""
+        return [b for b in self.blocks if isinstance(b, Table)]
+
+    def figures(self) -> list[FigureBlock]:
+        """The section's figures, in order."""
+        return [b for b in self.blocks if isinstance(b, FigureBlock)]
 
 
 @dataclass
@@ -57,15 +128,28 @@ class AnalysisResults:
         return next((s for s in self.sections if s.id == id), None)
 
 
-#: analysis type -> function(study, analysis, results) adding results and sections
-_RUNNERS: dict[str, Callable[[Study, Analysis, AnalysisResults], None]] = {}
+@dataclass(frozen=True)
+class AnalysisType:
+    """One kind of analysis a design can plan: how to run it and how the report's methods appendix describes it."""
+
+    name: str
+    run: Callable[[Study, Analysis, AnalysisResults], None]
+    methods: str
 
 
-def runner(kind: str):
-    """Register a function that carries out analyses of type ``kind``."""
+#: analysis type name (``analyses[].type`` in a design) -> its runner and methods text
+REGISTRY: dict[str, AnalysisType] = {}
+
+
+def runner(kind: str, *, methods: str):
+    """Register ``fn(study, analysis, results)`` as the runner of analyses of type ``kind``.
+
+    ``methods`` is the paragraph of the report's methods appendix for this type (what is estimated, how, and
+    the references); it is shown whenever an analysis of the type ran.
+    """
 
     def deco(fn):
-        _RUNNERS[kind] = fn
+        REGISTRY[kind] = AnalysisType(kind, fn, methods)
         return fn
 
     return deco

@@ -24,7 +24,7 @@ import pandas as pd
 from evaltoolkit.design.schema import Analysis
 from evaltoolkit.design.study import Study
 from evaltoolkit.errors import EvalToolkitError, EvalToolkitWarning
-from evaltoolkit.plan.registry import _RUNNERS, AnalysisResults, Section, runner
+from evaltoolkit.plan.registry import REGISTRY, AnalysisResults, Section, runner
 from evaltoolkit.results import ESTIMATE_COLUMNS
 
 __all__ = ["AnalysisResults", "Section", "run_plan", "runner"]
@@ -51,8 +51,8 @@ def run_plan(study: Study, *, seed: int = 20240601) -> AnalysisResults:
             0, Analysis(id="measurement", type="measurement")
         )  # reliability whenever items are present
     for analysis in plan:
-        fn = _RUNNERS.get(analysis.type)
-        if fn is None:
+        kind = REGISTRY.get(analysis.type)
+        if kind is None:
             out.warnings.append(
                 f"Analysis '{analysis.id}' ({analysis.type}) is not available in this version."
             )
@@ -60,7 +60,7 @@ def run_plan(study: Study, *, seed: int = 20240601) -> AnalysisResults:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", EvalToolkitWarning)
             try:
-                fn(study, analysis, out)
+                kind.run(study, analysis, out)
                 if analysis.type not in out.extras.setdefault("types_run", []):
                     out.extras["types_run"].append(analysis.type)
             except EvalToolkitError as exc:

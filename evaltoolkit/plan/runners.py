@@ -11,19 +11,29 @@ import pandas as pd
 
 from evaltoolkit.design.schema import Analysis
 from evaltoolkit.design.study import Study
-from evaltoolkit.plan.registry import AnalysisResults, Section, runner
+from evaltoolkit.plan.registry import AnalysisResults, Callout, FigureBlock, Section, Table, runner
 from evaltoolkit.plots.balance import love_plot
 from evaltoolkit.plots.flow import consort_figure
 from evaltoolkit.plots.forest import forest_plot
 from evaltoolkit.plots.means import event_study_plot, means_plot
 from evaltoolkit.plots.moderation import moderation_plot
 from evaltoolkit.privacy import suppress_small_cells
-from evaltoolkit.report.embed import figure_to_html
-from evaltoolkit.report.tables import estimates_html, table_html
 from evaltoolkit.results import p_phrase, unbounded_intervals
 
 
-@runner("did")
+@runner(
+    "did",
+    methods=(
+        "Difference-in-differences: OLS with person fixed effects and wave effects (panel), each follow-up "
+        "against baseline. Cluster-robust inference: CR1 with t(G-1) when there are 30 or more clusters; "
+        "below that, the wild cluster bootstrap (restricted, Rademacher or Webb weights; MacKinnon & Webb "
+        "2017) for p-values and intervals by test inversion, with CR2 standard errors and Satterthwaite "
+        "degrees of freedom (Bell & McCaffrey 2002; Pustejovsky & Tipton 2018, as R clubSandwich). Hedges' g "
+        "divides by the pooled baseline SD. p-values are adjusted within outcome families (Holm 1979 or "
+        "Benjamini & Hochberg 1995). Propensity-score weighting uses a logistic model of baseline "
+        "characteristics and ATT odds weights (Hernán & Robins, What If, ch. 12)."
+    ),
+)
 def run_did(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
     """Difference-in-differences for each outcome, each post wave against baseline."""
     from evaltoolkit.estimators.did import did
@@ -69,9 +79,9 @@ def run_did(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
             "participants' (the weighted difference-in-differences of the NCS evaluations). " + wres.summary()
         )
         sec.blocks.append(
-            table_html(wres.balance.reset_index(), caption="Baseline balance before and after weighting")
+            Table(wres.balance.reset_index(), caption="Baseline balance before and after weighting")
         )
-        sec.blocks.append(figure_to_html(love_plot(wres), "love plot"))
+        sec.blocks.append(FigureBlock(love_plot(wres), "love plot"))
     results = []
     tables = []
     for name in outcomes:
@@ -116,14 +126,14 @@ def run_did(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
             "family of outcomes named in the design: column 'p_adjusted')."
         )
     out.tables.append(est)
-    sec.blocks.append(estimates_html(est, caption="Estimated effects (scale points unless stated)"))
+    sec.blocks.append(Table(est, caption="Estimated effects (scale points unless stated)", kind="estimates"))
     event_studies = {
         o.display: None if r.details.get("dichotomised") else getattr(r, "event_study", None)
         for o, r in results
     }
     waves = [w.name for w in d.waves]
     fig = event_study_plot(event_studies, waves=waves, wave_labels={w.name: w.display for w in d.waves})
-    sec.blocks.append(figure_to_html(fig, "event study"))
+    sec.blocks.append(FigureBlock(fig, "event study"))
     few = [(o, r) for o, r in results if r.n_clusters is not None and r.n_clusters < 30]
     if few:
         sec.blocks.extend(_inference_comparison(few, cluster))
@@ -132,7 +142,7 @@ def run_did(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
     fp = est[~est["outcome"].isin(dichotomised)].copy()  # % agree (percentage points) is on another scale
     fp["label"] = fp["outcome"].map(labels) + " - " + fp["term"]
     sec.blocks.append(
-        figure_to_html(forest_plot(fp, title="Effects with 95% confidence intervals"), "forest plot")
+        FigureBlock(forest_plot(fp, title="Effects with 95% confidence intervals"), "forest plot")
     )
     cells = pd.concat([study.cell_means(name) for name in outcomes], ignore_index=True)
     fig = means_plot(
@@ -143,12 +153,12 @@ def run_did(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
         wave_labels={w.name: w.display for w in d.waves},
         outcome_labels=labels,
     )
-    sec.blocks.append(figure_to_html(fig, "means by arm and wave"))
+    sec.blocks.append(FigureBlock(fig, "means by arm and wave"))
     show = suppress_small_cells(cells, "n", ["mean", "sd", "ci_lower", "ci_upper"])
     show["outcome"] = show["outcome"].map(labels)
     show["arm"] = show["arm"].map(d.arms.label)
     sec.blocks.append(
-        table_html(
+        Table(
             show[["outcome", "arm", "wave", "n", "mean", "sd", "ci_lower", "ci_upper"]],
             caption="Means by arm and wave (everyone who answered that wave; cells under 10 people withheld)",
         )
@@ -156,7 +166,7 @@ def run_did(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
     out.sections.append(sec)
 
 
-def _inference_comparison(results, cluster: str | None) -> list[str]:
+def _inference_comparison(results, cluster: str | None) -> list[Callout | Table]:
     """With few clusters: what conventional cluster-robust inference would claim, beside what is used."""
     rows = []
     for o, r in results:
@@ -182,14 +192,15 @@ def _inference_comparison(results, cluster: str | None) -> list[str]:
         return []
     g = results[0][1].n_clusters
     table = pd.DataFrame(rows)
-    note = (
-        f"<p><strong>Only {g} {cluster or 'cluster'}s.</strong> Conventional cluster-robust standard errors (CR1) "
+    note = Callout(
+        "Conventional cluster-robust standard errors (CR1) "
         "are far too small when clusters are few, and with a single treated cluster the programme is "
         "indistinguishable from everything else that differs about that cluster. The table shows what each "
         "method would say; the report uses the wild cluster bootstrap, whose interval honestly shows how little "
-        "so few clusters can tell us.</p>"
+        "so few clusters can tell us.",
+        lead=f"Only {g} {cluster or 'cluster'}s.",
     )
-    return [note, table_html(table, caption="How the conclusion depends on the inference method")]
+    return [note, Table(table, caption="How the conclusion depends on the inference method")]
 
 
 def did_sentence(label: str, res, treated_label: str, control_label: str, wave_label: str) -> str:
@@ -252,7 +263,13 @@ def _adjusted(
     }
 
 
-@runner("ancova")
+@runner(
+    "ancova",
+    methods=(
+        "ANCOVA: follow-up score on arm, baseline score and covariates; Hedges' g with the total "
+        "(unconditional) variance as denominator, as the EEF Statistical Analysis Guidance (2022)."
+    ),
+)
 def run_ancova(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
     """ANCOVA: outcome at each post wave on arm, the baseline score (panel designs) and covariates."""
     from evaltoolkit.estimators.ancova import ancova
@@ -296,11 +313,19 @@ def run_ancova(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
                 )
             for msg in res.warnings:
                 out.note(f"{o.display}: {msg}")
-    sec.blocks.append(estimates_html(pd.concat(tables, ignore_index=True), caption="ANCOVA estimates"))
+    sec.blocks.append(
+        Table(pd.concat(tables, ignore_index=True), caption="ANCOVA estimates", kind="estimates")
+    )
     out.sections.append(sec)
 
 
-@runner("balance")
+@runner(
+    "balance",
+    methods=(
+        "Baseline balance: standardised mean differences (treated-group SD for the ATT, as cobalt) and "
+        "variance ratios; |SMD| > 0.1 flagged (Austin 2009)."
+    ),
+)
 def run_balance(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
     """Baseline balance: standardised mean differences of covariates and baseline outcomes, love plot."""
     from evaltoolkit.estimators.balance import balance_table
@@ -327,13 +352,20 @@ def run_balance(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
             else ""
         )
     )
-    sec.blocks.append(table_html(tab.reset_index(), caption="Baseline balance"))
-    sec.blocks.append(figure_to_html(love_plot(tab), "love plot"))
+    sec.blocks.append(Table(tab.reset_index(), caption="Baseline balance"))
+    sec.blocks.append(FigureBlock(love_plot(tab), "love plot"))
     out.extras["balance"] = tab
     out.sections.append(sec)
 
 
-@runner("attrition")
+@runner(
+    "attrition",
+    methods=(
+        "Attrition: retention per arm and wave relative to baseline, differential attrition (difference in "
+        "retention with a chi-square or Fisher test) and standardised differences between completers and "
+        "dropouts at baseline; CONSORT-style flow diagram (Schulz et al. 2010)."
+    ),
+)
 def run_attrition(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
     """Who stayed: counts per arm and wave, differential attrition, completers vs dropouts, CONSORT flow."""
     from evaltoolkit.estimators.attrition import attrition
@@ -360,16 +392,14 @@ def run_attrition(study: Study, analysis: Analysis, out: AnalysisResults) -> Non
     )
     labels = {a: d.arms.label(a) for a in d.arms.all}
     waves = {w.name: w.display for w in d.waves}
-    sec.blocks.append(
-        figure_to_html(consort_figure(res, arm_labels=labels, wave_labels=waves), "CONSORT flow")
-    )
-    sec.blocks.append(table_html(res.differential, caption="Differential attrition (retention by arm)"))
+    sec.blocks.append(FigureBlock(consort_figure(res, arm_labels=labels, wave_labels=waves), "CONSORT flow"))
+    sec.blocks.append(Table(res.differential, caption="Differential attrition (retention by arm)"))
     shown = res.dropout_balance.drop(columns=["n_missing"], errors="ignore")
     for col in ("n_completers", "n_dropouts"):
         if col in shown:
             shown = suppress_small_cells(shown, col, [x for x in shown.columns if x.startswith("mean")])
     sec.blocks.append(
-        table_html(shown, caption="Completers and dropouts at baseline (SMD > 0.1 flags a difference)")
+        Table(shown, caption="Completers and dropouts at baseline (SMD > 0.1 flags a difference)")
     )
     tab = res.table
     tab["analysis"] = analysis.id
@@ -388,7 +418,13 @@ def _baseline_moderators(study: Study, frame: pd.DataFrame, moderators: list[str
     return frame.merge(base, on=c.id, how="left")
 
 
-@runner("moderation")
+@runner(
+    "moderation",
+    methods=(
+        "Moderation: programme-by-moderator interaction in an ANCOVA model, simple slopes at the mean and +/- "
+        "1 SD, and the Johnson-Neyman interval (Hayes 2013; as R interactions::johnson_neyman)."
+    ),
+)
 def run_moderation(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
     """Treatment x moderator (e.g. area segregation): simple slopes and the Johnson-Neyman interval."""
     from evaltoolkit.estimators.moderation import moderation
@@ -416,12 +452,18 @@ def run_moderation(study: Study, analysis: Analysis, out: AnalysisResults) -> No
             tab["analysis"] = analysis.id
             out.tables.append(tab)
             sec.text.append(f"{d.outcome(name).display} by {mod.replace('_', ' ')}: {res.summary()}")
-            sec.blocks.append(figure_to_html(moderation_plot(res), f"moderation of {name} by {mod}"))
-            sec.blocks.append(table_html(res.simple_slopes, caption=f"Simple slopes: {name} by {mod}"))
+            sec.blocks.append(FigureBlock(moderation_plot(res), f"moderation of {name} by {mod}"))
+            sec.blocks.append(Table(res.simple_slopes, caption=f"Simple slopes: {name} by {mod}"))
     out.sections.append(sec)
 
 
-@runner("multilevel")
+@runner(
+    "multilevel",
+    methods=(
+        "Multilevel model: linear mixed model with random intercepts for the design's clusters, fitted by "
+        "REML with lme4's profiled-deviance method (Bates et al. 2015); intra-class correlations per level."
+    ),
+)
 def run_multilevel(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
     """Random-intercept model for teams within sites at each post wave, with ICCs."""
     from evaltoolkit.estimators.multilevel import multilevel
@@ -465,8 +507,8 @@ def run_multilevel(study: Study, analysis: Analysis, out: AnalysisResults) -> No
             f"(95% CI {ci_text(fit.ci_lower, fit.ci_upper, fit.std_error)}), p {p_phrase(fit.p_value)}, "
             f"{fit.n_obs:,} people. Intra-class correlations: {icc_text}."
         )
-        sec.blocks.append(estimates_html(tab, caption=f"Fixed effects: {name}"))
-        sec.blocks.append(table_html(fit.variance_components, caption=f"Variance components: {name}"))
+        sec.blocks.append(Table(tab, caption=f"Fixed effects: {name}", kind="estimates"))
+        sec.blocks.append(Table(fit.variance_components, caption=f"Variance components: {name}"))
         for msg in getattr(fit, "warnings", []):
             out.note(f"{d.outcome(name).display} (multilevel): {msg}")
     out.sections.append(sec)
@@ -499,7 +541,14 @@ def outcome_scales(study: Study):
     return ({"instruments": mapping, "scales": None} if mapping else None), {k: k for k in mapping}
 
 
-@runner("measurement")
+@runner(
+    "measurement",
+    methods=(
+        "Scale reliability: Cronbach's alpha with the Feldt confidence interval and McDonald's omega total "
+        "from a one-factor model (as R psych::alpha and psych::omega), by wave and arm; item-total "
+        "correlations and alpha if an item is deleted."
+    ),
+)
 def run_measurement(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
     """Reliability of each outcome scale by wave and arm (alpha with CI, omega, item-total correlations)."""
     from evaltoolkit.scoring.reliability import reliability
@@ -541,14 +590,22 @@ def run_measurement(study: Study, analysis: Analysis, out: AnalysisResults) -> N
     scales["scale"] = scales["scale"].map(lambda s: d.outcome(names[s]).display if s in names else s)
     if "arm" in scales:
         scales["arm"] = scales["arm"].map(lambda a: d.arms.label(a) if a in d.arms.all else a)
-    sec.blocks.append(table_html(scales, caption="Reliability by scale, wave and group"))
+    sec.blocks.append(Table(scales, caption="Reliability by scale, wave and group"))
     out.extras["reliability"] = res
     for msg in res.warnings:
         out.note(f"measurement: {msg}")
     out.sections.append(sec)
 
 
-@runner("mediation")
+@runner(
+    "mediation",
+    methods=(
+        "Mediation: product-of-coefficients indirect effects (Hayes 2013) with BCa bootstrap intervals "
+        "(cluster bootstrap when clusters are named); pre/post mediation on change scores adjusting for "
+        "baselines; sensitivity of the indirect effect to mediator-outcome confounding (rho at which it "
+        "vanishes; Imai, Keele & Yamamoto 2010)."
+    ),
+)
 def run_mediation(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
     """Path model through the design's mediators (pre/post change scores for panels), a path diagram,
     the indirect-effects table, moderated mediation by the design's moderators and the ρ sensitivity plot."""
@@ -619,8 +676,8 @@ def run_mediation(study: Study, analysis: Analysis, out: AnalysisResults) -> Non
     tab["analysis"] = analysis.id
     out.tables.append(tab)
     sec.text.extend(_mediation_sentences(res, labels, post_only))
-    sec.blocks.append(figure_to_html(path_diagram(res, labels=labels), "path diagram"))
-    sec.blocks.append(table_html(res.indirect, caption="Indirect effects"))
+    sec.blocks.append(FigureBlock(path_diagram(res, labels=labels), "path diagram"))
+    sec.blocks.append(Table(res.indirect, caption="Indirect effects"))
     for msg in res.warnings:
         out.note(f"{analysis.id}: {msg}")
     # sensitivity to unmeasured mediator-outcome confounding (first mediator and outcome)
@@ -632,7 +689,7 @@ def run_mediation(study: Study, analysis: Analysis, out: AnalysisResults) -> Non
         f"the indirect effect through it would vanish if unmeasured factors made the errors of the mediator and "
         f"outcome models correlate at ρ = {sens.rho_at_zero:.2f}."
     )
-    sec.blocks.append(figure_to_html(sensitivity_plot(sens), "sensitivity of the indirect effect"))
+    sec.blocks.append(FigureBlock(sensitivity_plot(sens), "sensitivity of the indirect effect"))
     out.sections.append(sec)
 
 
@@ -668,7 +725,17 @@ def _lower_first(text: str) -> str:
     return text[:1].lower() + text[1:]
 
 
-@runner("bayes_did")
+@runner(
+    "bayes_did",
+    methods=(
+        "Bayesian hierarchical DiD: within-person change scores with varying trends and programme effects by "
+        "site and team (non-centred), sampled with NUTS (nutpie); 95% highest-density intervals, P(effect > "
+        "0) and P(|effect| < ROPE). Priors on the standardised scale: weakly informative default Normal(0, "
+        "1); 'contact', the predictive distribution of 27 randomised contact studies (Paluck, Green & Green "
+        "2019); 'sceptical', centred on zero. Convergence checked with R-hat, bulk and tail ESS, divergences "
+        "and E-BFMI."
+    ),
+)
 def run_bayes_did(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
     """Hierarchical Bayesian DiD with partial pooling over the design's clusters, and prior sensitivity."""
     from evaltoolkit.estimators.bayes.did import bayes_did, prior_sensitivity
@@ -708,8 +775,8 @@ def run_bayes_did(study: Study, analysis: Analysis, out: AnalysisResults) -> Non
             sec.text.append(f"{o.display}: {sens.sentence}")
             if sens.rests_on_prior:  # say it plainly in the summary too
                 out.headline.append(f"{o.display} (Bayesian analysis): {sens.sentence}")
-            sec.blocks.append(table_html(sens.comparison, caption=f"{o.display}: results under each prior"))
-            sec.blocks.append(figure_to_html(prior_sensitivity_plot(sens), f"prior sensitivity for {name}"))
+            sec.blocks.append(Table(sens.comparison, caption=f"{o.display}: results under each prior"))
+            sec.blocks.append(FigureBlock(prior_sensitivity_plot(sens), f"prior sensitivity for {name}"))
         else:
             res = bayes_did(data, name, c.arm, c.wave, c.id, **kwargs)
             tab = res.table
@@ -718,10 +785,10 @@ def run_bayes_did(study: Study, analysis: Analysis, out: AnalysisResults) -> Non
         out.tables.append(tab)
         out.results.append(res)
         sec.text.append(f"{o.display}: {res.summary().removeprefix(f'{name}: ')}")
-        sec.blocks.append(figure_to_html(posterior_plot(res), f"posterior of the effect on {name}"))
-        sec.blocks.append(figure_to_html(ppc_plot(res), f"posterior predictive check for {name}"))
+        sec.blocks.append(FigureBlock(posterior_plot(res), f"posterior of the effect on {name}"))
+        sec.blocks.append(FigureBlock(ppc_plot(res), f"posterior predictive check for {name}"))
         if kwargs["groups"]:
-            sec.blocks.append(figure_to_html(shrinkage_plot(res), f"group effects for {name}"))
+            sec.blocks.append(FigureBlock(shrinkage_plot(res), f"group effects for {name}"))
         for msg in res.warnings:
             out.note(f"{o.display} (Bayesian): {msg}")
     out.sections.append(sec)

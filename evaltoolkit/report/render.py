@@ -1,6 +1,7 @@
 """Write the self-contained HTML report and the exported tables.
 
-The report only reads :class:`~evaltoolkit.plan.run.AnalysisResults`. It has a plain-language
+The report only reads :class:`~evaltoolkit.plan.registry.AnalysisResults`, and is the only code that
+turns its sections' data (tables, figures) into HTML. It has a plain-language
 summary, the design and its evidence strength, the flow of people through the waves, every
 analysis section (tables and embedded figures), warnings, and a methods appendix. It makes no
 network requests (figures are embedded PNGs, the style sheet is inline), carries no identifiers and
@@ -20,49 +21,57 @@ Examples
 from __future__ import annotations
 
 import datetime as _dt
+import html as _html
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from evaltoolkit.plan.registry import AnalysisResults
+from evaltoolkit.plan.registry import REGISTRY, AnalysisResults, Block, Callout, FigureBlock, Section, Table
 from evaltoolkit.privacy import format_count, suppress_small_cells
-from evaltoolkit.report.tables import table_html
+from evaltoolkit.report.embed import figure_to_html
+from evaltoolkit.report.tables import estimates_html, table_html
 
 _TEMPLATE = "report.html"
 
-#: methods appendix: what each analysis type does, with its references
-METHODS: dict[str, str] = {
-    "measurement": "Scale reliability: Cronbach's alpha with the Feldt confidence interval and McDonald's omega "
-    "total from a one-factor model (as R psych::alpha and psych::omega), by wave and arm; item-total "
-    "correlations and alpha if an item is deleted.",
-    "attrition": "Attrition: retention per arm and wave relative to baseline, differential attrition (difference "
-    "in retention with a chi-square or Fisher test) and standardised differences between completers and "
-    "dropouts at baseline; CONSORT-style flow diagram (Schulz et al. 2010).",
-    "balance": "Baseline balance: standardised mean differences (treated-group SD for the ATT, as cobalt) and "
-    "variance ratios; |SMD| > 0.1 flagged (Austin 2009).",
-    "did": "Difference-in-differences: OLS with person fixed effects and wave effects (panel), each follow-up "
-    "against baseline. Cluster-robust inference: CR1 with t(G-1) when there are 30 or more clusters; below that, "
-    "the wild cluster bootstrap (restricted, Rademacher or Webb weights; MacKinnon & Webb 2017) for p-values and "
-    "intervals by test inversion, with CR2 standard errors and Satterthwaite degrees of freedom (Bell & McCaffrey "
-    "2002; Pustejovsky & Tipton 2018, as R clubSandwich). Hedges' g divides by the pooled baseline SD. p-values are "
-    "adjusted within outcome families (Holm 1979 or Benjamini & Hochberg 1995). Propensity-score weighting uses "
-    "a logistic model of baseline characteristics and ATT odds weights (Hernán & Robins, What If, ch. 12).",
-    "ancova": "ANCOVA: follow-up score on arm, baseline score and covariates; Hedges' g with the total "
-    "(unconditional) variance as denominator, as the EEF Statistical Analysis Guidance (2022).",
-    "mediation": "Mediation: product-of-coefficients indirect effects (Hayes 2013) with BCa bootstrap intervals "
-    "(cluster bootstrap when clusters are named); pre/post mediation on change scores adjusting for baselines; "
-    "sensitivity of the indirect effect to mediator-outcome confounding (rho at which it vanishes; Imai, Keele & "
-    "Yamamoto 2010).",
-    "moderation": "Moderation: programme-by-moderator interaction in an ANCOVA model, simple slopes at the mean "
-    "and +/- 1 SD, and the Johnson-Neyman interval (Hayes 2013; as R interactions::johnson_neyman).",
-    "multilevel": "Multilevel model: linear mixed model with random intercepts for the design's clusters, fitted "
-    "by REML with lme4's profiled-deviance method (Bates et al. 2015); intra-class correlations per level.",
-    "bayes_did": "Bayesian hierarchical DiD: within-person change scores with varying trends and programme effects "
-    "by site and team (non-centred), sampled with NUTS (nutpie); 95% highest-density intervals, P(effect > 0) and "
-    "P(|effect| < ROPE). Priors on the standardised scale: weakly informative default Normal(0, 1); 'contact', the "
-    "predictive distribution of 27 randomised contact studies (Paluck, Green & Green 2019); 'sceptical', centred "
-    "on zero. Convergence checked with R-hat, bulk and tail ESS, divergences and E-BFMI.",
-}
+
+def methods_text(types_run: list[str]) -> list[str]:
+    """The methods appendix: each analysis type's own paragraph (:class:`~evaltoolkit.plan.registry.AnalysisType`)."""
+    import evaltoolkit.plan.runners  # noqa: F401  (registers the analysis types)
+
+    return [REGISTRY[t].methods for t in types_run if t in REGISTRY]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "METHODS":  # 0.1: a dict in this module; now each analysis type carries its methods text
+        import evaltoolkit.plan.runners  # noqa: F401
+
+        return {k: v.methods for k, v in REGISTRY.items()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def render_block(block: Block) -> str:
+    """One section block as HTML: a paragraph, a table, an embedded figure or a callout."""
+    if isinstance(block, Table):
+        if block.kind == "estimates":
+            return estimates_html(block.frame, caption=block.caption or "", digits=block.digits)
+        return table_html(block.frame, caption=block.caption, digits=block.digits)
+    if isinstance(block, FigureBlock):
+        return figure_to_html(block.figure, block.alt)
+    if isinstance(block, Callout):
+        lead = f"<strong>{_html.escape(block.lead, quote=False)}</strong> " if block.lead else ""
+        return f"<p>{lead}{_html.escape(block.text, quote=False)}</p>"
+    return f"<p>{_html.escape(str(block), quote=False)}</p>"
+
+
+def section_context(section: Section) -> dict:
+    """A section as the template's JSON-serialisable dict (its blocks rendered to HTML)."""
+    return {
+        "id": section.id,
+        "title": section.title,
+        "text": list(section.text),
+        "blocks": [render_block(b) for b in section.blocks],
+    }
 
 
 def evidence_strength(results: AnalysisResults) -> tuple[str, str]:
@@ -143,11 +152,9 @@ def report_context(results: AnalysisResults, title: str | None = None) -> dict:
         "warnings": list(results.warnings),
         "design_rows": [list(r) for r in design_rows],
         "flow_html": _flow_table(results),
-        "sections": [
-            {"id": x.id, "title": x.title, "text": x.text, "blocks": x.blocks} for x in results.sections
-        ],
+        "sections": [section_context(x) for x in results.sections],
         "seed": results.extras.get("seed"),
-        "methods": [METHODS[t] for t in results.extras.get("types_run", []) if t in METHODS],
+        "methods": methods_text(results.extras.get("types_run", [])),
         "design_source": str(d.source.name) if d.source else "(in memory)",
         "design_name": d.name,
     }

@@ -39,6 +39,33 @@ ESTIMATE_COLUMNS: tuple[str, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class Inference:
+    """The inference for one model term: what was used, the numbers, and the alternatives beside it.
+
+    Built by :func:`evaltoolkit.inference.policy.infer` (defined here so that results stay below the
+    inference layer). ``alternatives`` maps each method computed (``"CR1"``, ``"CR2"``, ``"wild"``...) to its
+    raw output, for the report's "how the conclusion depends on the inference method" table.
+    """
+
+    term: str
+    estimate: float
+    std_error: float
+    ci_lower: float
+    ci_upper: float
+    p_value: float
+    df: float
+    statistic: float
+    vcov: str
+    n_clusters: int | None
+    alternatives: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def row(self) -> dict[str, Any]:
+        """``estimate, std_error, ci_lower, ci_upper, p_value, df`` and ``term``, as a dict."""
+        keys = ("estimate", "std_error", "ci_lower", "ci_upper", "p_value", "df")
+        return {**{k: getattr(self, k) for k in keys}, "term": self.term}
+
+
 @dataclass
 class EffectResult:
     """One headline effect estimate with its uncertainty.

@@ -17,6 +17,7 @@ import statsmodels.api as sm
 from evaltoolkit.errors import DataError, EstimationError, EvalToolkitWarning
 from evaltoolkit.estimators.did import DiDResult, did, parse_dichotomise
 from evaltoolkit.results import ESTIMATE_COLUMNS, EffectResult
+from evaltoolkit.simulate.dgps import did_panel
 
 
 @pytest.fixture(scope="module")
@@ -38,29 +39,7 @@ def organ():
     return od, quarters[:3], quarters[3:]
 
 
-def make_panel(n_teams=40, size=10, waves=("baseline", "post"), effect=0.4, seed=0, team_sd=0.5):
-    """Balanced panel: team-level assignment, person and team effects, common wave shifts."""
-    rng = np.random.default_rng(seed)
-    n = n_teams * size
-    team = np.repeat(np.arange(n_teams), size)
-    treated = (np.arange(n_teams) % 2 == 0)[team]
-    person = rng.normal(size=n) + 0.3 * treated
-    rows = []
-    for t, w in enumerate(waves):
-        y = person + 0.2 * t + effect * treated * (t > 0) + team_sd * rng.normal(size=n_teams)[team]
-        y = y + rng.normal(size=n)
-        rows.append(
-            pd.DataFrame(
-                {
-                    "pid": np.arange(n),
-                    "team": team,
-                    "wave": w,
-                    "y": y,
-                    "arm": np.where(treated, "ncs", "control"),
-                }
-            )
-        )
-    return pd.concat(rows, ignore_index=True)
+make_panel = did_panel  # the shared DGP (evaltoolkit.simulate.dgps)
 
 
 def test_kielmc_wooldridge_example_13_3(kielmc):

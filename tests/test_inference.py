@@ -17,7 +17,6 @@ import statsmodels.api as sm
 
 from evaltoolkit.errors import EstimationError, EvalToolkitWarning
 from evaltoolkit.inference.core import (
-    choose_inference,
     coef_test,
     ols,
     satterthwaite_df,
@@ -25,6 +24,7 @@ from evaltoolkit.inference.core import (
     wild_cluster_bootstrap,
 )
 from evaltoolkit.inference.fixed_effects import FixedEffects, demean, encode, fe_dof, is_nested
+from evaltoolkit.inference.policy import choose_inference
 
 
 @pytest.fixture(scope="module")

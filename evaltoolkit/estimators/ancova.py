@@ -53,8 +53,9 @@ from evaltoolkit.estimators.balance import (
     covariate_columns,
     covariate_frame,
 )
-from evaltoolkit.inference.core import choose_inference, coef_test, ols, wild_cluster_bootstrap
+from evaltoolkit.inference.core import ols
 from evaltoolkit.inference.core import vcov as vcov_matrix
+from evaltoolkit.inference.policy import InferenceSpec, decide, infer
 from evaltoolkit.results import EffectResult
 
 __all__ = ["ancova", "eef_hedges_g"]
@@ -144,7 +145,7 @@ def ancova(
     vcov : {"auto", "classical", "HC1", "CR1", "CR2", "wild"}, default "auto"
         ``auto``: HC1 without clusters; with clusters CR1 (>= 30 clusters) or the wild
         cluster bootstrap with CR2 SEs (< 30), see
-        :func:`evaltoolkit.inference.core.choose_inference`. ``"classical"`` gives the
+        :func:`evaltoolkit.inference.policy.choose_inference`. ``"classical"`` gives the
         textbook OLS standard error (as R's ``lm``).
     alpha : float, default 0.05
         1 - confidence level.
@@ -249,22 +250,23 @@ def ancova(
         n_clusters = int(pd.unique(clusters).size)
         if n_clusters < 2:
             raise EstimationError("only one cluster: cluster-robust inference is impossible", column=cluster)
-    choice, few = choose_inference(vcov, n_clusters, warn=True)
-    notes.extend(few)
+    spec = InferenceSpec(
+        vcov=vcov, cluster=clusters, cluster_name=cluster, n_boot=n_boot, seed=seed, alpha=alpha
+    )
+    decision = decide(spec)
+    choice = decision.choice
+    for note in decision.notes:
+        warnings.warn(note, EvalToolkitWarning, stacklevel=2)
+    notes.extend(decision.notes)
     if choice in ("CR1", "CR2", "wild") and clusters is None:
         raise EstimationError(f"vcov='{choice}' needs cluster=...", field="vcov")
-    boot = None
+    inf = infer(fit, "treatment", spec, decision)
+    est, se, p = inf.estimate, inf.std_error, inf.p_value
+    lo, hi, df_used = inf.ci_lower, inf.ci_upper, inf.df
+    boot = inf.alternatives.get("wild")
     if choice == "wild":
-        ct = coef_test(fit, "treatment", vcov="CR2", cluster=clusters, alpha=alpha)
-        boot = wild_cluster_bootstrap(fit, "treatment", clusters, n_boot=n_boot, seed=seed, alpha=alpha)
-        est, se = ct["estimate"], ct["std_error"]
-        p, lo, hi = boot["p_value"], boot["ci_lower"], boot["ci_upper"]
-        df_used = ct["df"]
         method = f"ANCOVA (OLS), wild cluster bootstrap ({boot['weights']}) with CR2 SE, by {cluster}"
     else:
-        ct = coef_test(fit, "treatment", vcov=choice, cluster=clusters, alpha=alpha)
-        est, se, p = ct["estimate"], ct["std_error"], ct["p_value"]
-        lo, hi, df_used = ct["ci_lower"], ct["ci_upper"], ct["df"]
         method = f"ANCOVA (OLS), {choice}" + (f" by {cluster}" if choice in ("CR1", "CR2") else "")
     if w is not None:
         method += ", weighted"

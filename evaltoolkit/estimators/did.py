@@ -14,7 +14,7 @@ per person per wave):
 Inference (``vcov``): ``classical``, ``HC1``, ``CR1``, ``CR2`` (Bell–McCaffrey with
 Satterthwaite df, as clubSandwich) or ``wild`` (restricted wild cluster bootstrap).
 ``vcov="auto"`` uses CR1 with 30 or more clusters, the wild cluster bootstrap (CR2
-SEs) with fewer, and warns below 10 clusters; see :func:`evaltoolkit.inference.core.choose_inference`.
+SEs) with fewer, and warns below 10 clusters; see :mod:`evaltoolkit.inference.policy`.
 
 Examples
 --------
@@ -47,8 +47,9 @@ import pandas as pd
 from scipy import stats
 
 from evaltoolkit.errors import DataError, EstimationError, EvalToolkitWarning
-from evaltoolkit.inference.core import choose_inference, coef_test, ols, wild_cluster_bootstrap
+from evaltoolkit.inference.core import ols
 from evaltoolkit.inference.fixed_effects import FixedEffects, encode, is_nested
+from evaltoolkit.inference.policy import InferenceSpec, decide, infer
 from evaltoolkit.results import EffectResult
 
 __all__ = ["DiDResult", "did", "parse_dichotomise"]
@@ -396,8 +397,13 @@ def did(
         raise EstimationError(f"only one cluster in '{cl_col}': cluster-robust inference is impossible")
     if vcov != "auto" and vcov in ("CR1", "CR2", "wild") and cl is None:
         raise DataError(f"vcov='{vcov}' needs a cluster column (or unit for a panel)", field="cluster")
-    choice, notes = choose_inference(vcov, G if vcov != "classical" and vcov != "HC1" else None, warn=False)
-    warn_list.extend(notes)
+    spec = InferenceSpec(
+        vcov=vcov, cluster=cl, cluster_name=cl_col, n_boot=n_boot, boot_weights=boot_weights, seed=seed,
+        alpha=alpha, compare=True,
+    )  # fmt: skip
+    decision = decide(spec, count_clusters_for_robust=False)
+    choice = decision.choice
+    warn_list.extend(decision.notes)
     if cl is not None and fe is not None and choice in ("CR2", "wild"):
         for c, name in zip(fe.codes, absorb_cols):
             if not is_nested(c, cl):
@@ -415,32 +421,9 @@ def did(
                 "read the interval as indicative only."
             )
 
-    def infer(f, t: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        if choice == "wild":
-            cr2 = coef_test(f, t, vcov="CR2", cluster=cl, alpha=alpha)
-            cr1 = coef_test(f, t, vcov="CR1", cluster=cl, alpha=alpha)
-            bs = wild_cluster_bootstrap(f, t, cl, n_boot=n_boot, weights=boot_weights, seed=seed, alpha=alpha)
-            row = dict(
-                estimate=cr2["estimate"],
-                std_error=cr2["std_error"],
-                ci_lower=bs["ci_lower"],
-                ci_upper=bs["ci_upper"],
-                p_value=bs["p_value"],
-                df=cr2["df"],
-            )
-            info = {"CR1": cr1, "CR2": cr2, "wild": {k: v for k, v in bs.items() if k != "t_star"}}
-        else:
-            res = coef_test(f, t, vcov=choice, cluster=cl if choice in ("CR1", "CR2") else None, alpha=alpha)
-            row = {k: res[k] for k in ("estimate", "std_error", "ci_lower", "ci_upper", "p_value", "df")}
-            info = {choice: res}
-        row["term"] = t
-        return row, info
-
-    rows = []
-    extra: dict[str, Any] = {}
-    for t in terms:
-        row, extra[t] = infer(fit, t)
-        rows.append(row)
+    inference = {t: infer(fit, t, spec, decision) for t in terms}
+    rows = [inf.row() for inf in inference.values()]
+    extra: dict[str, Any] = {t: inf.alternatives for t, inf in inference.items()}
 
     # ---- event study: every wave against the last baseline wave ----------------------
     es_keys = ("term", "estimate", "std_error", "ci_lower", "ci_upper", "p_value")
@@ -456,7 +439,14 @@ def did(
             weights=w_arr,
             absorb=fe,
         )
-        es_rows = [{"wave": w, **{k: infer(es_fit, t)[0][k] for k in es_keys}} for _, w, t in es_terms]
+        es_rows = []
+        for (
+            _,
+            w,
+            t,
+        ) in es_terms:  # one inference per term (0.1 re-ran it for every column: same numbers, 4x time)
+            row = infer(es_fit, t, spec, decision).row()
+            es_rows.append({"wave": w, **{k: row[k] for k in es_keys}})
     es_rows.append(
         dict(
             wave=all_waves[ref],

@@ -46,13 +46,11 @@ from evaltoolkit import _compat
 from evaltoolkit.errors import DataError, DesignError, EvalToolkitWarning
 from evaltoolkit.estimators.balance import arm_indicator, covariate_columns, covariate_frame
 from evaltoolkit.inference.core import (
-    choose_inference,
-    coef_test,
     ols,
     satterthwaite_df,
     vcov,
-    wild_cluster_bootstrap,
 )
+from evaltoolkit.inference.policy import InferenceSpec, decide, infer
 from evaltoolkit.results import ESTIMATE_COLUMNS, EffectResult
 
 __all__ = ["ModerationResult", "johnson_neyman", "moderation"]
@@ -386,7 +384,9 @@ def moderation(
         raise DesignError(
             "only one cluster in the analysed rows; cluster-robust inference needs several", column=cluster
         )
-    vtype, notes = choose_inference(vcov, n_clusters, warn=False)
+    spec = InferenceSpec(vcov=vcov, cluster=cl, cluster_name=cluster, n_boot=n_boot, seed=seed, alpha=alpha)
+    decision = decide(spec)
+    vtype, notes = decision.choice, list(decision.notes)
     if vtype in ("CR1", "CR2", "wild") and cl is None:
         raise DesignError(f"vcov='{vtype}' needs a cluster column (cluster=...)", field="vcov")
     warn_msgs += notes
@@ -428,11 +428,8 @@ def moderation(
         return np.column_stack(cols), names
 
     def test(fit, term: str) -> dict[str, Any]:
-        res = coef_test(fit, term, vcov=se_type, cluster=cl, alpha=alpha)
-        if vtype == "wild":
-            wb = wild_cluster_bootstrap(fit, term, cl, n_boot=n_boot, seed=seed, alpha=alpha)
-            res = {**res, "p_value": wb["p_value"], "ci_lower": wb["ci_lower"], "ci_upper": wb["ci_upper"]}
-        return res
+        inf = infer(fit, term, spec, decision)
+        return {**inf.alternatives[se_type], **inf.row()}
 
     if cat:
         levels = _levels(mod)

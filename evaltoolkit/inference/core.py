@@ -18,9 +18,9 @@ This module is the numerical core shared by the effect estimators:
   Webb weights, a symmetric p-value and a confidence interval by test inversion,
   fully vectorised (the bootstrap t statistics are rational functions of the null
   value, so inverting the test costs almost nothing).
-* :func:`choose_inference` — the toolkit's default: CR1 with at least 30 clusters,
-  the wild cluster bootstrap (with CR2 standard errors) below that, and an
-  :class:`~evaltoolkit.errors.EvalToolkitWarning` below 10 clusters.
+The toolkit's default rule (CR1 with at least 30 clusters, the wild cluster bootstrap with CR2
+standard errors below that, a caution below 10) and the code that applies it to an estimator's fit
+are in :mod:`evaltoolkit.inference.policy`.
 
 Everything works on "working" arrays: rows multiplied by the square root of the
 weights and fixed effects removed (Frisch–Waugh–Lovell), so weighted and absorbed
@@ -44,7 +44,6 @@ Examples
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,25 +51,17 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from evaltoolkit.errors import EstimationError, EvalToolkitWarning
+from evaltoolkit.errors import EstimationError
 from evaltoolkit.inference.fixed_effects import FixedEffects, encode, fe_dof, is_nested
 
 __all__ = [
-    "FEW_CLUSTERS",
-    "VERY_FEW_CLUSTERS",
     "OLSFit",
-    "choose_inference",
     "cluster_scores",
     "coef_test",
     "ols",
     "vcov",
     "wild_cluster_bootstrap",
 ]
-
-#: Below this many clusters the default switches from CR1 to the wild cluster bootstrap.
-FEW_CLUSTERS = 30
-#: Below this many clusters a warning says cluster-robust inference cannot be trusted.
-VERY_FEW_CLUSTERS = 10
 
 VCOV_TYPES = ("classical", "HC1", "CR1", "CR2")
 
@@ -718,58 +709,3 @@ def _invert(pval, bhat: float, scale: float, alpha: float) -> tuple[float, float
 # --------------------------------------------------------------------------------------
 # Default choice
 # --------------------------------------------------------------------------------------
-
-
-def choose_inference(requested: str, n_clusters: int | None, *, warn: bool = True) -> tuple[str, list[str]]:
-    """Resolve ``vcov="auto"`` and collect few-cluster cautions.
-
-    Rules (documented in ``docs/did_inference.md``):
-
-    * no clusters: ``HC1``;
-    * 30 or more clusters: ``CR1`` (t with G-1 df);
-    * fewer than 30: ``wild`` — the restricted wild cluster bootstrap gives the p-value and
-      interval, the reported SE is CR2 (Bell–McCaffrey);
-    * fewer than 10 (whatever was requested): an :class:`EvalToolkitWarning` saying that
-      cluster-robust inference cannot be trusted and what is used instead.
-
-    Returns
-    -------
-    (vcov_type, warnings)
-
-    Examples
-    --------
-    >>> choose_inference("auto", 40)
-    ('CR1', [])
-    >>> choose_inference("auto", 20)[0]
-    'wild'
-    """
-    notes: list[str] = []
-    choice = requested
-    if requested == "auto":
-        if not n_clusters:
-            choice = "HC1"
-        elif n_clusters >= FEW_CLUSTERS:
-            choice = "CR1"
-        else:
-            choice = "wild"
-    elif requested not in (*VCOV_TYPES, "wild"):
-        raise EstimationError(
-            f"unknown vcov '{requested}' (use auto, wild or one of {', '.join(VCOV_TYPES)})"
-        )
-    if n_clusters is not None and n_clusters < VERY_FEW_CLUSTERS and choice in ("CR1", "CR2", "wild"):
-        used = {
-            "wild": "the p-value and interval come from the wild cluster bootstrap (Webb weights), with CR2 "
-            "standard errors; with so few clusters even these are only indicative",
-            "CR2": "CR2 (Bell-McCaffrey) standard errors with Satterthwaite degrees of freedom are used, "
-            "which are conservative but only indicative with so few clusters",
-            "CR1": "CR1 was requested explicitly; its p-values are likely far too small here "
-            "(set vcov: wild or vcov: CR2 in the analysis options)",
-        }[choice]
-        notes.append(
-            f"Only {n_clusters} clusters: conventional cluster-robust inference cannot be trusted with "
-            f"fewer than {VERY_FEW_CLUSTERS} clusters; {used}."
-        )
-    if warn:
-        for note in notes:
-            warnings.warn(note, EvalToolkitWarning, stacklevel=3)
-    return choice, notes

@@ -43,6 +43,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from evaltoolkit.errors import DesignError
+from evaltoolkit.inference.policy import VERY_FEW_CLUSTERS
 
 Analysis = Literal["posttest", "ancova", "did"]
 
@@ -270,7 +271,7 @@ def power(
     se, df = se_df(size_val)
     if assignment == "cluster":
         n = n_clusters * cluster_size
-        if n_clusters < 10:
+        if n_clusters < VERY_FEW_CLUSTERS:
             notes.append(
                 f"With only {n_clusters:.0f} clusters, inference rests on very few independent units; "
                 "plan for a wild cluster bootstrap or randomisation inference."

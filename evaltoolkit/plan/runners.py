@@ -11,6 +11,7 @@ import pandas as pd
 
 from evaltoolkit.design.schema import Analysis
 from evaltoolkit.design.study import Study
+from evaltoolkit.inference.policy import FEW_CLUSTERS, METHODS
 from evaltoolkit.plan.registry import AnalysisResults, Callout, FigureBlock, Section, Table, runner
 from evaltoolkit.plots.balance import love_plot
 from evaltoolkit.plots.flow import consort_figure
@@ -25,7 +26,7 @@ from evaltoolkit.results import p_phrase, unbounded_intervals
     "did",
     methods=(
         "Difference-in-differences: OLS with person fixed effects and wave effects (panel), each follow-up "
-        "against baseline. Cluster-robust inference: CR1 with t(G-1) when there are 30 or more clusters; "
+        f"against baseline. Cluster-robust inference: CR1 with t(G-1) when there are {FEW_CLUSTERS} or more clusters; "
         "below that, the wild cluster bootstrap (restricted, Rademacher or Webb weights; MacKinnon & Webb "
         "2017) for p-values and intervals by test inversion, with CR2 standard errors and Satterthwaite "
         "degrees of freedom (Bell & McCaffrey 2002; Pustejovsky & Tipton 2018, as R clubSandwich). Hedges' g "
@@ -134,7 +135,7 @@ def run_did(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
     waves = [w.name for w in d.waves]
     fig = event_study_plot(event_studies, waves=waves, wave_labels={w.name: w.display for w in d.waves})
     sec.blocks.append(FigureBlock(fig, "event study"))
-    few = [(o, r) for o, r in results if r.n_clusters is not None and r.n_clusters < 30]
+    few = [(o, r) for o, r in results if r.n_clusters is not None and r.n_clusters < FEW_CLUSTERS]
     if few:
         sec.blocks.extend(_inference_comparison(few, cluster))
     labels = {o.name: o.display for o, _ in results}
@@ -176,11 +177,10 @@ def _inference_comparison(results, cluster: str | None) -> list[Callout | Table]
                     {
                         "outcome": o.display,
                         "term": term,
-                        "inference": {
-                            "CR1": "CR1 (conventional cluster-robust)",
-                            "CR2": "CR2 + Satterthwaite df",
-                            "wild": f"wild cluster bootstrap ({v.get('weights', '')} weights)",
-                        }.get(method, method),
+                        "inference": METHODS[method].label
+                        + (f" ({v['weights']} weights)" if "weights" in v else "")
+                        if method in METHODS
+                        else method,
                         "std_error": v.get("std_error", float("nan")),
                         "ci_lower": v.get("ci_lower"),
                         "ci_upper": v.get("ci_upper"),

@@ -27,6 +27,7 @@ from typing import Any
 
 import pandas as pd
 
+from evaltoolkit.inference.policy import FEW_CLUSTERS, VERY_FEW_CLUSTERS
 from evaltoolkit.plan.registry import REGISTRY, AnalysisResults, Block, Callout, FigureBlock, Section, Table
 from evaltoolkit.privacy import format_count, suppress_small_cells
 from evaltoolkit.report.embed import figure_to_html
@@ -103,7 +104,7 @@ def evidence_strength(results: AnalysisResults) -> tuple[str, str]:
             "Without a baseline measurement, differences between the groups that existed before the "
             "programme cannot be separated from its effect.",
         )
-    if n_clusters is not None and n_clusters < 10:
+    if n_clusters is not None and n_clusters < VERY_FEW_CLUSTERS:
         rating = rating.split(" (")[0] + " - weakened: only " + f"{n_clusters} {d.columns.clusters[0]}s"
         why += (
             f" With only {n_clusters} independent {d.columns.clusters[0]}s, any difference between them is "
@@ -155,6 +156,7 @@ def report_context(results: AnalysisResults, title: str | None = None) -> dict:
         "sections": [section_context(x) for x in results.sections],
         "seed": results.extras.get("seed"),
         "methods": methods_text(results.extras.get("types_run", [])),
+        "few_clusters": FEW_CLUSTERS,
         "design_source": str(d.source.name) if d.source else "(in memory)",
         "design_name": d.name,
     }

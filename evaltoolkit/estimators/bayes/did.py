@@ -97,6 +97,7 @@ import numpy as np
 import pandas as pd
 
 from evaltoolkit.errors import DataError, DesignError, EstimationError, EvalToolkitWarning
+from evaltoolkit.inference.policy import BAYES_FEW_TOP_CLUSTERS
 from evaltoolkit.results import ESTIMATE_COLUMNS, EffectResult
 
 __all__ = [
@@ -122,8 +123,6 @@ RHAT_MAX = 1.01
 BFMI_MIN = 0.3
 #: ESS below this many per chain is too few for stable intervals (Vehtari et al. 2021: 100 per chain)
 ESS_PER_CHAIN = 100
-#: with fewer top-level clusters than this, the between-cluster SDs lean on their prior
-FEW_CLUSTERS = 5
 #: sample the population trend / effect shifted by the mean cluster deviation (see the log density)
 SHIFT = (False, True)
 #: prior names compared by :func:`prior_sensitivity`
@@ -1445,7 +1444,7 @@ def bayes_did(
 
     warns = list(warns) + diag["warnings"]
     n_top = st.levels[0].n if st.levels else None
-    if st.levels and n_top < FEW_CLUSTERS:
+    if st.levels and n_top < BAYES_FEW_TOP_CLUSTERS:
         warns.append(
             f"Only {n_top} {st.levels[0].name} cluster(s): how much {st.levels[0].name}s differ is informed "
             "mostly by the prior, so the interval leans on it; see prior_sensitivity()."
@@ -1662,7 +1661,7 @@ def _sensitivity_sentence(comp: pd.DataFrame, first: BayesDiDResult) -> tuple[st
     ]
     clusters = (
         f" With only {first.n_clusters} clusters"
-        if first.n_clusters and first.n_clusters < FEW_CLUSTERS
+        if first.n_clusters and first.n_clusters < BAYES_FEW_TOP_CLUSTERS
         else ""
     )
     if rests:

@@ -46,6 +46,7 @@ import pandas as pd
 from scipy import special
 
 from evaltoolkit.errors import DataError, DesignError, EstimationError, EvalToolkitWarning
+from evaltoolkit.inference.policy import BOOTSTRAP_FEW_CLUSTERS
 from evaltoolkit.results import ESTIMATE_COLUMNS, EffectResult, format_p
 
 __all__ = [
@@ -57,7 +58,6 @@ __all__ = [
 ]
 
 #: Minimum number of clusters below which a cluster bootstrap is flagged as unreliable.
-FEW_CLUSTERS = 20
 #: Memory budget (in float64 cells) for one block of bootstrap weights.
 _BLOCK_CELLS = 4_000_000
 
@@ -387,10 +387,10 @@ def _prepare(
         n_clusters = len(uniques)
         if n_clusters < 2:
             raise EstimationError("the cluster bootstrap needs at least 2 clusters", column=cluster)
-        if n_clusters < FEW_CLUSTERS:
+        if n_clusters < BOOTSTRAP_FEW_CLUSTERS:
             msg = (
                 f"Only {n_clusters} clusters in '{cluster}': the cluster bootstrap is unreliable with fewer "
-                f"than {FEW_CLUSTERS} clusters, so treat the intervals as rough."
+                f"than {BOOTSTRAP_FEW_CLUSTERS} clusters, so treat the intervals as rough."
             )
             warns.append(msg)
             warnings.warn(msg, EvalToolkitWarning, stacklevel=3)

@@ -45,7 +45,8 @@ class Inference:
 
     Built by :func:`evaltoolkit.inference.policy.infer` (defined here so that results stay below the
     inference layer). ``alternatives`` maps each method computed (``"CR1"``, ``"CR2"``, ``"wild"``...) to its
-    raw output, for the report's "how the conclusion depends on the inference method" table.
+    raw output, for the report's "how the conclusion depends on the inference method" table; ``method`` is
+    the plain description (e.g. ``"CR1 by team (G=40, t with 39 df)"``).
     """
 
     term: str
@@ -59,6 +60,7 @@ class Inference:
     vcov: str
     n_clusters: int | None
     alternatives: dict[str, dict[str, Any]] = field(default_factory=dict)
+    method: str = ""
 
     def row(self) -> dict[str, Any]:
         """``estimate, std_error, ci_lower, ci_upper, p_value, df`` and ``term``, as a dict."""

@@ -60,8 +60,10 @@ def test_analytic_methods_are_coef_test(vcov):
 
 def test_clustered_method_without_clusters_and_unknown_method_are_refused():
     fit, _ = _fit(12)
-    with pytest.raises(EstimationError, match="needs a cluster"):
+    with pytest.raises(EstimationError, match="needs clusters"):
         infer(fit, "x", InferenceSpec(vcov="CR2"))
+    with pytest.raises(EstimationError, match="only one cluster in 'team'"):
+        decide(InferenceSpec(cluster=np.zeros(10), cluster_name="team"))
     with pytest.raises(EstimationError, match="unknown vcov 'HC3'"):
         decide(InferenceSpec(vcov="HC3"))
 
@@ -81,3 +83,34 @@ def test_did_runs_the_bootstrap_once_per_term(monkeypatch):
               n_boot=199, seed=1)  # fmt: skip
     assert len(calls) == 3
     assert res.event_study["term"].tolist() == ["treat:b1", "reference", "treat:post"]
+
+
+def test_every_ols_estimator_describes_inference_the_same_way_and_refuses_one_cluster():
+    # the policy writes the inference half of every method string (0.1 had three wordings) and raises the
+    # same error for a single cluster (0.1: EstimationError in did and ancova, DesignError in moderation)
+    from evaltoolkit.estimators.ancova import ancova
+    from evaltoolkit.estimators.moderation import moderation
+
+    df = did_panel(n_teams=40, seed=2)
+    post = df[df["wave"] == "post"].merge(
+        df.loc[df["wave"] == "baseline", ["pid", "y"]].rename(columns={"y": "y0"}), on="pid"
+    )
+    cr1 = "CR1 by team (G=40, t with 39 df)"
+    assert (
+        ancova(post, "y", "arm", treated="ncs", baseline="y0", cluster="team").method
+        == f"ANCOVA (OLS); {cr1}"
+    )
+    mod = moderation(post, "y", "arm", "y0", treated="ncs", cluster="team")
+    assert (
+        mod.method == f"moderation, ANCOVA (OLS); {cr1}"
+        or mod.method == f"moderation, post-only (OLS); {cr1}"
+    )
+    res = did(df, "y", "arm", "wave", treated="ncs", pre="baseline", post="post", unit="pid", cluster="team")
+    assert res.method.endswith(cr1)
+    one = post.assign(team=0)
+    for call in (
+        lambda: ancova(one, "y", "arm", treated="ncs", baseline="y0", cluster="team"),
+        lambda: moderation(one, "y", "arm", "y0", treated="ncs", cluster="team"),
+    ):
+        with pytest.raises(EstimationError, match="only one cluster in 'team'"):
+            call()

@@ -248,8 +248,6 @@ def ancova(
     if cluster is not None:
         clusters = sub[cluster].to_numpy()
         n_clusters = int(pd.unique(clusters).size)
-        if n_clusters < 2:
-            raise EstimationError("only one cluster: cluster-robust inference is impossible", column=cluster)
     spec = InferenceSpec(
         vcov=vcov, cluster=clusters, cluster_name=cluster, n_boot=n_boot, seed=seed, alpha=alpha
     )
@@ -258,16 +256,11 @@ def ancova(
     for note in decision.notes:
         warnings.warn(note, EvalToolkitWarning, stacklevel=2)
     notes.extend(decision.notes)
-    if choice in ("CR1", "CR2", "wild") and clusters is None:
-        raise EstimationError(f"vcov='{choice}' needs cluster=...", field="vcov")
     inf = infer(fit, "treatment", spec, decision)
     est, se, p = inf.estimate, inf.std_error, inf.p_value
     lo, hi, df_used = inf.ci_lower, inf.ci_upper, inf.df
     boot = inf.alternatives.get("wild")
-    if choice == "wild":
-        method = f"ANCOVA (OLS), wild cluster bootstrap ({boot['weights']}) with CR2 SE, by {cluster}"
-    else:
-        method = f"ANCOVA (OLS), {choice}" + (f" by {cluster}" if choice in ("CR1", "CR2") else "")
+    method = f"ANCOVA (OLS); {inf.method}"
     if w is not None:
         method += ", weighted"
 

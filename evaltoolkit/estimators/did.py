@@ -392,17 +392,12 @@ def did(
     # ---- inference ------------------------------------------------------------------
     cl_col = cluster if cluster is not None else (unit if panel else None)
     cl = df[cl_col].to_numpy() if cl_col is not None else None
-    G = encode(cl)[1] if cl is not None else None
-    if cl is not None and G < 2:
-        raise EstimationError(f"only one cluster in '{cl_col}': cluster-robust inference is impossible")
-    if vcov != "auto" and vcov in ("CR1", "CR2", "wild") and cl is None:
-        raise DataError(f"vcov='{vcov}' needs a cluster column (or unit for a panel)", field="cluster")
     spec = InferenceSpec(
         vcov=vcov, cluster=cl, cluster_name=cl_col, n_boot=n_boot, boot_weights=boot_weights, seed=seed,
         alpha=alpha, compare=True,
     )  # fmt: skip
     decision = decide(spec, count_clusters_for_robust=False)
-    choice = decision.choice
+    choice, G = decision.choice, decision.n_clusters
     warn_list.extend(decision.notes)
     if cl is not None and fe is not None and choice in ("CR2", "wild"):
         for c, name in zip(fe.codes, absorb_cols):
@@ -472,19 +467,7 @@ def did(
     if dichotomise is not None:
         model += f", outcome = % with {outcome} {dichotomise} (percentage points)"
     G_used = G if choice in ("CR1", "CR2", "wild") else None
-    if choice == "wild":
-        bs0 = extra[terms[0]]["wild"]
-        draws = f"all {bs0['n_boot']} combinations" if bs0["enumerated"] else f"{bs0['n_boot']} draws"
-        inf = (
-            f"wild cluster bootstrap by {cl_col} (G={G}, restricted, {bs0['weights']} weights, {draws}): "
-            f"p-value and CI by test inversion; SE CR2"
-        )
-    elif choice == "CR1":
-        inf = f"CR1 by {cl_col} (G={G}, t with {G - 1} df)"
-    elif choice == "CR2":
-        inf = f"CR2 by {cl_col} (G={G}, Satterthwaite df {rows[0]['df']:.1f})"
-    else:
-        inf = f"{choice} standard errors (t with {fit.df_resid} df)"
+    inf = inference[terms[0]].method
     method = f"{model}; {inf}"
 
     # ---- descriptive pieces -----------------------------------------------------------

@@ -380,26 +380,11 @@ def moderation(
     t_name = f"{arm}[{treated}]"
     cl = d[cluster].to_numpy() if cluster else None
     n_clusters = int(pd.Series(cl).nunique()) if cluster else None
-    if cluster and n_clusters < 2:
-        raise DesignError(
-            "only one cluster in the analysed rows; cluster-robust inference needs several", column=cluster
-        )
     spec = InferenceSpec(vcov=vcov, cluster=cl, cluster_name=cluster, n_boot=n_boot, seed=seed, alpha=alpha)
     decision = decide(spec)
     vtype, notes = decision.choice, list(decision.notes)
-    if vtype in ("CR1", "CR2", "wild") and cl is None:
-        raise DesignError(f"vcov='{vtype}' needs a cluster column (cluster=...)", field="vcov")
     warn_msgs += notes
     se_type = "CR2" if vtype == "wild" else vtype
-    t_dist_note = {
-        "classical": "OLS, classical SE (t, N-K df)",
-        "HC1": "OLS, HC1 robust SE (t, N-K df)",
-        "CR1": f"OLS, CR1 by {cluster} (t, G-1 df)",
-        "CR2": f"OLS, CR2 by {cluster} (Satterthwaite df)",
-        "wild": f"OLS, wild cluster bootstrap by {cluster} (CR2 SE)",
-    }[vtype]
-    model_note = {"ancova": "ANCOVA" if baseline else "post-only", "change": "change score"}[model]
-    method = f"{t_dist_note}; {model_note}"
 
     def design(center: float | None = None, ref: Any = None) -> tuple[np.ndarray, list[str]]:
         cols = [np.ones(len(d)), t]
@@ -429,7 +414,7 @@ def moderation(
 
     def test(fit, term: str) -> dict[str, Any]:
         inf = infer(fit, term, spec, decision)
-        return {**inf.alternatives[se_type], **inf.row()}
+        return {**inf.alternatives[se_type], **inf.row(), "method": inf.method}
 
     if cat:
         levels = _levels(mod)
@@ -445,8 +430,11 @@ def moderation(
     fit = ols(y, X, names=names)
     int_terms = [nm for nm in names if nm.startswith(f"{t_name}:")]
     int_rows = []
+    model_note = {"ancova": "ANCOVA" if baseline else "post-only", "change": "change score"}[model]
+    method = ""
     for term in int_terms:
         r = test(fit, term)
+        method = method or f"moderation, {model_note} (OLS); {r['method']}"
         int_rows.append(
             {
                 "analysis": analysis,

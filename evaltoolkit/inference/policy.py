@@ -5,8 +5,8 @@ Every OLS-based estimator (:func:`~evaltoolkit.estimators.did.did`,
 its model and hands the fit to :func:`infer` with an :class:`InferenceSpec`. :func:`decide` resolves
 ``vcov="auto"`` from the number of clusters (the rule below) and collects the few-cluster cautions;
 :func:`infer` applies the choice to one term and returns an :class:`~evaltoolkit.results.Inference`
-record (estimate, SE, interval, p, df, what was used, and the alternatives beside it for the report's
-few-clusters table).
+record (estimate, SE, interval, p, df, what was used and its plain description, and the alternatives
+beside it for the report's few-clusters table).
 
 The rule (``docs/did_inference.md``):
 
@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -63,6 +63,7 @@ __all__ = [
     "InferenceSpec",
     "choose_inference",
     "decide",
+    "describe",
     "infer",
 ]
 
@@ -181,13 +182,55 @@ def decide(spec: InferenceSpec, *, count_clusters_for_robust: bool = True) -> De
 
     ``count_clusters_for_robust=False`` passes no cluster count to the rule when ``vcov`` is ``classical`` or
     ``HC1`` (no caution about clusters the analyst chose not to use), as :func:`did` does.
+
+    Raises
+    ------
+    EstimationError
+        Only one cluster among the analysed rows; a cluster-robust method asked for without clusters; an
+        unknown method.
     """
     g = _n_clusters(spec.cluster)
+    name = spec.cluster_name or "cluster"
+    if g is not None and g < 2:
+        raise EstimationError(
+            f"only one cluster in '{name}' among the analysed rows: cluster-robust inference needs several",
+            column=spec.cluster_name,
+        )
     count = g
     if not count_clusters_for_robust and spec.vcov in ("classical", "HC1"):
         count = None
     choice, notes = choose_inference(spec.vcov, count, warn=False)
+    if METHODS[choice].needs_cluster and spec.cluster is None:
+        raise EstimationError(
+            f"vcov: {choice} needs clusters; name a cluster column (cluster: in the analysis), or use HC1",
+            field="vcov",
+        )
     return Decision(choice=choice, n_clusters=g, notes=notes)
+
+
+def describe(inference: Inference, spec: InferenceSpec) -> str:
+    """The plain description of the inference used, for a result's ``method`` (and ``estimates.csv``).
+
+    Examples
+    --------
+    >>> from evaltoolkit.results import Inference
+    >>> inf = Inference("x", 0.1, 0.05, 0.0, 0.2, 0.04, 11.0, 2.0, vcov="CR1", n_clusters=12)
+    >>> describe(inf, InferenceSpec(vcov="CR1", cluster_name="team"))
+    'CR1 by team (G=12, t with 11 df)'
+    """
+    name, g = spec.cluster_name or "cluster", inference.n_clusters
+    if inference.vcov == "wild":
+        bs = inference.alternatives["wild"]
+        draws = f"all {bs['n_boot']} combinations" if bs["enumerated"] else f"{bs['n_boot']} draws"
+        return (
+            f"wild cluster bootstrap by {name} (G={g}, restricted, {bs['weights']} weights, {draws}): "
+            "p-value and CI by test inversion; SE CR2"
+        )
+    if inference.vcov == "CR1":
+        return f"CR1 by {name} (G={g}, t with {g - 1} df)"
+    if inference.vcov == "CR2":
+        return f"CR2 by {name} (G={g}, Satterthwaite df {inference.df:.1f})"
+    return f"{inference.vcov} standard errors (t with {inference.df:.0f} df)"
 
 
 def _classical(fit: OLSFit, term: str, spec: InferenceSpec, vcov: str):
@@ -246,10 +289,8 @@ def infer(fit: OLSFit, term: str, spec: InferenceSpec, decision: Decision | None
     """
     decision = decision or decide(spec)
     method = METHODS[decision.choice]
-    if method.needs_cluster and spec.cluster is None:
-        raise EstimationError(f"vcov='{decision.choice}' needs a cluster column", field="vcov")
     row, alternatives = method.apply(fit, term, spec)
-    return Inference(
+    inference = Inference(
         term=term,
         estimate=float(row["estimate"]),
         std_error=float(row["std_error"]),
@@ -262,3 +303,4 @@ def infer(fit: OLSFit, term: str, spec: InferenceSpec, decision: Decision | None
         n_clusters=decision.n_clusters if method.needs_cluster else None,
         alternatives=alternatives,
     )
+    return replace(inference, method=describe(inference, spec))

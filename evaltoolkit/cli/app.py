@@ -26,6 +26,7 @@ from evaltoolkit.cli.common import STATE, example
 from evaltoolkit.cli.common import console as _console
 from evaltoolkit.cli.common import err_console as _err_console
 from evaltoolkit.cli.common import progress as _progress
+from evaltoolkit.io.readers import suffix_list
 
 app = typer.Typer(
     name="evaltoolkit",
@@ -160,7 +161,7 @@ def simulate(
     )
 )
 def analyse(
-    data: Annotated[Path, typer.Argument(help="Scored data: CSV, XLSX, SPSS .sav, Stata .dta or Parquet.")],
+    data: Annotated[Path, typer.Argument(help=f"Scored data ({suffix_list()}).")],
     design: Annotated[str, typer.Option(help="Bundled design name or path to a design YAML.")],
     out: Annotated[Path, typer.Option(help="Folder for report.html and estimates.csv.")] = Path(
         "evaltoolkit-report"

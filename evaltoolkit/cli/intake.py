@@ -30,6 +30,7 @@ from typing import Annotated, Any
 import typer
 
 from evaltoolkit.cli.common import console as _console
+from evaltoolkit.io.readers import suffix_list
 
 __all__ = ["score_cmd", "validate_cmd"]
 
@@ -142,7 +143,7 @@ def _issues_path(out: Path, default_name: str) -> Path:
 
 # options shared by `validate` and `score`
 DataArg = Annotated[
-    Path, typer.Argument(help="Survey export: CSV, XLSX, SPSS .sav, Stata .dta, Qualtrics or Kobo.")
+    Path, typer.Argument(help=f"Survey export ({suffix_list()}; Qualtrics and Kobo layouts recognised).")
 ]
 InstrumentOpt = Annotated[
     list[str] | None, typer.Option("--instrument", "-i", help="Instrument id or YAML path (repeatable).")

@@ -33,16 +33,9 @@ Examples
 
 from __future__ import annotations
 
-import codecs
-import csv
-import io
-import itertools
-import math
 import re
-import warnings
-import zipfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -51,12 +44,10 @@ import pandas as pd
 
 from evaltoolkit.errors import DataError
 from evaltoolkit.intake.report import PROBLEMS, ValidationReport
+from evaltoolkit.io.readers import fmt_value, read_raw
 
 __all__ = ["IntakeResult", "read_responses", "read_waves"]
 
-_CSV_SUFFIXES = (".csv", ".txt", ".tsv")
-_EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xls")
-FORMATS = ("csv", "excel", "spss", "stata", "qualtrics", "kobo")
 
 #: metadata columns of KoboToolbox and Qualtrics exports (kept, noted once, not reported per column)
 _META_COLUMNS = {
@@ -92,20 +83,6 @@ class IntakeResult(NamedTuple):
     report: ValidationReport
 
 
-@dataclass
-class _Raw:
-    """A file read into untyped columns, before validation."""
-
-    frame: pd.DataFrame  # columns are positions 0..k-1
-    names: list[str]  # header names as in the file
-    rows: np.ndarray  # row number the user sees, one per data row
-    fmt: str
-    notes: list[str] = field(default_factory=list)
-    value_labels: dict[str, dict[float, str]] = field(default_factory=dict)
-    user_missing: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
-    encoding_note: str | None = None
-
-
 # --------------------------------------------------------------------------- text helpers
 _QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"', "\u00a0": " "})
 
@@ -132,224 +109,7 @@ def _lookup(lookup: Mapping[str, float], text: str) -> float | None:
     return None
 
 
-def _fmt_value(v: Any) -> str:
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    return str(v)
-
-
 # --------------------------------------------------------------------------- reading
-def _decode(raw: bytes, encoding: str | None, file: str) -> tuple[str, str | None]:
-    """Bytes to text; returns the text and a note if a fallback encoding was used."""
-    if encoding:
-        try:
-            return raw.decode(encoding), None
-        except (UnicodeDecodeError, LookupError) as exc:
-            raise DataError(f"cannot decode the file as {encoding}: {exc}", file=file) from None
-    if raw.startswith(codecs.BOM_UTF8):
-        try:
-            return raw[len(codecs.BOM_UTF8) :].decode("utf-8"), None
-        except UnicodeDecodeError:
-            pass
-    elif raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        try:
-            return raw.decode("utf-16"), "decoded as UTF-16 (byte-order mark found)"
-        except UnicodeDecodeError:
-            pass
-    try:
-        return raw.decode("utf-8"), None
-    except UnicodeDecodeError:
-        pass
-    try:
-        return raw.decode("cp1252"), "not valid UTF-8; decoded as Windows-1252 (check accented characters)"
-    except UnicodeDecodeError:
-        return raw.decode("latin-1"), "not valid UTF-8; decoded as Latin-1 (check accented characters)"
-
-
-def _sniff_delimiter(first_line: str) -> str:
-    counts = {d: first_line.count(d) for d in (",", ";", "\t")}
-    best = max(counts, key=lambda d: counts[d])
-    return best if counts[best] > 0 else ","
-
-
-def _read_csv(path: Path, file: str, encoding: str | None, id_names: Sequence[str]) -> _Raw:
-    raw = path.read_bytes()
-    if not raw.strip():
-        raise DataError("the file is empty", file=file)
-    if b"\x00" in raw[:4096] and not raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise DataError("this is not a text (CSV) file: it contains binary data", file=file)
-    text, enc_note = _decode(raw, encoding, file)
-    text = text.lstrip("\ufeff")
-    del raw
-    first_line = text.split("\n", 1)[0]
-    sep = _sniff_delimiter(first_line)
-    try:
-        head_rows = list(itertools.islice(csv.reader(io.StringIO(text, newline=""), delimiter=sep), 3))
-    except csv.Error as exc:
-        raise DataError(f"cannot parse the header rows: {exc}", file=file) from None
-    if not head_rows or not any(c.strip() for c in head_rows[0]):
-        raise DataError("the first row (the header with column names) is empty", file=file)
-    names = [c.strip() for c in head_rows[0]]
-    fmt = "csv"
-    skip: list[int] = []
-    if len(head_rows) >= 3 and any(c.strip().startswith('{"ImportId"') for c in head_rows[2]):
-        fmt, skip = "qualtrics", [1, 2]
-    id_pos = {i for i, n in enumerate(names) if n.lower() in {x.lower() for x in id_names}}
-    k = len(names)
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", pd.errors.ParserWarning)
-            frame = pd.read_csv(
-                io.StringIO(text),
-                sep=sep,
-                header=None,
-                skiprows=[0, *skip],
-                names=list(range(k)),
-                index_col=False,
-                dtype={i: str for i in id_pos} or None,
-                skip_blank_lines=False,
-                on_bad_lines="error",
-                engine="c",
-                low_memory=False,
-            )
-    except pd.errors.EmptyDataError:
-        frame = pd.DataFrame(columns=list(range(k)))
-        caught = []
-    except (pd.errors.ParserError, ValueError, csv.Error, OverflowError) as exc:
-        msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        line = re.search(r"line (\d+)", msg)
-        raise DataError(
-            f"cannot parse the file as delimited text ('{sep}' separated): {msg}",
-            file=file,
-            row=int(line.group(1)) if line else None,
-        ) from None
-    if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
-        # pandas would silently cut the surplus values of rows longer than the header: refuse instead
-        row = _first_long_row(text, sep, k)
-        raise DataError(
-            f"a row has more values than the header has columns ({k}); check for an unquoted "
-            f"'{sep}' inside a text answer or a missing column name",
-            file=file,
-            row=row,
-        )
-    offset = 2 + len(skip)
-    rows = np.arange(len(frame)) + offset
-    notes = [f"read as {'Qualtrics CSV' if fmt == 'qualtrics' else 'delimited text'}, separator {sep!r}"]
-    if fmt == "qualtrics":
-        notes.append("Qualtrics export: rows 2-3 (question text and import ids) skipped")
-    return _Raw(frame=frame, names=names, rows=rows, fmt=fmt, notes=notes, encoding_note=enc_note)
-
-
-def _first_long_row(text: str, sep: str, k: int) -> int | None:
-    """Spreadsheet row number of the first record with more than ``k`` fields."""
-    try:
-        for i, rec in enumerate(csv.reader(io.StringIO(text, newline=""), delimiter=sep)):
-            if len(rec) > k:
-                return i + 1
-    except csv.Error:
-        return None
-    return None
-
-
-def _read_excel(path: Path, file: str, sheet: str | int) -> _Raw:
-    try:
-        frame = pd.read_excel(path, sheet_name=sheet, header=None, dtype=object)
-    except (zipfile.BadZipFile, KeyError, OSError) as exc:
-        raise DataError(f"cannot open the file as an Excel workbook: {exc}", file=file) from None
-    except (ValueError, OverflowError) as exc:
-        # OverflowError: openpyxl cannot convert a cell (e.g. a number too large for a date or integer)
-        raise DataError(f"cannot read the Excel file: {exc}", file=file) from None
-    except ImportError as exc:
-        raise DataError(f"reading this Excel format needs an extra package: {exc}", file=file) from None
-    if frame.empty:
-        raise DataError("the sheet is empty", file=file)
-    names = [("" if pd.isna(v) else _fmt_value(v)).strip() for v in frame.iloc[0].tolist()]
-    fmt = "excel"
-    skip = 1
-    if len(frame) >= 3 and any(str(v).strip().startswith('{"ImportId"') for v in frame.iloc[2].tolist()):
-        fmt, skip = "qualtrics", 3
-    body = frame.iloc[skip:].reset_index(drop=True)
-    body.columns = list(range(body.shape[1]))
-    rows = np.arange(len(body)) + skip + 1
-    notes = [f"read as Excel, sheet {sheet!r}"]
-    if fmt == "qualtrics":
-        notes.append("Qualtrics export: rows 2-3 (question text and import ids) skipped")
-    return _Raw(frame=body, names=names, rows=rows, fmt=fmt, notes=notes)
-
-
-def _read_stat(path: Path, file: str, kind: str) -> _Raw:
-    import pyreadstat
-
-    try:
-        if kind == "spss":
-            df, meta = pyreadstat.read_sav(str(path), user_missing=True, apply_value_formats=False)
-        else:
-            df, meta = pyreadstat.read_dta(str(path), apply_value_formats=False)
-    except Exception as exc:  # pyreadstat raises its own error types (ReadstatError, PyreadstatError)
-        raise DataError(
-            f"cannot read the file as {'SPSS .sav' if kind == 'spss' else 'Stata .dta'}: {exc}", file=file
-        ) from None
-    names = [str(c) for c in df.columns]
-    frame = df.copy()
-    frame.columns = list(range(frame.shape[1]))
-    labels = {
-        str(k): {float(c): str(lab) for c, lab in v.items() if _is_number(c)}
-        for k, v in (meta.variable_value_labels or {}).items()
-    }
-    missing: dict[str, list[tuple[float, float]]] = {}
-    for col, ranges in (getattr(meta, "missing_ranges", None) or {}).items():
-        spans = []
-        for r in ranges:
-            lo, hi = r.get("lo"), r.get("hi")
-            if _is_number(lo) and _is_number(hi):
-                spans.append((float(lo), float(hi)))
-        if spans:
-            missing[str(col)] = spans
-    rows = np.arange(len(frame)) + 1
-    notes = [f"read as {'SPSS .sav' if kind == 'spss' else 'Stata .dta'}; rows are case numbers"]
-    return _Raw(
-        frame=frame, names=names, rows=rows, fmt=kind, notes=notes, value_labels=labels, user_missing=missing
-    )
-
-
-def _is_number(v: Any) -> bool:
-    return (
-        isinstance(v, int | float | np.integer | np.floating)
-        and not isinstance(v, bool)
-        and math.isfinite(float(v))
-    )
-
-
-def _read_raw(
-    path: Path, file: str, fmt: str | None, encoding: str | None, sheet: str | int, id_names: Sequence[str]
-) -> _Raw:
-    suffix = path.suffix.lower()
-    kind = fmt
-    if kind is None:
-        if suffix in _CSV_SUFFIXES:
-            kind = "csv"
-        elif suffix in _EXCEL_SUFFIXES:
-            kind = "excel"
-        elif suffix in (".sav", ".zsav"):
-            kind = "spss"
-        elif suffix == ".dta":
-            kind = "stata"
-        else:
-            raise DataError(
-                f"unknown file type '{suffix}'; save the export as .csv, .tsv, .txt, .xlsx, .sav or .dta",
-                file=file,
-            )
-    if kind not in FORMATS:
-        raise DataError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}", file=file)
-    if kind in ("csv", "qualtrics", "kobo") and suffix not in _EXCEL_SUFFIXES:
-        raw = _read_csv(path, file, encoding, id_names)
-    elif kind in ("excel", "qualtrics", "kobo"):
-        raw = _read_excel(path, file, sheet)
-    else:
-        raw = _read_stat(path, file, kind)
-    if kind == "kobo":
-        raw.fmt = "kobo"
-    return raw
 
 
 # --------------------------------------------------------------------------- columns
@@ -464,7 +224,7 @@ def _as_text(s: pd.Series, exact: bool = False) -> pd.Series:
     if s.empty:
         return s.astype(object)
     if pd.api.types.is_float_dtype(s) or (exact and s.dtype == object):
-        return pd.Series([_fmt_value(v).strip() for v in s.tolist()], index=s.index, dtype=object)
+        return pd.Series([fmt_value(v).strip() for v in s.tolist()], index=s.index, dtype=object)
     return s.astype(str).str.strip()
 
 
@@ -499,7 +259,7 @@ def _parse_item(
         uval = np.full(len(uniq), np.nan)
         utext: list[str] = []
         for i, u in enumerate(uniq):
-            t = _fmt_value(u).strip() if isinstance(u, float) else str(u).strip()
+            t = fmt_value(u).strip() if isinstance(u, float) else str(u).strip()
             utext.append(t)
             if not t:
                 continue
@@ -542,7 +302,7 @@ def _parse_item(
         for fcode, lab in value_labels.items():
             icode = _lookup(info.lookup, lab)
             if icode is None:
-                unmatched.append(f"{_fmt_value(fcode)}={lab}")
+                unmatched.append(f"{fmt_value(fcode)}={lab}")
             elif icode != fcode:
                 recode[fcode] = icode
         if recode:
@@ -554,7 +314,7 @@ def _parse_item(
                 file,
                 column,
                 None,
-                "; ".join(f"{_fmt_value(a)}->{_fmt_value(b)}" for a, b in recode.items()),
+                "; ".join(f"{fmt_value(a)}->{fmt_value(b)}" for a, b in recode.items()),
                 "value labels",
                 "warning",
                 "the file's codes differ from the instrument's; recoded by matching the value labels",
@@ -579,7 +339,7 @@ def _parse_item(
     # validity
     if info.valid is not None:
         ok = np.isin(vals, info.valid)
-        allowed = ", ".join(_fmt_value(float(v)) for v in info.valid)
+        allowed = ", ".join(fmt_value(float(v)) for v in info.valid)
     else:
         ok = (vals >= info.lo) & (vals <= info.hi)
         allowed = f"{info.lo:g} to {info.hi:g}"
@@ -587,12 +347,12 @@ def _parse_item(
     if bad.any():
         bad_pos = np.flatnonzero(bad)
         shown_vals = s.iloc[bad_pos].to_numpy() if not is_num else vals[bad_pos]
-        mcodes = ", ".join(_fmt_value(float(v)) for v in info.missing)
+        mcodes = ", ".join(fmt_value(float(v)) for v in info.missing)
         report.add_many(
             file,
             column,
             rows[bad_pos],
-            [_fmt_value(v) for v in shown_vals],
+            [fmt_value(v) for v in shown_vals],
             "out of range",
             "error",
             f"allowed: {allowed}" + (f" (missing codes: {mcodes})" if mcodes else "") + "; set to NA",
@@ -767,7 +527,7 @@ def read_responses(
         baseline = dsg.baseline
 
     mapped_ids = [k for k, v in (mapping or {}).items() if v == id_name]
-    raw = _read_raw(p, file, format, encoding, sheet, [id_name, *mapped_ids])
+    raw = read_raw(p, file=file, fmt=format, encoding=encoding, sheet=sheet, id_names=[id_name, *mapped_ids])
     report = ValidationReport(file=file, n_rows_in=len(raw.frame))
     report.notes.extend(raw.notes)
     if raw.encoding_note:

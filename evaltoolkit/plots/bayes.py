@@ -158,6 +158,12 @@ def ppc_plot(result: Any, *, prob: float = 0.9, min_n: int = MIN_CELL, ax: Any =
     size = idata.observed_data["cell_size"].values
     keep = size >= min_n
     rep, obs, size = rep[:, keep], obs[keep], size[keep]
+    if not keep.any():  # every cell describes fewer than min_n people: nothing may be drawn
+        fig, ax = figure_and_axes(ax, width=7.0, height=1.6)
+        ax.text(0.5, 0.5, f"Posterior predictive check not shown: every team-by-arm cell has fewer than {min_n} "
+                "people.", ha="center", va="center", fontsize=9, wrap=True)  # fmt: skip
+        ax.set_axis_off()
+        return fig
     lo = np.quantile(rep, (1 - prob) / 2, axis=0)
     hi = np.quantile(rep, 1 - (1 - prob) / 2, axis=0)
     mid = np.median(rep, axis=0)

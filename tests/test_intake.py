@@ -341,7 +341,11 @@ def test_report_to_csv_and_counts(messy_csv: Path, tmp_path: Path) -> None:
         ("empty.csv", b"", "empty"),
         ("header_only.csv", b"id,ncs_getalong\n", "no data rows"),
         ("binary.csv", b"\x00\x01\x02PK\x03", "binary"),
-        ("ragged.csv", b"id,ncs_getalong\n1,2\n3,4,5,6\n", "row 3: this row has 4 values but the header has 2"),
+        (
+            "ragged.csv",
+            b"id,ncs_getalong\n1,2\n3,4,5,6\n",
+            "row 3: this row has 4 values but the header has 2",
+        ),
         ("notes.pdf", b"%PDF", "unknown file type"),
         ("bad.xlsx", b"not a zip", "Excel"),
         ("bad.sav", b"not spss", "SPSS"),

@@ -106,3 +106,22 @@ def test_analyse_reads_a_semicolon_csv(tmp_path):
     assert data.read_bytes() == before
     est = pd.read_csv(tmp_path / "r" / "estimates.csv")
     assert (est["analysis"] == "did_primary").any()
+
+
+def test_analyse_refuses_decimal_commas_by_name(tmp_path):
+    # 0.1: text in an outcome column reached the estimators and crashed (exit 3, "operation 'sub' not supported")
+    import evaltoolkit as et
+
+    sim = et.simulate_study("ncs_prepost_control", n=200, seed=2)
+    data = tmp_path / "scored.csv"
+    sim.data.to_csv(data, sep=";", index=False, decimal=",")
+    exe = Path(sys.executable).with_name("evaltoolkit")
+    proc = subprocess.run(
+        [str(exe), "analyse", str(data), "--design", "ncs_prepost_control", "--out", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    line = proc.stderr.strip().splitlines()[-1]
+    assert "scored.csv, column 'attitudes', row 2" in line and "decimal commas" in line, line
+    assert not (tmp_path / "r").exists()

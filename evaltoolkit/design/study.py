@@ -92,6 +92,10 @@ class Study:
             for c in names:
                 if c not in data.columns:
                     raise DesignError(f"'{c}' is not a column of the data", field=group, file=src)
+        for name in dict.fromkeys(
+            [*(o.name for o in d.outcomes), *(m for m in d.mediators if m in data.columns)]
+        ):
+            data[name] = self._numeric(data, name)
         data[cols.arm] = data[cols.arm].astype(str)
         present_arms = set(data[cols.arm].unique())
         for arm in d.arms.all:
@@ -154,6 +158,32 @@ class Study:
                     file=src,
                 )
         return data.reset_index(drop=True)
+
+    def _numeric(self, data: pd.DataFrame, name: str) -> pd.Series:
+        """An outcome or mediator column as numbers; text that is not a number is refused, naming the cell."""
+        col = data[name]
+        if pd.api.types.is_numeric_dtype(col):
+            return col
+        num = pd.to_numeric(col, errors="coerce")
+        bad = num.isna() & col.notna() & (col.astype(str).str.strip() != "")
+        if bad.any():
+            pos = int(np.flatnonzero(bad.to_numpy())[0])
+            label = data.index[pos]
+            row = int(label) + 2 if isinstance(label, int | np.integer) and data.index.is_unique else pos + 2
+            value = str(col.iloc[pos])
+            hint = (
+                "; the file seems to use decimal commas: save it with decimal points (or as .xlsx)"
+                if "," in value and pd.notna(pd.to_numeric(value.replace(",", "."), errors="coerce"))
+                else "; correct or blank that cell (missing answers are left blank)"
+            )
+            raise DataError(
+                f"column '{name}' should hold numbers (it is an outcome or mediator of the design), "
+                f"but holds {value!r} ({int(bad.sum())} such cells){hint}",
+                column=name,
+                row=row,
+                file=self.source,
+            )
+        return num
 
     # ------------------------------------------------------------------------------------------
     @property

@@ -141,7 +141,8 @@ def coverage(reps: int, seed: int = 0, **het) -> dict:
 
     import numpy as np
 
-    from evaltoolkit.estimators.bayes.did import bayes_did, simulate_panel
+    from evaltoolkit.estimators.bayes.did import bayes_did
+    from evaltoolkit.simulate.dgps import simulate_panel
 
     hits, bias, widths, bad = 0, [], [], 0
     for r in range(reps):
@@ -183,7 +184,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
-    from evaltoolkit.estimators.bayes.did import simulate_panel
+    from evaltoolkit.simulate.dgps import simulate_panel
 
     df = simulate_panel(n_sites=10, teams_per_site=10, people_per_team=50, effect=0.3, seed=args.seed)
     w = df.pivot(index="pid", columns="wave", values="y")

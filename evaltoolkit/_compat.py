@@ -89,6 +89,10 @@ MOVED_NAMES: dict[str, dict[str, str]] = {
     "evaltoolkit.estimators.moderation": {"moderation_plot": "evaltoolkit.plots.moderation"},
     "evaltoolkit.plots": {"figure_to_html": "evaltoolkit.report.embed"},
     "evaltoolkit.plan.pool": {"pooled_context": "evaltoolkit.report.pooled"},
+    # simulators live in evaltoolkit.simulate
+    "evaltoolkit.estimators.bayes.did": {"simulate_panel": "evaltoolkit.simulate.dgps"},
+    "evaltoolkit.estimators.bayes.ordinal": {"simulate_likert": "evaltoolkit.simulate.dgps"},
+    "evaltoolkit.instruments.export": {"simulate_kobo_export": "evaltoolkit.simulate.exports"},
 }
 
 _WARNED: set[str] = set()

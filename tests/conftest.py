@@ -1,4 +1,5 @@
-"""Shared test machinery: re-running the sampled tests on other random streams.
+"""Shared test machinery: the shared DGPs (the ``dgps`` fixture) and re-running the sampled tests on other
+random streams.
 
 Tests that assert something about a sampled, bootstrapped or simulated quantity either
 
@@ -70,3 +71,13 @@ def seed(reseed: int) -> Callable[[int], int]:
         return shifted(base, reseed)
 
     return _seed
+
+
+@pytest.fixture(scope="session")
+def dgps():
+    """The shared data-generating processes (:mod:`evaltoolkit.simulate.dgps`): ``dgps.did_panel(...)``,
+    ``dgps.nested_panel(...)``, ``dgps.simulate_panel(...)``, ``dgps.likert_item(...)``. Write a new test DGP
+    there, not in a test file, so each is written once."""
+    from evaltoolkit.simulate import dgps as module
+
+    return module

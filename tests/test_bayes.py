@@ -21,61 +21,14 @@ import pytest
 from scipy import stats
 
 from evaltoolkit.errors import DataError, DesignError, EstimationError, EvalToolkitWarning
+from evaltoolkit.simulate import dgps
 
 bayes = pytest.importorskip("evaltoolkit.estimators.bayes.did")
 pytest.importorskip("nutpie")
 
 
-# --------------------------------------------------------------------------------------------------
-# data generators (independent of the package's own simulators)
-# --------------------------------------------------------------------------------------------------
-def make_panel(
-    n_sites=6,
-    teams=10,
-    per_team=40,
-    effect=0.3,
-    sd_fx_site=0.1,
-    sd_fx_team=0.15,
-    seed=11,
-    cluster_randomised=False,
-):
-    """Long two-wave panel: site/team/person intercepts, varying effects, half treated in each team."""
-    rng = np.random.default_rng(seed)
-    n_t = n_sites * teams
-    team = np.repeat(np.arange(n_t), per_team)
-    site = team // teams
-    if cluster_randomised:
-        tt = (rng.permutation(n_t) < n_t // 2).astype(float)
-        T = tt[team]
-    else:
-        T = np.concatenate(
-            [
-                rng.permutation(np.r_[np.ones(per_team // 2), np.zeros(per_team - per_team // 2)])
-                for _ in range(n_t)
-            ]
-        )
-    level = rng.normal(0, 0.3, n_sites)[site] + rng.normal(0, 0.3, n_t)[team] + rng.normal(0, 0.7, team.size)
-    fx = effect + rng.normal(0, sd_fx_site, n_sites)[site] + rng.normal(0, sd_fx_team, n_t)[team]
-    y0 = level + rng.normal(0, 0.5, team.size)
-    y1 = level + 0.1 + fx * T + rng.normal(0, 0.5, team.size)
-    base = pd.DataFrame(
-        {
-            "pid": np.arange(team.size),
-            "site": [f"s{s}" for s in site],
-            "team": [f"t{t}" for t in team],
-            "arm": np.where(T > 0, "ncs", "control"),
-        }
-    )
-    return pd.concat([base.assign(wave="baseline", y=y0), base.assign(wave="post", y=y1)], ignore_index=True)
-
-
-def make_likert(n=300, effect=0.8, seed=7):
-    """One post-only 5-point item from a proportional-odds model (no clustering)."""
-    rng = np.random.default_rng(seed)
-    T = (rng.random(n) < 0.5).astype(float)
-    lat = effect * T + rng.logistic(size=n)
-    item = 1 + (lat[:, None] > np.array([-1.5, -0.5, 0.5, 1.5])[None, :]).sum(axis=1)
-    return pd.DataFrame({"pid": np.arange(n), "arm": np.where(T > 0, "ncs", "control"), "item": item})
+# data generators: evaltoolkit.simulate.dgps (nested_panel is drawn independently of simulate_panel)
+make_panel, make_likert = dgps.nested_panel, dgps.likert_item
 
 
 def quiet(fn, *a, **k):

@@ -141,7 +141,7 @@ def test_validate_and_score_commands(tmp_path, capsys):
     import numpy as np
 
     import evaltoolkit as et
-    from evaltoolkit.instruments.export import simulate_kobo_export
+    from evaltoolkit.simulate.exports import simulate_kobo_export
 
     ins = et.load_instrument("ncs_social_mixing")
     rng = np.random.default_rng(0)

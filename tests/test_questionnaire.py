@@ -21,13 +21,13 @@ from evaltoolkit.instruments.export import (
     codebook_markdown,
     export_questionnaire,
     layout,
-    simulate_kobo_export,
     to_codebook,
     to_html,
     to_xlsform,
     xlsform_sheets,
 )
 from evaltoolkit.instruments.library import library_path
+from evaltoolkit.simulate.exports import simulate_kobo_export
 
 pyxform_convert = pytest.importorskip("pyxform.xls2xform").convert
 

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 import evaltoolkit as et
-from evaltoolkit.instruments.export import simulate_kobo_export
 from evaltoolkit.plan.run import run_plan
+from evaltoolkit.simulate.exports import simulate_kobo_export
 
 N = 120  # 60 participants in 6 teams, 60 controls in 6 cohorts
 

@@ -5,7 +5,8 @@ Every function takes the result first, options by keyword and ``ax=None``, and r
 
 Examples
 --------
->>> from evaltoolkit.estimators.bayes.did import bayes_did, simulate_panel
+>>> from evaltoolkit.estimators.bayes.did import bayes_did
+>>> from evaltoolkit.simulate.dgps import simulate_panel
 >>> from evaltoolkit.plots.bayes import posterior_plot
 >>> df = simulate_panel(n_sites=3, teams_per_site=2, people_per_team=20, seed=1)
 >>> res = bayes_did(df, "y", "arm", "wave", "pid", treated="treated", draws=200, chains=2, seed=1)
@@ -45,7 +46,8 @@ def shrinkage_plot(result: Any, *, level: str | None = None, max_clusters: int =
 
     Examples
     --------
-    >>> from evaltoolkit.estimators.bayes.did import bayes_did, simulate_panel
+    >>> from evaltoolkit.estimators.bayes.did import bayes_did
+    >>> from evaltoolkit.simulate.dgps import simulate_panel
     >>> df = simulate_panel(n_sites=4, teams_per_site=2, people_per_team=20, seed=2)
     >>> res = bayes_did(df, "y", "arm", "wave", "pid", treated="treated", draws=200, chains=2, seed=2)
     >>> shrinkage_plot(res).axes[0].get_xlabel()

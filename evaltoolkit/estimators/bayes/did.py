@@ -73,7 +73,8 @@ unchanged) and reports ``δ = u - shift``. This doubled the effect's ESS on the 
 
 Examples
 --------
->>> from evaltoolkit.estimators.bayes.did import bayes_did, simulate_panel
+>>> from evaltoolkit.estimators.bayes.did import bayes_did
+>>> from evaltoolkit.simulate.dgps import simulate_panel
 >>> df = simulate_panel(n_sites=4, teams_per_site=4, people_per_team=20, effect=0.8, seed=1)
 >>> res = bayes_did(df, "y", "arm", "wave", "pid", treated="treated", draws=300, chains=2, seed=1)
 >>> bool(res.std_error <= 0.8 / 3)  # posterior SD (~0.14) at most a third of the effect: informative
@@ -96,6 +97,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from evaltoolkit import _compat
 from evaltoolkit.errors import DataError, DesignError, EstimationError, EvalToolkitWarning
 from evaltoolkit.inference.policy import BAYES_FEW_TOP_CLUSTERS
 from evaltoolkit.results import ESTIMATE_COLUMNS, EffectResult
@@ -108,8 +110,9 @@ __all__ = [
     "diagnose",
     "hdi",
     "prior_sensitivity",
-    "simulate_panel",
 ]
+
+__getattr__ = _compat.moved_names(__name__)  # 0.1 names that moved elsewhere
 
 #: Half-Normal scale of the SDs of varying trends and effects (standardised units)
 HYPER_SCALE = 0.5
@@ -1365,6 +1368,7 @@ def bayes_did(
 
     Examples
     --------
+    >>> from evaltoolkit.simulate.dgps import simulate_panel
     >>> df = simulate_panel(n_sites=3, teams_per_site=2, people_per_team=30, effect=0.4, seed=2)
     >>> res = bayes_did(df, "y", "arm", "wave", "pid", treated="treated", draws=300, chains=2, seed=3)
     >>> list(res.table.columns)[:4]
@@ -1606,6 +1610,7 @@ def prior_sensitivity(
 
     Examples
     --------
+    >>> from evaltoolkit.simulate.dgps import simulate_panel
     >>> df = simulate_panel(n_sites=3, teams_per_site=1, people_per_team=40, effect=0.3, seed=5)
     >>> ps = prior_sensitivity(df, "y", "arm", "wave", "pid", treated="treated",
     ...                        priors=[(0, 1), (0, 0.1)], draws=200, chains=2, seed=1)
@@ -1690,72 +1695,3 @@ def _sensitivity_sentence(comp: pd.DataFrame, first: BayesDiDResult) -> tuple[st
 # --------------------------------------------------------------------------------------------------
 # simulation (used by tests, benchmarks and examples)
 # --------------------------------------------------------------------------------------------------
-def simulate_panel(
-    n_sites: int = 10,
-    teams_per_site: int = 10,
-    people_per_team: int = 50,
-    effect: float = 0.3,
-    trend: float = 0.1,
-    sd_site: float = 0.3,
-    sd_team: float = 0.3,
-    sd_person: float = 0.7,
-    sd_noise: float = 0.5,
-    sd_effect_site: float = 0.1,
-    sd_effect_team: float = 0.15,
-    sd_trend_site: float = 0.0,
-    sd_trend_team: float = 0.0,
-    treated_share: float = 0.5,
-    cluster_randomised: bool = False,
-    seed: int | None = None,
-) -> pd.DataFrame:
-    """Simulate a two-wave panel of people in teams in sites with varying effects (long format).
-
-    Treatment is assigned to people within teams (``cluster_randomised=False``) or to whole teams.
-    The model is the long-form model in the module docstring: level intercepts (``sd_site``,
-    ``sd_team``), person intercepts (``sd_person``), varying trends and varying effects.
-
-    Returns
-    -------
-    DataFrame
-        Columns ``pid, site, team, arm ("treated"/"control"), wave ("baseline"/"post"), y``.
-
-    Examples
-    --------
-    >>> df = simulate_panel(n_sites=2, teams_per_site=2, people_per_team=5, seed=0)
-    >>> df.shape
-    (40, 6)
-    """
-    rng = np.random.default_rng(seed)
-    n_teams = n_sites * teams_per_site
-    n = n_teams * people_per_team
-    team = np.repeat(np.arange(n_teams), people_per_team)
-    site = team // teams_per_site
-    if cluster_randomised:
-        tt = np.zeros(n_teams)
-        tt[rng.permutation(n_teams)[: round(treated_share * n_teams)]] = 1
-        T = tt[team]
-    else:
-        T = np.zeros(n)
-        for j in range(n_teams):
-            idx = np.flatnonzero(team == j)
-            T[rng.permutation(idx)[: round(treated_share * len(idx))]] = 1
-    lvl = (
-        rng.normal(0, sd_site, n_sites)[site]
-        + rng.normal(0, sd_team, n_teams)[team]
-        + rng.normal(0, sd_person, n)
-    )
-    tr = trend + rng.normal(0, sd_trend_site, n_sites)[site] + rng.normal(0, sd_trend_team, n_teams)[team]
-    fx = effect + rng.normal(0, sd_effect_site, n_sites)[site] + rng.normal(0, sd_effect_team, n_teams)[team]
-    y0 = lvl + rng.normal(0, sd_noise, n)
-    y1 = lvl + tr + fx * T + rng.normal(0, sd_noise, n)
-    base = pd.DataFrame(
-        {
-            "pid": np.arange(n),
-            "site": [f"s{s:02d}" for s in site],
-            "team": [f"t{t:03d}" for t in team],
-            "arm": np.where(T > 0, "treated", "control"),
-        }
-    )
-    a = base.assign(wave="baseline", y=y0)
-    b = base.assign(wave="post", y=y1)
-    return pd.concat([a, b], ignore_index=True)

@@ -24,7 +24,8 @@ same machinery as :func:`evaltoolkit.estimators.bayes.did.bayes_did`); diagnosti
 
 Examples
 --------
->>> from evaltoolkit.estimators.bayes.ordinal import bayes_ordinal, simulate_likert
+>>> from evaltoolkit.estimators.bayes.ordinal import bayes_ordinal
+>>> from evaltoolkit.simulate.dgps import simulate_likert
 >>> df = simulate_likert(n_teams=20, people_per_team=20, effect=1.0, seed=1)
 >>> res = bayes_ordinal(df, "item", "arm", treated="treated", wave="wave", unit="pid",
 ...                     groups="team", draws=500, chains=2, seed=1)
@@ -46,11 +47,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from evaltoolkit import _compat
 from evaltoolkit.errors import DataError, DesignError, EstimationError, EvalToolkitWarning
 from evaltoolkit.estimators.bayes.did import _as_tuple, _flat, _resolve_prior, _sample_nutpie, diagnose, hdi
 from evaltoolkit.results import EffectResult
 
-__all__ = ["BayesOrdinalResult", "bayes_ordinal", "simulate_likert"]
+__all__ = ["BayesOrdinalResult", "bayes_ordinal"]
+
+__getattr__ = _compat.moved_names(__name__)  # 0.1 names that moved elsewhere
 
 #: SD of the standard logistic distribution (the latent scale of a cumulative-logit model)
 LOGISTIC_SD = math.pi / math.sqrt(3.0)
@@ -302,6 +306,7 @@ def bayes_ordinal(
 
     Examples
     --------
+    >>> from evaltoolkit.simulate.dgps import simulate_likert
     >>> df = simulate_likert(n_teams=6, people_per_team=15, effect=1.0, waves=False, seed=4)
     >>> res = bayes_ordinal(df, "item", "arm", treated="treated", groups="team",
     ...                     draws=300, chains=2, seed=2)
@@ -470,50 +475,3 @@ def bayes_ordinal(
         prior={"name": pname, "mu": pmu, "sigma": psd, "scale": "latent logistic (SD π/√3)"},
         diagnostics=diag,
     )
-
-
-def simulate_likert(
-    n_teams: int = 10,
-    people_per_team: int = 20,
-    effect: float = 0.5,
-    n_cat: int = 5,
-    sd_team: float = 0.4,
-    sd_person: float = 1.0,
-    waves: bool = True,
-    seed: int | None = None,
-) -> pd.DataFrame:
-    """Simulate answers to one Likert item from a cumulative-logit model (treatment within teams).
-
-    Returns
-    -------
-    DataFrame
-        ``pid, team, arm, wave, item`` (item coded 1..n_cat); with ``waves=False`` only the post wave.
-
-    Examples
-    --------
-    >>> simulate_likert(n_teams=2, people_per_team=3, seed=0).shape
-    (12, 5)
-    """
-    rng = np.random.default_rng(seed)
-    n = n_teams * people_per_team
-    team = np.repeat(np.arange(n_teams), people_per_team)
-    T = (rng.random(n) < 0.5).astype(float)
-    u = rng.normal(0, sd_team, n_teams)[team] + rng.normal(0, sd_person, n)
-    cuts = np.linspace(-2.0, 1.5, n_cat - 1)
-    rows = []
-    for w, post in [("baseline", 0.0), ("post", 1.0)] if waves else [("post", 1.0)]:
-        eta = u + 0.2 * post + effect * T * (post if waves else 1.0)
-        lat = eta + rng.logistic(size=n)
-        item = 1 + (lat[:, None] > cuts[None, :]).sum(axis=1)
-        rows.append(
-            pd.DataFrame(
-                {
-                    "pid": np.arange(n),
-                    "team": [f"t{t}" for t in team],
-                    "arm": np.where(T > 0, "treated", "control"),
-                    "wave": w,
-                    "item": item,
-                }
-            )
-        )
-    return pd.concat(rows, ignore_index=True)

@@ -97,26 +97,39 @@ class Outcome(_Strict):
         return self.label or self.name.replace("_", " ")
 
 
+#: the analysis types a design may plan (``analyses[].type``). The plan's registry
+#: (:func:`evaltoolkit.plan.registry.runner`) adds each type it registers, so a new analysis type is declared once,
+#: where its runner is; a test keeps this built-in list equal to the built-in runners.
+ANALYSIS_TYPES: list[str] = [
+    "did",
+    "ancova",
+    "mediation",
+    "moderation",
+    "multilevel",
+    "bayes_did",
+    "attrition",
+    "balance",
+    "measurement",
+]
+
+
 class Analysis(_Strict):
     """One planned analysis."""
 
     id: str
-    type: Literal[
-        "did",
-        "ancova",
-        "mediation",
-        "moderation",
-        "multilevel",
-        "bayes_did",
-        "attrition",
-        "balance",
-        "measurement",
-    ]
+    type: str = Field(description="one of ANALYSIS_TYPES")
     outcomes: list[str] = Field(default_factory=list)
     post: list[str] = Field(default_factory=list, description="post waves compared with baseline")
     cluster: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     primary: bool = False
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        if value not in ANALYSIS_TYPES:
+            raise ValueError(f"unknown analysis type '{value}'; use one of {', '.join(ANALYSIS_TYPES)}")
+        return value
 
 
 class SimConstruct(_Strict):

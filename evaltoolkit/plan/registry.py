@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from evaltoolkit.design.schema import Analysis, Design
+from evaltoolkit.design.schema import ANALYSIS_TYPES, Analysis, Design
 from evaltoolkit.design.study import Study
 from evaltoolkit.results import EffectResult
 
@@ -145,11 +145,14 @@ def runner(kind: str, *, methods: str):
     """Register ``fn(study, analysis, results)`` as the runner of analyses of type ``kind``.
 
     ``methods`` is the paragraph of the report's methods appendix for this type (what is estimated, how, and
-    the references); it is shown whenever an analysis of the type ran.
+    the references); it is shown whenever an analysis of the type ran. Registering a new ``kind`` also lets
+    designs plan it (:data:`evaltoolkit.design.schema.ANALYSIS_TYPES`).
     """
 
     def deco(fn):
         REGISTRY[kind] = AnalysisType(kind, fn, methods)
+        if kind not in ANALYSIS_TYPES:  # a design may now plan it
+            ANALYSIS_TYPES.append(kind)
         return fn
 
     return deco

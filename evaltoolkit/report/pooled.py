@@ -48,7 +48,8 @@ def pooled_context(studies: dict[str, pd.DataFrame], title: str | None = None, m
         "intervals are used.",
         "warnings": [],
         "design_rows": [["Studies", ", ".join(studies)]],
-        "flow_html": "",
+        "before_sections": [],
+        "after_sections": [],
         "sections": [section_context(section)],
         "seed": None,
         "methods": [

@@ -29,8 +29,9 @@ import pandas as pd
 
 from evaltoolkit.inference.policy import FEW_CLUSTERS, VERY_FEW_CLUSTERS
 from evaltoolkit.plan.registry import REGISTRY, AnalysisResults, Block, Callout, FigureBlock, Section, Table
-from evaltoolkit.privacy import format_count, suppress_small_cells
+from evaltoolkit.privacy import format_count
 from evaltoolkit.report.embed import figure_to_html
+from evaltoolkit.report.sections import stand_alone
 from evaltoolkit.report.tables import estimates_html, table_html
 
 _TEMPLATE = "report.html"
@@ -113,17 +114,6 @@ def evidence_strength(results: AnalysisResults) -> tuple[str, str]:
     return rating, why
 
 
-def _flow_table(results: AnalysisResults) -> str:
-    d = results.design
-    flow = results.study.flow()
-    flow["arm"] = flow["arm"].map(d.arms.label)
-    flow["wave"] = flow["wave"].map(lambda w: d.wave(w).display if w in d.wave_names else w)
-    flow["retention"] = (flow["retention"] * 100).round(0)
-    shown = suppress_small_cells(flow, "n", ["retention"])
-    shown = shown.rename(columns={"retention": "% of baseline"})
-    return table_html(shown, caption="People responding at each wave", digits=0)
-
-
 def report_context(results: AnalysisResults, title: str | None = None) -> dict:
     """Everything the template shows, as plain JSON-serialisable values (saved as ``results.json``)."""
     import evaltoolkit
@@ -152,7 +142,8 @@ def report_context(results: AnalysisResults, title: str | None = None) -> dict:
         "rating_why": why,
         "warnings": list(results.warnings),
         "design_rows": [list(r) for r in design_rows],
-        "flow_html": _flow_table(results),
+        "before_sections": [section_context(s) for s in stand_alone(results, "before")],
+        "after_sections": [section_context(s) for s in stand_alone(results, "after")],
         "sections": [section_context(x) for x in results.sections],
         "seed": results.extras.get("seed"),
         "methods": methods_text(results.extras.get("types_run", [])),

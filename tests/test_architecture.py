@@ -147,3 +147,18 @@ def test_a_stand_alone_section_is_one_registered_function(tmp_path):
     assert "<p><strong>No names or contacts.</strong> identifiers were removed before analysis.</p>" in html
     assert html.index('id="data-protection"') > html.index('id="analysis-did_primary"')
     assert html.index('id="flow"') < html.index('id="analysis-did_primary"')  # the built-in "before" section
+
+
+def test_architecture_md_maps_every_module_and_only_real_ones():
+    text = (ROOT / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    mapped = set(re.findall(r"^\| `(evaltoolkit(?:\.[a-z_]+)*)` \|", text, flags=re.M))
+    pkg = ROOT / "evaltoolkit"
+    modules = {
+        ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        for p in pkg.rglob("*.py")
+        if "__pycache__" not in p.parts
+    }
+    assert modules - mapped == set(), "add these modules to ARCHITECTURE.md's map"
+    assert mapped - modules == set(), "ARCHITECTURE.md maps modules that do not exist"
+    for test in re.findall(r"tests/test_architecture\.py::(test_[a-z_]+)", text):
+        assert test in globals(), test

@@ -39,6 +39,26 @@ ESTIMATE_COLUMNS: tuple[str, ...] = (
 )
 
 
+class DroppedRows:
+    """Mixin for results: :attr:`dropped`, the rows left out of the analysis counted by reason.
+
+    Every estimator counts what it leaves out (non-negotiable: nothing is lost silently). Estimators that know
+    the reasons store them as ``details["dropped"]`` (``{"missing values": 3, "other arms": 12}``); those that
+    only count store ``details["n_dropped"]``, reported as missing values.
+    """
+
+    details: dict[str, Any]
+
+    @property
+    def dropped(self) -> dict[str, int]:
+        """Rows not analysed, by reason (reasons with a zero count left out)."""
+        by_reason = self.details.get("dropped")
+        if isinstance(by_reason, dict):
+            return {str(k): int(v) for k, v in by_reason.items() if v}
+        n = int(self.details.get("n_dropped", 0) or 0)
+        return {"missing values": n} if n else {}
+
+
 @dataclass(frozen=True)
 class Inference:
     """The inference for one model term: what was used, the numbers, and the alternatives beside it.
@@ -69,7 +89,7 @@ class Inference:
 
 
 @dataclass
-class EffectResult:
+class EffectResult(DroppedRows):
     """One headline effect estimate with its uncertainty.
 
     Attributes

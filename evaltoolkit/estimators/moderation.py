@@ -51,7 +51,7 @@ from evaltoolkit.inference.core import (
     vcov,
 )
 from evaltoolkit.inference.policy import InferenceSpec, decide, infer
-from evaltoolkit.results import ESTIMATE_COLUMNS, EffectResult
+from evaltoolkit.results import ESTIMATE_COLUMNS, DroppedRows, EffectResult
 
 __all__ = ["ModerationResult", "johnson_neyman", "moderation"]
 
@@ -59,7 +59,7 @@ __getattr__ = _compat.moved_names(__name__)  # 0.1 names that moved elsewhere
 
 
 @dataclass
-class ModerationResult:
+class ModerationResult(DroppedRows):
     """Result of :func:`moderation`.
 
     The headline attributes (``estimate``, ``std_error``, ...) are those of the interaction term;
@@ -450,7 +450,12 @@ def moderation(
                 "method": method,
             }
         )
-    details: dict[str, Any] = {"n_dropped": n_dropped, "coef": dict(zip(names, fit.coef)), "vcov_type": vtype}
+    details: dict[str, Any] = {
+        "n_dropped": n_dropped,
+        "dropped": {"other arms": n_other, "missing values": n_dropped - n_other},
+        "coef": dict(zip(names, fit.coef)),
+        "vcov_type": vtype,
+    }
     if len(int_terms) > 1:  # joint Wald test of all interaction dummies
         V = vcov(fit, se_type, cluster=cl)
         idx = [names.index(tm) for tm in int_terms]

@@ -51,7 +51,7 @@ from scipy import optimize, sparse, stats
 from scipy.sparse import linalg as splinalg
 
 from evaltoolkit.errors import DataError, DesignError, EstimationError, EvalToolkitWarning
-from evaltoolkit.results import ESTIMATE_COLUMNS, EffectResult
+from evaltoolkit.results import ESTIMATE_COLUMNS, DroppedRows, EffectResult
 
 __all__ = ["MultilevelResult", "icc", "multilevel"]
 
@@ -67,7 +67,7 @@ GRAD_TOL = 2e-3
 # result object
 # --------------------------------------------------------------------------------------------------
 @dataclass
-class MultilevelResult:
+class MultilevelResult(DroppedRows):
     """A fitted linear mixed model.
 
     The headline attributes (``estimate``, ``std_error``, ``ci_lower``, ``ci_upper``, ``p_value``)

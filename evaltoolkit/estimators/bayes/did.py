@@ -336,6 +336,11 @@ def _change_scores(
     counts["n_people"] = len(out)
     counts["n_obs"] = 2 * len(out)
     counts["n_dropped"] = int(counts["n_missing_rows"] + counts["n_other_arm_rows"] + n_single)
+    counts["dropped"] = {
+        "missing values": int(counts["n_missing_rows"]),
+        "other arms": int(counts["n_other_arm_rows"]),
+        "answered only one wave": n_single,
+    }
     counts["treated"], counts["control"] = treated, control
     if out["_T"].sum() == 0 or out["_T"].sum() == len(out):
         which = "treated" if out["_T"].sum() == 0 else "control"

@@ -455,6 +455,11 @@ def bayes_ordinal(
             "n_rows": n_rows,
             "n_other_wave_rows": n_other_wave,
             "n_dropped": int(miss.sum()) + n_other_arm,
+            "dropped": {
+                "missing values": int(miss.sum()),
+                "other arms": n_other_arm,
+                "other waves": n_other_wave,
+            },
             "n_other_arm_rows": n_other_arm,
             "observed_top_share": {
                 str(a): float((y[(T > 0) == (a == treated)] >= K - top).mean()) for a in (treated, control)

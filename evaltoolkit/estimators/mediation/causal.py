@@ -46,7 +46,7 @@ from scipy import stats
 
 from evaltoolkit.errors import DesignError, EstimationError, EvalToolkitWarning
 from evaltoolkit.estimators.mediation.paths import _as_list, _check_rank, _prepare
-from evaltoolkit.results import ESTIMATE_COLUMNS, EffectResult
+from evaltoolkit.results import ESTIMATE_COLUMNS, DroppedRows, EffectResult
 
 __all__ = ["CausalMediationResult", "SensitivityResult", "causal_mediation", "mediation_sensitivity"]
 
@@ -201,7 +201,7 @@ def _effects(
 # Results
 # ----------------------------------------------------------------------------------------------
 @dataclass
-class CausalMediationResult:
+class CausalMediationResult(DroppedRows):
     """ACME, ADE, total effect and proportion mediated (Imai, Keele & Tingley 2010).
 
     Attributes

@@ -47,7 +47,7 @@ from scipy import special
 
 from evaltoolkit.errors import DataError, DesignError, EstimationError, EvalToolkitWarning
 from evaltoolkit.inference.policy import BOOTSTRAP_FEW_CLUSTERS
-from evaltoolkit.results import ESTIMATE_COLUMNS, EffectResult, format_p
+from evaltoolkit.results import ESTIMATE_COLUMNS, DroppedRows, EffectResult, format_p
 
 __all__ = [
     "MediationResult",
@@ -435,7 +435,7 @@ def _ols(X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
 # Result object
 # ----------------------------------------------------------------------------------------------
 @dataclass
-class MediationResult:
+class MediationResult(DroppedRows):
     """Estimates of a path (mediation) model.
 
     Attributes

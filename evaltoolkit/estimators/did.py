@@ -232,8 +232,122 @@ def did(
     >>> round(r.estimate, 1), round(r.std_error, 1)  # doctest: +SKIP
     (-11863.9, 7456.6)
     """
+    # validate -> select rows -> outcome -> panel checks -> design -> fit -> infer -> event study -> summarise
     if not isinstance(data, pd.DataFrame):
         raise DataError("data must be a pandas DataFrame (long format: one row per person per wave)")
+    a = _arguments(data, outcome, arm, wave, treated, control, pre, post, unit, cluster, covariates, weights,
+                   fixed_effects)  # fmt: skip
+    df, dropped = _select_rows(data, a)
+    df = _outcome_column(df, outcome, dichotomise)
+    p = _panel_checks(df, a, dropped)
+    x = _design(p, a, pooled)
+    fit = ols(p.y, np.column_stack([*x.tcols, *x.Xcols]), names=[*x.terms, *x.names], weights=x.w_arr,
+              absorb=x.fe)  # fmt: skip
+    warn_list = list(x.notes)
+    spec, decision = _decide_inference(p, a, x, vcov, n_boot, boot_weights, seed, alpha, warn_list)
+    inference = {t: infer(fit, t, spec, decision) for t in x.terms}
+    rows = [inf.row() for inf in inference.values()]
+    event_study = _event_study(p, a, x, rows, spec, decision, pooled)
+    method = f"{_model_text(a, p.panel, weights, dichotomise, outcome)}; {inference[x.terms[0]].method}"
+    g_rows = _hedges_g(p, a, rows, pooled)
+    lost = {k: v for k, v in dropped.items() if k not in ("other waves", "other arms") and v}
+    if lost:  # rows outside the analysed waves/arms are selections, not losses
+        warn_list.insert(
+            0,
+            f"{sum(lost.values())} of {len(data)} rows were not analysed: "
+            + "; ".join(f"{v} {k}" for k, v in lost.items())
+            + ".",
+        )
+    for msg in warn_list:
+        warnings.warn(msg, EvalToolkitWarning, stacklevel=2)
+    G_used = decision.n_clusters if decision.choice in ("CR1", "CR2", "wild") else None
+    n = len(p.df)
+
+    def table_row(r):
+        return dict(analysis="did", outcome=outcome, term=r["term"], estimate=r["estimate"],
+                    std_error=r["std_error"], ci_lower=r["ci_lower"], ci_upper=r["ci_upper"], p_value=r["p_value"],
+                    n_obs=n, n_clusters=G_used, method=method)  # fmt: skip
+
+    details: dict[str, Any] = {
+        "df": rows[0]["df"],
+        "vcov": decision.choice,
+        "vcov_requested": vcov,
+        "cluster": spec.cluster_name,
+        "n_clusters": decision.n_clusters,
+        "n_input": len(data),
+        "n_used": n,
+        "n_dropped": sum(dropped.values()),
+        "dropped": {k: v for k, v in dropped.items() if v},
+        "n_units": encode(p.df[unit].to_numpy())[1] if unit is not None else None,
+        "panel": p.panel,
+        "absorbed": a.absorb_cols,
+        "dichotomised": dichotomise is not None,
+        "units": "percentage points" if dichotomise is not None else "outcome units",
+        "cell_means": _cell_means(p.df[arm], p.wcode, p.y, a.all_waves, alpha),
+        "event_study": event_study,
+        "hedges_g": pd.DataFrame(g_rows),
+        "inference": {t: inf.alternatives for t, inf in inference.items()},
+        "coef": dict(zip(fit.names, fit.coef.tolist())),
+        "alpha": alpha,
+    }
+    return DiDResult(
+        **table_row(rows[0]),
+        extra_rows=[table_row(r) for r in rows[1:]],
+        warnings=warn_list,
+        details=details,
+    )
+
+
+# ---- the phases of did() ------------------------------------------------------------------------------------
+@dataclass
+class _Args:
+    """did()'s arguments, validated: waves, the columns it needs, what is absorbed."""
+
+    outcome: str
+    arm: str
+    wave: str
+    treated: Any
+    controls: list
+    pres: list
+    posts: list
+    all_waves: list
+    unit: str | None
+    cluster: str | None
+    covariates: list[str]
+    weights: str | None
+    absorb_cols: list[str]
+    needed: list[str]
+
+
+@dataclass
+class _Panel:
+    """The rows analysed: the frame, wave codes, the treated indicator and the outcome as floats."""
+
+    df: pd.DataFrame
+    wcode: np.ndarray
+    is_t: np.ndarray
+    panel: bool
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.df["__y"].to_numpy()
+
+
+@dataclass
+class _Design:
+    """Treatment columns (one per reported term) and the other regressors, fixed effects and weights."""
+
+    terms: list[str]
+    tcols: list[np.ndarray]
+    Xcols: list[np.ndarray]
+    names: list[str]
+    fe: FixedEffects | None
+    w_arr: np.ndarray | None
+    notes: list[str]
+
+
+def _arguments(data, outcome, arm, wave, treated, control, pre, post, unit, cluster, covariates, weights,
+               fixed_effects) -> _Args:  # fmt: skip
     covariates = list(_as_list(covariates))
     posts = _as_list(post)
     pres = _as_list(pre)
@@ -268,25 +382,36 @@ def did(
         _present(data[arm], c, arm, "control arm label")
     for w in all_waves:
         _present(data[wave], w, wave, "wave")
+    return _Args(outcome, arm, wave, treated, controls, pres, posts, all_waves, unit, cluster, covariates, weights,
+                 absorb_cols, needed)  # fmt: skip
 
+
+def _select_rows(data: pd.DataFrame, a: _Args) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The analysed waves and arms with every needed value present; what was left out, by reason."""
     dropped: dict[str, int] = {}
-    n_input = len(data)
-    cols = list(dict.fromkeys(needed))
-    keep = data[wave].isin(all_waves).to_numpy()
+    cols = list(dict.fromkeys(a.needed))
+    keep = data[a.wave].isin(a.all_waves).to_numpy()
     dropped["other waves"] = int((~keep).sum())
-    if controls:
-        arm_ok = data[arm].isin([treated, *controls]).to_numpy()
+    if a.controls:
+        arm_ok = data[a.arm].isin([a.treated, *a.controls]).to_numpy()
         dropped["other arms"] = int((keep & ~arm_ok).sum())
         keep = keep & arm_ok
     df = data.loc[keep, cols]
-    for col, reason in [(outcome, "missing outcome"), *[(c, f"missing {c}") for c in cols if c != outcome]]:
+    for col, reason in [
+        (a.outcome, "missing outcome"),
+        *[(c, f"missing {c}") for c in cols if c != a.outcome],
+    ]:
         miss = df[col].isna().to_numpy()
         if miss.any():
             dropped[reason] = dropped.get(reason, 0) + int(miss.sum())
             df = df.loc[~miss]
-    if weights is not None and (df[weights] < 0).any():
-        raise DataError("weights must be non-negative", column=weights)
+    if a.weights is not None and (df[a.weights] < 0).any():
+        raise DataError("weights must be non-negative", column=a.weights)
+    return df, dropped
 
+
+def _outcome_column(df: pd.DataFrame, outcome: str, dichotomise) -> pd.DataFrame:
+    """The outcome as floats in ``__y`` (percentage points of agreement when dichotomised)."""
     y = df[outcome]
     if dichotomise is not None:
         f = parse_dichotomise(dichotomise)
@@ -301,14 +426,19 @@ def did(
     df = df.assign(__y=y.to_numpy())
     if not np.isfinite(df["__y"].to_numpy()).all():
         raise DataError("outcome has infinite values", column=outcome)
+    return df
 
-    panel = unit is not None and unit in absorb_cols
-    wcode = _wave_codes(df[wave], all_waves)
-    is_t = (df[arm] == treated).to_numpy(dtype=bool)
+
+def _panel_checks(df: pd.DataFrame, a: _Args, dropped: dict[str, int]) -> _Panel:
+    """One row per person and wave, one arm per person, people seen before and after; each wave has both arms."""
+    unit, wave, arm = a.unit, a.wave, a.arm
+    panel = unit is not None and unit in a.absorb_cols
+    wcode = _wave_codes(df[wave], a.all_waves)
+    is_t = (df[arm] == a.treated).to_numpy(dtype=bool)
     if unit is not None:
         uc, nu = encode(df[unit].to_numpy())
-        key = uc * len(all_waves) + wcode
-        counts = np.bincount(key, minlength=nu * len(all_waves))
+        key = uc * len(a.all_waves) + wcode
+        counts = np.bincount(key, minlength=nu * len(a.all_waves))
         if counts.max(initial=0) > 1:
             i = int(np.flatnonzero(counts[key] > 1)[0])
             raise DataError(
@@ -326,43 +456,45 @@ def did(
                 column=arm,
             )
     if panel:
-        is_pre = wcode < len(pres)
+        is_pre = wcode < len(a.pres)
         has_pre = np.bincount(uc, weights=is_pre, minlength=nu) > 0
         has_post = np.bincount(uc, weights=~is_pre, minlength=nu) > 0
         ok = (has_pre & has_post)[uc]
         if not ok.all():
             dropped["unmatched waves (person not seen at baseline and a follow-up)"] = int((~ok).sum())
             df, wcode, is_t = df.loc[ok], wcode[ok], is_t[ok]
-
-    for i, w in enumerate(all_waves):
+    for i, w in enumerate(a.all_waves):
         in_w = wcode == i
         for lab, grp in (("treated", is_t), ("comparison", ~is_t)):
             if not (in_w & grp).any():
                 raise DataError(f"wave '{w}' has no {lab} rows left to analyse", column=wave)
+    return _Panel(df, wcode, is_t, panel)
 
-    # ---- design matrix --------------------------------------------------------------
-    n = len(df)
-    n_pre = len(pres)
+
+def _design(p: _Panel, a: _Args, pooled: bool) -> _Design:
+    """Treatment-by-wave terms, wave effects, covariates (those constant within person are absorbed)."""
+    df, wcode, is_t = p.df, p.wcode, p.is_t
+    n_pre = len(a.pres)
     if pooled:
         terms = ["treat:post"]
         tcols = [(is_t & (wcode >= n_pre)).astype(float)]
     else:
-        terms = [f"treat:{w}" for w in posts]
-        tcols = [(is_t & (wcode == n_pre + i)).astype(float) for i in range(len(posts))]
+        terms = [f"treat:{w}" for w in a.posts]
+        tcols = [(is_t & (wcode == n_pre + i)).astype(float) for i in range(len(a.posts))]
     Xcols: list[np.ndarray] = []  # everything but the treatment terms
     names: list[str] = []
-    for i, w in enumerate(all_waves[1:], start=1):
+    for i, w in enumerate(a.all_waves[1:], start=1):
         Xcols.append((wcode == i).astype(float))
         names.append(f"wave:{w}")
-    if not panel:
-        if not absorb_cols:
-            Xcols.append(np.ones(n))
+    if not p.panel:
+        if not a.absorb_cols:
+            Xcols.append(np.ones(len(df)))
             names.append("(intercept)")
         Xcols.append(is_t.astype(float))
         names.append("treated")
-    warn_list: list[str] = []
+    notes: list[str] = []
     dropped_covs: list[str] = []
-    for c in covariates:
+    for c in a.covariates:
         col = df[c]
         if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
             mats = {c: col.to_numpy(dtype=float)}
@@ -370,187 +502,111 @@ def did(
             dummies = pd.get_dummies(col.astype("category"), prefix=c, drop_first=True, dtype=float)
             mats = {k: v.to_numpy() for k, v in dummies.items()}
         for name, vals in mats.items():
-            if panel and _constant_within(vals, df[unit].to_numpy()):
+            if p.panel and _constant_within(vals, df[a.unit].to_numpy()):
                 dropped_covs.append(name)
                 continue
             Xcols.append(vals)
             names.append(name)
     if dropped_covs:
-        warn_list.append(
+        notes.append(
             f"Covariates constant within person are absorbed by the person fixed effects and were left "
             f"out: {', '.join(dropped_covs)}."
         )
-    w_arr = df[weights].to_numpy(dtype=float) if weights is not None else None
+    w_arr = df[a.weights].to_numpy(dtype=float) if a.weights is not None else None
     fe = (
-        FixedEffects.from_arrays([df[c].to_numpy() for c in absorb_cols], weights=w_arr)
-        if absorb_cols
+        FixedEffects.from_arrays([df[c].to_numpy() for c in a.absorb_cols], weights=w_arr)
+        if a.absorb_cols
         else None
     )
-    y_arr = df["__y"].to_numpy()
-    fit = ols(y_arr, np.column_stack([*tcols, *Xcols]), names=[*terms, *names], weights=w_arr, absorb=fe)
+    return _Design(terms, tcols, Xcols, names, fe, w_arr, notes)
 
-    # ---- inference ------------------------------------------------------------------
-    cl_col = cluster if cluster is not None else (unit if panel else None)
-    cl = df[cl_col].to_numpy() if cl_col is not None else None
+
+def _decide_inference(
+    p: _Panel, a: _Args, x: _Design, vcov, n_boot, boot_weights, seed, alpha, notes: list[str]
+):
+    """The inference spec and decision (clusters: ``cluster``, else the person in a panel); nesting checks."""
+    cl_col = a.cluster if a.cluster is not None else (a.unit if p.panel else None)
+    cl = p.df[cl_col].to_numpy() if cl_col is not None else None
     spec = InferenceSpec(
         vcov=vcov, cluster=cl, cluster_name=cl_col, n_boot=n_boot, boot_weights=boot_weights, seed=seed,
         alpha=alpha, compare=True,
     )  # fmt: skip
     decision = decide(spec, count_clusters_for_robust=False)
-    choice, G = decision.choice, decision.n_clusters
-    warn_list.extend(decision.notes)
-    if cl is not None and fe is not None and choice in ("CR2", "wild"):
-        for c, name in zip(fe.codes, absorb_cols):
+    notes.extend(decision.notes)
+    choice = decision.choice
+    if cl is not None and x.fe is not None and choice in ("CR2", "wild"):
+        for c, name in zip(x.fe.codes, a.absorb_cols):
             if not is_nested(c, cl):
                 raise EstimationError(
                     f"'{name}' is not nested within clusters '{cl_col}' (some people change cluster), "
                     f"which {choice} needs; set vcov: CR1 in the analysis options",
                     column=name,
                 )
-    if choice in ("wild",) and G is not None:
-        treated_cl, control_cl = np.unique(cl[is_t]).size, np.unique(cl[~is_t]).size
+    if choice == "wild" and decision.n_clusters is not None:
+        treated_cl, control_cl = np.unique(cl[p.is_t]).size, np.unique(cl[~p.is_t]).size
         if treated_cl <= 2 or control_cl <= 2:
-            warn_list.append(
+            notes.append(
                 f"Only {treated_cl} clusters with treated and {control_cl} with comparison people: the wild cluster "
                 "bootstrap is unreliable when very few clusters are treated (MacKinnon and Webb 2017); "
                 "read the interval as indicative only."
             )
+    return spec, decision
 
-    inference = {t: infer(fit, t, spec, decision) for t in terms}
-    rows = [inf.row() for inf in inference.values()]
-    extra: dict[str, Any] = {t: inf.alternatives for t, inf in inference.items()}
 
-    # ---- event study: every wave against the last baseline wave ----------------------
+def _event_study(p: _Panel, a: _Args, x: _Design, rows, spec, decision, pooled: bool) -> pd.DataFrame:
+    """Every wave against the last baseline wave (one inference per term)."""
     es_keys = ("term", "estimate", "std_error", "ci_lower", "ci_upper", "p_value")
+    n_pre = len(a.pres)
     ref = n_pre - 1
     if n_pre == 1 and not pooled:
-        es_rows = [{"wave": w, **{k: r[k] for k in es_keys}} for w, r in zip(posts, rows)]
+        es_rows = [{"wave": w, **{k: r[k] for k in es_keys}} for w, r in zip(a.posts, rows)]
     else:
-        es_terms = [(i, w, f"treat:{w}") for i, w in enumerate(all_waves) if i != ref]
+        es_terms = [(i, w, f"treat:{w}") for i, w in enumerate(a.all_waves) if i != ref]
         es_fit = ols(
-            y_arr,
-            np.column_stack([*[(is_t & (wcode == i)).astype(float) for i, _, _ in es_terms], *Xcols]),
-            names=[t for _, _, t in es_terms] + names,
-            weights=w_arr,
-            absorb=fe,
+            p.y,
+            np.column_stack([*[(p.is_t & (p.wcode == i)).astype(float) for i, _, _ in es_terms], *x.Xcols]),
+            names=[t for _, _, t in es_terms] + x.names,
+            weights=x.w_arr,
+            absorb=x.fe,
         )
         es_rows = []
-        for (
-            _,
-            w,
-            t,
-        ) in es_terms:  # one inference per term (0.1 re-ran it for every column: same numbers, 4x time)
+        for _, w, t in es_terms:
             row = infer(es_fit, t, spec, decision).row()
             es_rows.append({"wave": w, **{k: row[k] for k in es_keys}})
-    es_rows.append(
-        dict(
-            wave=all_waves[ref],
-            term="reference",
-            estimate=0.0,
-            std_error=0.0,
-            ci_lower=0.0,
-            ci_upper=0.0,
-            p_value=np.nan,
-        )
-    )
-    pos = {w: i for i, w in enumerate(all_waves)}
+    es_rows.append(dict(wave=a.all_waves[ref], term="reference", estimate=0.0, std_error=0.0, ci_lower=0.0,
+                        ci_upper=0.0, p_value=np.nan))  # fmt: skip
+    pos = {w: i for i, w in enumerate(a.all_waves)}
     event_study = pd.DataFrame(es_rows)
     event_study = event_study.iloc[np.argsort([pos[w] for w in event_study["wave"]], kind="stable")]
-    event_study = event_study.reset_index(drop=True)
+    return event_study.reset_index(drop=True)
 
-    # ---- method text ----------------------------------------------------------------
-    model = f"DiD, OLS with unit ({unit}) fixed effects" if panel else "DiD, OLS (repeated cross-sections)"
-    if absorb_cols and not panel:
-        model = f"DiD, OLS absorbing {', '.join(absorb_cols)}"
+
+def _model_text(a: _Args, panel: bool, weights, dichotomise, outcome: str) -> str:
+    model = f"DiD, OLS with unit ({a.unit}) fixed effects" if panel else "DiD, OLS (repeated cross-sections)"
+    if a.absorb_cols and not panel:
+        model = f"DiD, OLS absorbing {', '.join(a.absorb_cols)}"
     if weights is not None:
         model += f", weighted by {weights}"
     if dichotomise is not None:
         model += f", outcome = % with {outcome} {dichotomise} (percentage points)"
-    G_used = G if choice in ("CR1", "CR2", "wild") else None
-    inf = inference[terms[0]].method
-    method = f"{model}; {inf}"
+    return model
 
-    # ---- descriptive pieces -----------------------------------------------------------
-    cell = _cell_means(df[arm], wcode, df["__y"].to_numpy(), all_waves, alpha)
-    in_pre = wcode < len(pres)
-    base = df.loc[in_pre, "__y"]
-    bt, bc = base[is_t[in_pre]], base[~is_t[in_pre]]
+
+def _hedges_g(p: _Panel, a: _Args, rows, pooled: bool) -> list[dict[str, Any]]:
+    """Hedges' g of each effect: divided by the pooled baseline SD, with the small-sample correction J."""
+    in_pre = p.wcode < len(a.pres)
+    base = p.df.loc[in_pre, "__y"]
+    bt, bc = base[p.is_t[in_pre]], base[~p.is_t[in_pre]]
     n1, n0 = len(bt), len(bc)
     sd_pooled = (
         math.sqrt(((n1 - 1) * bt.var() + (n0 - 1) * bc.var()) / (n1 + n0 - 2)) if n1 + n0 > 2 else np.nan
     )
     J = 1 - 3 / (4 * (n1 + n0) - 9)
-    g_rows = []
-    for r, w in zip(rows, ["post (pooled)"] if pooled else posts):
-        g_rows.append(
-            dict(
-                wave=w,
-                term=r["term"],
-                g=J * r["estimate"] / sd_pooled,
-                ci_lower=J * r["ci_lower"] / sd_pooled,
-                ci_upper=J * r["ci_upper"] / sd_pooled,
-                sd_baseline=sd_pooled,
-                correction=J,
-            )
-        )
-
-    n_dropped = sum(dropped.values())
-    # rows outside the analysed waves/arms are selections, not losses
-    lost = {k: v for k, v in dropped.items() if k not in ("other waves", "other arms") and v}
-    if lost:
-        warn_list.insert(
-            0,
-            f"{sum(lost.values())} of {n_input} rows were not analysed: "
-            + "; ".join(f"{v} {k}" for k, v in lost.items())
-            + ".",
-        )
-    for msg in warn_list:
-        warnings.warn(msg, EvalToolkitWarning, stacklevel=2)
-
-    def table_row(r):
-        return dict(
-            analysis="did",
-            outcome=outcome,
-            term=r["term"],
-            estimate=r["estimate"],
-            std_error=r["std_error"],
-            ci_lower=r["ci_lower"],
-            ci_upper=r["ci_upper"],
-            p_value=r["p_value"],
-            n_obs=n,
-            n_clusters=G_used,
-            method=method,
-        )
-
-    details: dict[str, Any] = {
-        "df": rows[0]["df"],
-        "vcov": choice,
-        "vcov_requested": vcov,
-        "cluster": cl_col,
-        "n_clusters": G,
-        "n_input": n_input,
-        "n_used": n,
-        "n_dropped": n_dropped,
-        "dropped": {k: v for k, v in dropped.items() if v},
-        "n_units": encode(df[unit].to_numpy())[1] if unit is not None else None,
-        "panel": panel,
-        "absorbed": absorb_cols,
-        "dichotomised": dichotomise is not None,
-        "units": "percentage points" if dichotomise is not None else "outcome units",
-        "cell_means": cell,
-        "event_study": event_study,
-        "hedges_g": pd.DataFrame(g_rows),
-        "inference": extra,
-        "coef": dict(zip(fit.names, fit.coef.tolist())),
-        "alpha": alpha,
-    }
-    head = table_row(rows[0])
-    return DiDResult(
-        **head,
-        extra_rows=[table_row(r) for r in rows[1:]],
-        warnings=warn_list,
-        details=details,
-    )
+    return [
+        dict(wave=w, term=r["term"], g=J * r["estimate"] / sd_pooled, ci_lower=J * r["ci_lower"] / sd_pooled,
+             ci_upper=J * r["ci_upper"] / sd_pooled, sd_baseline=sd_pooled, correction=J)
+        for r, w in zip(rows, ["post (pooled)"] if pooled else a.posts)
+    ]  # fmt: skip
 
 
 def _constant_within(values: np.ndarray, groups: np.ndarray) -> bool:

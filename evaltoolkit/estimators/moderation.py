@@ -318,45 +318,12 @@ def moderation(
     >>> res.jn["significant_inside"]
     True
     """
+    # validate -> select rows -> design -> fit -> infer the interactions -> joint test -> simple slopes -> J-N curve
     if not isinstance(data, pd.DataFrame):
         raise DataError("data must be a pandas DataFrame")
-    if not 0 < alpha < 1:
-        raise DesignError(f"alpha must be between 0 and 1, got {alpha}", field="alpha")
-    if model not in ("ancova", "change"):
-        raise DesignError(f"model must be 'ancova' or 'change', not {model!r}", field="model")
-    if model == "change" and baseline is None:
-        raise DesignError("a change-score model needs the baseline column (baseline=...)", field="baseline")
     covariates = _as_list(covariates)
-    needed = [outcome, arm, moderator, *([baseline] if baseline else []), *covariate_columns(covariates)]
-    needed += [cluster] if cluster else []
-    for c in dict.fromkeys(needed):
-        if c not in data.columns:
-            raise DataError(
-                f"column not found (available: {', '.join(map(str, data.columns[:20]))})", column=c
-            )
-    for c in [outcome, *([baseline] if baseline else [])]:
-        if not pd.api.types.is_numeric_dtype(data[c]):
-            raise DataError(f"must be numeric (got {data[c].dtype})", column=c)
-
-    is_t, keep = arm_indicator(data, arm, treated, control)
-    n_other = int((~keep & data[arm].notna()).sum())
-    complete = data[list(dict.fromkeys(needed))].notna().all(axis=1)
-    use = keep & complete
-    n_dropped = int(len(data) - use.sum())
-    d = data.loc[use]
-    t = is_t.loc[use].to_numpy(dtype=float)
-    warn_msgs: list[str] = []
-    if n_dropped:
-        n_missing = n_dropped - n_other
-        parts = []
-        if n_other:
-            parts.append(f"{n_other} in other arms")
-        if n_missing:
-            parts.append(f"{n_missing} with missing values in {', '.join(dict.fromkeys(needed))}")
-        warn_msgs.append(f"{n_dropped} of {len(data)} rows were dropped ({'; '.join(parts)}).")
-    if t.sum() == 0 or t.sum() == len(t):
-        raise DataError("after dropping incomplete rows only one arm is left", column=arm)
-
+    needed = _check_arguments(data, outcome, arm, moderator, baseline, covariates, cluster, alpha, model)
+    d, t, n_other, n_dropped, warn_msgs = _select_rows(data, arm, treated, control, needed)
     mod = d[moderator]
     cat = _is_categorical(mod) if categorical is None else bool(categorical)
     if mod.nunique() < 2:
@@ -376,57 +343,23 @@ def moderation(
         if adj_terms
         else pd.DataFrame(index=d.index, dtype=float)
     )
-    adj_names = list(adj.columns)
-    t_name = f"{arm}[{treated}]"
+    design = _ModerationDesign(t, mod, moderator, f"{arm}[{treated}]", cat, adj)
+    t_name = design.t_name
     cl = d[cluster].to_numpy() if cluster else None
     n_clusters = int(pd.Series(cl).nunique()) if cluster else None
     spec = InferenceSpec(vcov=vcov, cluster=cl, cluster_name=cluster, n_boot=n_boot, seed=seed, alpha=alpha)
     decision = decide(spec)
-    vtype, notes = decision.choice, list(decision.notes)
-    warn_msgs += notes
+    vtype = decision.choice
+    warn_msgs += list(decision.notes)
     se_type = "CR2" if vtype == "wild" else vtype
-
-    def design(center: float | None = None, ref: Any = None) -> tuple[np.ndarray, list[str]]:
-        cols = [np.ones(len(d)), t]
-        names = ["Intercept", t_name]
-        if cat:
-            levels = _levels(mod)
-            ref_level = levels[0] if ref is None else ref
-            for lev in levels:
-                if lev == ref_level:
-                    continue
-                dm = (mod == lev).to_numpy(dtype=float)
-                cols.append(dm)
-                names.append(f"{moderator}[{lev}]")
-            for lev in levels:
-                if lev == ref_level:
-                    continue
-                cols.append(t * (mod == lev).to_numpy(dtype=float))
-                names.append(f"{t_name}:{moderator}[{lev}]")
-        else:
-            m = mod.to_numpy(dtype=float) - (0.0 if center is None else center)
-            cols += [m, t * m]
-            names += [moderator, f"{t_name}:{moderator}"]
-        for c in adj_names:
-            cols.append(adj[c].to_numpy(dtype=float))
-            names.append(c)
-        return np.column_stack(cols), names
 
     def test(fit, term: str) -> dict[str, Any]:
         inf = infer(fit, term, spec, decision)
         return {**inf.alternatives[se_type], **inf.row(), "method": inf.method}
 
     if cat:
-        levels = _levels(mod)
-        for lev in levels:
-            sub = t[(mod == lev).to_numpy()]
-            if sub.sum() == 0 or sub.sum() == len(sub):
-                raise DataError(
-                    f"moderator level {lev!r} has no {'treated' if sub.sum() == 0 else 'comparison'} people, "
-                    "so the effect cannot be estimated there; merge or drop that level",
-                    column=moderator,
-                )
-    X, names = design()
+        design.check_levels()
+    X, names = design.matrix()
     fit = ols(y, X, names=names)
     int_terms = [nm for nm in names if nm.startswith(f"{t_name}:")]
     int_rows = []
@@ -435,72 +368,18 @@ def moderation(
     for term in int_terms:
         r = test(fit, term)
         method = method or f"moderation, {model_note} (OLS); {r['method']}"
-        int_rows.append(
-            {
-                "analysis": analysis,
-                "outcome": outcome,
-                "term": term,
-                "estimate": r["estimate"],
-                "std_error": r["std_error"],
-                "ci_lower": r["ci_lower"],
-                "ci_upper": r["ci_upper"],
-                "p_value": r["p_value"],
-                "n_obs": fit.n_obs,
-                "n_clusters": n_clusters,
-                "method": method,
-            }
-        )
+        numbers = {k: r[k] for k in ("estimate", "std_error", "ci_lower", "ci_upper", "p_value")}
+        int_rows.append({"analysis": analysis, "outcome": outcome, "term": term, **numbers, "n_obs": fit.n_obs,
+                         "n_clusters": n_clusters, "method": method})  # fmt: skip
     details: dict[str, Any] = {
         "n_dropped": n_dropped,
         "dropped": {"other arms": n_other, "missing values": n_dropped - n_other},
         "coef": dict(zip(names, fit.coef)),
         "vcov_type": vtype,
     }
-    if len(int_terms) > 1:  # joint Wald test of all interaction dummies
-        V = vcov(fit, se_type, cluster=cl)
-        idx = [names.index(tm) for tm in int_terms]
-        b = fit.coef[idx]
-        q = len(idx)
-        F = float(b @ np.linalg.solve(V[np.ix_(idx, idx)], b)) / q
-        df2 = float(n_clusters - 1) if cl is not None else float(fit.df_resid)
-        details["joint_test"] = {"F": F, "df1": q, "df2": df2, "p_value": float(stats.f.sf(F, q, df2))}
-
-    # simple slopes: re-centre the moderator (or change the reference level) and test the arm term
-    slopes = []
-    if cat:
-        for lev in _levels(mod):
-            X_l, names_l = design(ref=lev)
-            r = test(ols(y, X_l, names=names_l), t_name)
-            slopes.append({"label": str(lev), "moderator_value": lev, **_pick(r)})
-    else:
-        mval = mod.to_numpy(dtype=float)
-        mean, sd = float(mval.mean()), float(mval.std(ddof=1))
-        if values is None:
-            chosen = [
-                (f"{mean - sd:.3g} (mean - 1 SD)", mean - sd),
-                (f"{mean:.3g} (mean)", mean),
-                (f"{mean + sd:.3g} (mean + 1 SD)", mean + sd),
-            ]
-        else:
-            chosen = [(f"{float(v):.3g}", float(v)) for v in values]
-        for label, v in chosen:
-            X_v, names_v = design(center=v)
-            r = test(ols(y, X_v, names=names_v), t_name)
-            slopes.append({"label": label, "moderator_value": v, **_pick(r)})
-    simple = pd.DataFrame(
-        slopes,
-        columns=[
-            "label",
-            "moderator_value",
-            "estimate",
-            "std_error",
-            "ci_lower",
-            "ci_upper",
-            "p_value",
-            "df",
-        ],
-    )
-
+    if len(int_terms) > 1:
+        details["joint_test"] = _joint_test(fit, names, int_terms, se_type, cl, n_clusters)
+    simple = _simple_slopes(design, y, values, lambda f: test(f, t_name))
     jn: dict[str, Any] = {}
     if cat:
         curve = simple.rename(columns={"moderator_value": "moderator"})[
@@ -538,6 +417,137 @@ def moderation(
         warnings=list(warn_msgs),
         details=details,
     )
+
+
+# ---- the phases of moderation() -----------------------------------------------------------------------------
+def _check_arguments(data, outcome, arm, moderator, baseline, covariates, cluster, alpha, model) -> list[str]:
+    """Options and columns; returns the columns every analysed row needs."""
+    if not 0 < alpha < 1:
+        raise DesignError(f"alpha must be between 0 and 1, got {alpha}", field="alpha")
+    if model not in ("ancova", "change"):
+        raise DesignError(f"model must be 'ancova' or 'change', not {model!r}", field="model")
+    if model == "change" and baseline is None:
+        raise DesignError("a change-score model needs the baseline column (baseline=...)", field="baseline")
+    needed = [outcome, arm, moderator, *([baseline] if baseline else []), *covariate_columns(covariates)]
+    needed += [cluster] if cluster else []
+    for c in dict.fromkeys(needed):
+        if c not in data.columns:
+            raise DataError(
+                f"column not found (available: {', '.join(map(str, data.columns[:20]))})", column=c
+            )
+    for c in [outcome, *([baseline] if baseline else [])]:
+        if not pd.api.types.is_numeric_dtype(data[c]):
+            raise DataError(f"must be numeric (got {data[c].dtype})", column=c)
+    return needed
+
+
+def _select_rows(data, arm, treated, control, needed):
+    """Rows in the two arms with every needed value; the treated indicator; the counts and their caution."""
+    is_t, keep = arm_indicator(data, arm, treated, control)
+    n_other = int((~keep & data[arm].notna()).sum())
+    complete = data[list(dict.fromkeys(needed))].notna().all(axis=1)
+    use = keep & complete
+    n_dropped = int(len(data) - use.sum())
+    d = data.loc[use]
+    t = is_t.loc[use].to_numpy(dtype=float)
+    warn_msgs: list[str] = []
+    if n_dropped:
+        n_missing = n_dropped - n_other
+        parts = []
+        if n_other:
+            parts.append(f"{n_other} in other arms")
+        if n_missing:
+            parts.append(f"{n_missing} with missing values in {', '.join(dict.fromkeys(needed))}")
+        warn_msgs.append(f"{n_dropped} of {len(data)} rows were dropped ({'; '.join(parts)}).")
+    if t.sum() == 0 or t.sum() == len(t):
+        raise DataError("after dropping incomplete rows only one arm is left", column=arm)
+    return d, t, n_other, n_dropped, warn_msgs
+
+
+@dataclass
+class _ModerationDesign:
+    """The interaction model's design matrix, re-centred (continuous moderator) or re-referenced (categorical)."""
+
+    t: np.ndarray
+    mod: pd.Series
+    moderator: str
+    t_name: str
+    cat: bool
+    adj: pd.DataFrame
+
+    def check_levels(self) -> None:
+        for lev in _levels(self.mod):
+            sub = self.t[(self.mod == lev).to_numpy()]
+            if sub.sum() == 0 or sub.sum() == len(sub):
+                raise DataError(
+                    f"moderator level {lev!r} has no {'treated' if sub.sum() == 0 else 'comparison'} people, "
+                    "so the effect cannot be estimated there; merge or drop that level",
+                    column=self.moderator,
+                )
+
+    def matrix(self, center: float | None = None, ref: Any = None) -> tuple[np.ndarray, list[str]]:
+        t, mod, moderator, t_name = self.t, self.mod, self.moderator, self.t_name
+        cols = [np.ones(len(mod)), t]
+        names = ["Intercept", t_name]
+        if self.cat:
+            levels = _levels(mod)
+            ref_level = levels[0] if ref is None else ref
+            for lev in levels:
+                if lev == ref_level:
+                    continue
+                cols.append((mod == lev).to_numpy(dtype=float))
+                names.append(f"{moderator}[{lev}]")
+            for lev in levels:
+                if lev == ref_level:
+                    continue
+                cols.append(t * (mod == lev).to_numpy(dtype=float))
+                names.append(f"{t_name}:{moderator}[{lev}]")
+        else:
+            m = mod.to_numpy(dtype=float) - (0.0 if center is None else center)
+            cols += [m, t * m]
+            names += [moderator, f"{t_name}:{moderator}"]
+        for c in self.adj.columns:
+            cols.append(self.adj[c].to_numpy(dtype=float))
+            names.append(c)
+        return np.column_stack(cols), names
+
+
+def _joint_test(fit, names, int_terms, se_type, cl, n_clusters) -> dict[str, Any]:
+    """Joint Wald F test of all interaction dummies (a categorical moderator with 3+ levels)."""
+    V = vcov(fit, se_type, cluster=cl)
+    idx = [names.index(tm) for tm in int_terms]
+    b = fit.coef[idx]
+    q = len(idx)
+    F = float(b @ np.linalg.solve(V[np.ix_(idx, idx)], b)) / q
+    df2 = float(n_clusters - 1) if cl is not None else float(fit.df_resid)
+    return {"F": F, "df1": q, "df2": df2, "p_value": float(stats.f.sf(F, q, df2))}
+
+
+def _simple_slopes(design: _ModerationDesign, y, values, test_arm) -> pd.DataFrame:
+    """The arm effect at each level, or at mean - 1 SD, mean, mean + 1 SD (or ``values``) of the moderator."""
+    slopes = []
+    if design.cat:
+        for lev in _levels(design.mod):
+            X_l, names_l = design.matrix(ref=lev)
+            r = test_arm(ols(y, X_l, names=names_l))
+            slopes.append({"label": str(lev), "moderator_value": lev, **_pick(r)})
+    else:
+        mval = design.mod.to_numpy(dtype=float)
+        mean, sd = float(mval.mean()), float(mval.std(ddof=1))
+        if values is None:
+            chosen = [
+                (f"{mean - sd:.3g} (mean - 1 SD)", mean - sd),
+                (f"{mean:.3g} (mean)", mean),
+                (f"{mean + sd:.3g} (mean + 1 SD)", mean + sd),
+            ]
+        else:
+            chosen = [(f"{float(v):.3g}", float(v)) for v in values]
+        for label, v in chosen:
+            X_v, names_v = design.matrix(center=v)
+            r = test_arm(ols(y, X_v, names=names_v))
+            slopes.append({"label": label, "moderator_value": v, **_pick(r)})
+    columns = ["label", "moderator_value", "estimate", "std_error", "ci_lower", "ci_upper", "p_value", "df"]
+    return pd.DataFrame(slopes, columns=columns)
 
 
 def _levels(s: pd.Series) -> list[Any]:

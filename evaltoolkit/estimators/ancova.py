@@ -196,26 +196,7 @@ def ancova(
             raise DataError("must be numeric (a score); it has text values", column=col)
     is_t, keep = arm_indicator(data, arm, treated, control)
     w_all = _resolve_weights(data, weights)
-
-    used_cols = [outcome, *([baseline] if baseline else []), *cov_cols, *([cluster] if cluster else [])]
-    miss = keep & data[used_cols].isna().any(axis=1)
-    n_dropped = int(miss.sum())
-    notes: list[str] = []
-    if n_dropped:
-        by_col = {c: int((keep & data[c].isna()).sum()) for c in used_cols if (keep & data[c].isna()).any()}
-        msg = (
-            f"{n_dropped} row(s) with missing values were left out of the ANCOVA ("
-            + ", ".join(f"{c}: {k}" for c, k in by_col.items())
-            + ")"
-        )
-        notes.append(msg)
-        warnings.warn(msg, EvalToolkitWarning, stacklevel=2)
-    use = keep & ~miss
-    n_zero_weight = 0
-    if w_all is not None:
-        zero = use & (w_all == 0)
-        n_zero_weight = int(zero.sum())
-        use = use & ~zero
+    use, n_dropped, n_zero_weight, notes = _rows_used(data, keep, w_all, outcome, baseline, cov_cols, cluster)
     sub = data.loc[use]
     t = is_t.loc[use].to_numpy()
     n_t, n_c = int(t.sum()), int((~t).sum())
@@ -230,16 +211,7 @@ def ancova(
     y = sub[outcome].to_numpy(dtype=float)
     if np.ptp(y) == 0:
         raise EstimationError("the outcome is constant, so there is nothing to compare", column=outcome)
-    parts = {"const": np.ones(len(sub)), "treatment": t.astype(float)}
-    if baseline is not None:
-        if sub[baseline].nunique() < 2:
-            raise DataError("baseline score is constant", column=baseline)
-        parts[baseline] = sub[baseline].to_numpy(dtype=float)
-    Xdf = pd.DataFrame(parts, index=sub.index)
-    if covariates:
-        Xdf = pd.concat(
-            [Xdf, covariate_frame(sub, covariates, categorical=categorical, drop_first=True)], axis=1
-        )
+    Xdf = _design_matrix(sub, t, baseline, covariates, categorical)
     w = None if w_all is None else w_all.loc[use].to_numpy(dtype=float)
     fit = ols(y, Xdf.to_numpy(dtype=float), names=list(Xdf.columns), weights=w)
 
@@ -265,39 +237,10 @@ def ancova(
         method += ", weighted"
 
     # --- effect sizes (EEF 2022 / eefAnalytics srtFREQ) ---
-    from evaltoolkit.estimators.balance import weighted_var
-
-    sd_total = math.sqrt(weighted_var(y, w))
-    sigma_resid = math.sqrt(float(fit.resid @ fit.resid) / fit.df_resid)
-    g_tot = eef_hedges_g(est, sd_total, n_t, n_c, alpha)
-    g_cond = eef_hedges_g(est, sigma_resid, n_t, n_c, alpha)
-    model_based = bool(clusters is not None or w is not None)
-    for g_, s_ in ((g_tot, sd_total), (g_cond, sigma_resid)):
-        g_["ci_lower_model"] = g_["j"] * lo / s_
-        g_["ci_upper_model"] = g_["j"] * hi / s_
-        g_["std_error_model"] = g_["j"] * se / s_
-        g_["interval"] = "model-based (design-aware)" if model_based else "eefAnalytics formula"
-
-    def _g_row(term: str, g_: dict[str, float]) -> dict[str, Any]:
-        return {
-            "analysis": analysis,
-            "outcome": outcome,
-            "term": term,
-            "estimate": g_["g"],
-            "std_error": g_["std_error_model"] if model_based else g_["std_error"],
-            "ci_lower": g_["ci_lower_model"] if model_based else g_["ci_lower"],
-            "ci_upper": g_["ci_upper_model"] if model_based else g_["ci_upper"],
-            "p_value": p,
-            "n_obs": n_t + n_c,
-            "n_clusters": n_clusters,
-            "method": "Hedges' g, "
-            + (
-                "total (unconditional) SD, EEF 2022"
-                if term.endswith("total")
-                else "residual (conditional) SD"
-            ),
-        }
-
+    sd_total, sigma_resid, g_tot, g_cond, model_based = _effect_sizes(
+        fit, y, w, est, se, lo, hi, n_t, n_c, alpha, clustered=clusters is not None
+    )
+    g_args = (analysis, outcome, p, n_t + n_c, n_clusters, model_based)
     V = vcov_matrix(fit, "CR2" if choice == "wild" else choice, cluster=clusters)
     coefs = pd.DataFrame(
         {"estimate": fit.coef, "std_error": np.sqrt(np.diag(V))}, index=pd.Index(fit.names, name="term")
@@ -316,7 +259,10 @@ def ancova(
         n_obs=n_t + n_c,
         n_clusters=n_clusters,
         method=method,
-        extra_rows=[_g_row("hedges_g_total", g_tot), _g_row("hedges_g_conditional", g_cond)],
+        extra_rows=[
+            _g_row("hedges_g_total", g_tot, *g_args),
+            _g_row("hedges_g_conditional", g_cond, *g_args),
+        ],
         warnings=notes,
         details={
             "hedges_g": {"total": g_tot, "conditional": g_cond},
@@ -326,6 +272,11 @@ def ancova(
             "n_dropped": n_dropped,
             "n_zero_weight": n_zero_weight,
             "n_other_arms": int((~keep & data[arm].notna()).sum()),
+            "dropped": {
+                "missing values": n_dropped,
+                "weight 0 (trimmed or unmatched)": n_zero_weight,
+                "other arms": int((~keep & data[arm].notna()).sum()),
+            },  # fmt: skip
             "sd_total": sd_total,
             "sigma_resid": sigma_resid,
             "df": df_used,
@@ -338,3 +289,77 @@ def ancova(
             "covariates": covariates,
         },
     )
+
+
+def _rows_used(data, keep, w_all, outcome, baseline, cov_cols, cluster):
+    """Rows of the two arms with every value present and a positive weight; what was left out and why."""
+    used_cols = [outcome, *([baseline] if baseline else []), *cov_cols, *([cluster] if cluster else [])]
+    miss = keep & data[used_cols].isna().any(axis=1)
+    n_dropped = int(miss.sum())
+    notes: list[str] = []
+    if n_dropped:
+        by_col = {c: int((keep & data[c].isna()).sum()) for c in used_cols if (keep & data[c].isna()).any()}
+        msg = (
+            f"{n_dropped} row(s) with missing values were left out of the ANCOVA ("
+            + ", ".join(f"{c}: {k}" for c, k in by_col.items())
+            + ")"
+        )
+        notes.append(msg)
+        warnings.warn(msg, EvalToolkitWarning, stacklevel=3)
+    use = keep & ~miss
+    n_zero_weight = 0
+    if w_all is not None:
+        zero = use & (w_all == 0)
+        n_zero_weight = int(zero.sum())
+        use = use & ~zero
+    return use, n_dropped, n_zero_weight, notes
+
+
+def _effect_sizes(fit, y, w, est, se, lo, hi, n_t, n_c, alpha, *, clustered: bool):
+    """Hedges' g on the total and the residual SD (EEF 2022), with design-aware intervals when clustered/weighted."""
+    from evaltoolkit.estimators.balance import weighted_var
+
+    sd_total = math.sqrt(weighted_var(y, w))
+    sigma_resid = math.sqrt(float(fit.resid @ fit.resid) / fit.df_resid)
+    g_tot = eef_hedges_g(est, sd_total, n_t, n_c, alpha)
+    g_cond = eef_hedges_g(est, sigma_resid, n_t, n_c, alpha)
+    model_based = bool(clustered or w is not None)
+    for g_, s_ in ((g_tot, sd_total), (g_cond, sigma_resid)):
+        g_["ci_lower_model"] = g_["j"] * lo / s_
+        g_["ci_upper_model"] = g_["j"] * hi / s_
+        g_["std_error_model"] = g_["j"] * se / s_
+        g_["interval"] = "model-based (design-aware)" if model_based else "eefAnalytics formula"
+    return sd_total, sigma_resid, g_tot, g_cond, model_based
+
+
+def _g_row(term, g_, analysis, outcome, p, n_obs, n_clusters, model_based) -> dict[str, Any]:
+    """A Hedges' g row for the estimates table."""
+    return {
+        "analysis": analysis,
+        "outcome": outcome,
+        "term": term,
+        "estimate": g_["g"],
+        "std_error": g_["std_error_model"] if model_based else g_["std_error"],
+        "ci_lower": g_["ci_lower_model"] if model_based else g_["ci_lower"],
+        "ci_upper": g_["ci_upper_model"] if model_based else g_["ci_upper"],
+        "p_value": p,
+        "n_obs": n_obs,
+        "n_clusters": n_clusters,
+        "method": "Hedges' g, "
+        + ("total (unconditional) SD, EEF 2022" if term.endswith("total") else "residual (conditional) SD"),
+    }
+
+
+def _design_matrix(sub: pd.DataFrame, t: np.ndarray, baseline, covariates, categorical) -> pd.DataFrame:
+    """Constant, treatment, the baseline score and the covariates (categories dummy-coded)."""
+    parts = {"const": np.ones(len(sub)), "treatment": t.astype(float)}
+    if baseline is not None:
+        if sub[baseline].nunique() < 2:
+            raise DataError("baseline score is constant", column=baseline)
+        parts[baseline] = sub[baseline].to_numpy(dtype=float)
+    Xdf = pd.DataFrame(parts, index=sub.index)
+    if covariates:
+        Xdf = pd.concat(
+            [Xdf, covariate_frame(sub, covariates, categorical=categorical, drop_first=True)], axis=1
+        )
+    return Xdf

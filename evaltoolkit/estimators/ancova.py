@@ -276,7 +276,7 @@ def ancova(
                 "missing values": n_dropped,
                 "weight 0 (trimmed or unmatched)": n_zero_weight,
                 "other arms": int((~keep & data[arm].notna()).sum()),
-            },  # fmt: skip
+            },
             "sd_total": sd_total,
             "sigma_resid": sigma_resid,
             "df": df_used,

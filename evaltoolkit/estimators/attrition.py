@@ -328,24 +328,7 @@ def attrition(
     if (arms_per_id > 1).any():
         bad = arms_per_id.index[arms_per_id > 1][0]
         raise DataError(f"person {bad!r} appears in more than one arm", column=arm)
-    arms = sorted(pd.unique(d[arm]), key=lambda v: (str(type(v)), v))
-    if len(arms) < 2:
-        raise DesignError(f"only one arm ({arms}) in the data; attrition cannot be compared", column=arm)
-    if treated is not None:
-        if treated not in set(arms):
-            raise DesignError(
-                f"treated arm {treated!r} does not occur in the data (arms: {arms})", field="treated"
-            )
-        if control is None:
-            others = [a for a in arms if a != treated]
-            if len(others) > 1:
-                raise DesignError(f"more than two arms ({arms}); say which is the control", field="control")
-            control = others[0]
-        elif control not in set(arms):
-            raise DesignError(
-                f"control arm {control!r} does not occur in the data (arms: {arms})", field="control"
-            )
-        arms = [treated, control, *[a for a in arms if a not in (treated, control)]]
+    arms, control = _arms(d, arm, treated, control)
     analysis_wave = order[-1] if analysis_wave is None else analysis_wave
     if analysis_wave not in set(order[1:]):
         raise DesignError(
@@ -364,6 +347,69 @@ def attrition(
             f"{n_no_base} people responded only after baseline; they are counted as 'new' and left out of the flow."
         )
 
+    counts = _counts(resp, person_arm, at_base, arms, order)
+
+    # differential attrition at each follow-up, among those assessed at baseline
+    base_people = resp.index[at_base]
+    parm = person_arm.reindex(base_people)
+    differential = _differential(resp, base_people, parm, arms, order, treated, alpha)
+
+    # completers vs dropouts at baseline
+    completer = resp.loc[base_people, analysis_wave]
+    dropout_balance = _dropout_balance(
+        data, id, wave, base_w, base_people, completer, parm, arms, baseline_vars
+    )
+
+    # CONSORT flow
+    flow = _flow(resp, base_people, parm, arms, order, analysis_wave, analysed, min_cell)
+
+    for msg in warn_msgs:
+        warnings.warn(msg, EvalToolkitWarning, stacklevel=2)
+    return AttritionResult(
+        id=id,
+        arm=arm,
+        wave=wave,
+        waves=order,
+        arms=arms,
+        treated=treated,
+        control=control,
+        analysis_wave=analysis_wave,
+        counts=counts,
+        differential=differential,
+        dropout_balance=dropout_balance,
+        flow=flow,
+        alpha=alpha,
+        min_cell=min_cell,
+        warnings=warn_msgs,
+        details={"n_without_baseline": n_no_base, "n_rows_unusable": n_bad},
+    )
+
+
+def _arms(d: pd.DataFrame, arm: str, treated, control):
+    """The arms in display order (treated, control, others) and the control arm."""
+    arms = sorted(pd.unique(d[arm]), key=lambda v: (str(type(v)), v))
+    if len(arms) < 2:
+        raise DesignError(f"only one arm ({arms}) in the data; attrition cannot be compared", column=arm)
+    if treated is not None:
+        if treated not in set(arms):
+            raise DesignError(
+                f"treated arm {treated!r} does not occur in the data (arms: {arms})", field="treated"
+            )
+        if control is None:
+            others = [a for a in arms if a != treated]
+            if len(others) > 1:
+                raise DesignError(f"more than two arms ({arms}); say which is the control", field="control")
+            control = others[0]
+        elif control not in set(arms):
+            raise DesignError(
+                f"control arm {control!r} does not occur in the data (arms: {arms})", field="control"
+            )
+        arms = [treated, control, *[a for a in arms if a not in (treated, control)]]
+    return arms, control
+
+
+def _counts(resp, person_arm, at_base, arms, order) -> pd.DataFrame:
+    """Respondents per arm and wave: all, those seen at baseline, new ones, retention."""
     count_rows = []
     for a in arms:
         in_arm = person_arm.reindex(resp.index) == a
@@ -382,12 +428,13 @@ def attrition(
                 }
             )
     counts = pd.DataFrame(count_rows, columns=["arm", "wave", "n", "n_from_baseline", "n_new", "retention"])
+    return counts
 
-    # differential attrition at each follow-up, among those assessed at baseline
+
+def _differential(resp, base_people, parm, arms, order, treated, alpha) -> pd.DataFrame:
+    """Retention by arm at each follow-up among those assessed at baseline, its difference and test."""
     z = stats.norm.ppf(1 - alpha / 2)
     diff_rows = []
-    base_people = resp.index[at_base]
-    parm = person_arm.reindex(base_people)
     for w in order[1:]:
         kept = resp.loc[base_people, w]
         tab = pd.crosstab(parm, kept).reindex(index=arms, columns=[True, False], fill_value=0)
@@ -414,9 +461,13 @@ def attrition(
         diff_rows.append(row)
     differential = pd.DataFrame(diff_rows)
     differential.attrs["arms"] = {f"retention_{i}": a for i, a in enumerate(arms)}
+    return differential
 
-    # completers vs dropouts at baseline
-    completer = resp.loc[base_people, analysis_wave]
+
+def _dropout_balance(
+    data, id, wave, base_w, base_people, completer, parm, arms, baseline_vars
+) -> pd.DataFrame:
+    """Completers against dropouts on each baseline variable, overall and by arm (SMD)."""
     bal_rows = []
     if baseline_vars:
         bdat = data.loc[data[wave] == base_w].drop_duplicates(id).set_index(id).reindex(base_people)
@@ -458,8 +509,12 @@ def attrition(
             "n_missing",
         ],
     )
+    return dropout_balance
 
-    # CONSORT flow
+
+def _flow(resp, base_people, parm, arms, order, analysis_wave, analysed, min_cell) -> pd.DataFrame:
+    """The CONSORT flow table: assessed, followed up and lost at each wave, analysed, per arm."""
+    base_w = order[0]
     flow_rows = []
     for a in arms:
         sel = parm == a
@@ -477,27 +532,7 @@ def attrition(
         flow_rows.append({"arm": a, "stage": "analysed", "wave": analysis_wave, "n": n_an})
     flow = pd.DataFrame(flow_rows, columns=["arm", "stage", "wave", "n"])
     flow.attrs["min_cell"] = min_cell
-
-    for msg in warn_msgs:
-        warnings.warn(msg, EvalToolkitWarning, stacklevel=2)
-    return AttritionResult(
-        id=id,
-        arm=arm,
-        wave=wave,
-        waves=order,
-        arms=arms,
-        treated=treated,
-        control=control,
-        analysis_wave=analysis_wave,
-        counts=counts,
-        differential=differential,
-        dropout_balance=dropout_balance,
-        flow=flow,
-        alpha=alpha,
-        min_cell=min_cell,
-        warnings=warn_msgs,
-        details={"n_without_baseline": n_no_base, "n_rows_unusable": n_bad},
-    )
+    return flow
 
 
 def _attrition_test(tab: np.ndarray, two_arm: bool) -> tuple[str, float]:

@@ -543,7 +543,33 @@ def read_responses(
         names = names + [""] * (frame.shape[1] - len(names))
     rows = raw.rows
 
-    # ---- blank rows (no value, or only spaces, in every column)
+    frame, rows = _drop_blank_rows(frame, rows, report, file)
+    if len(frame) == 0:
+        blanks = f" (only {report.n_rows_in} blank row(s))" if report.n_rows_in else ""
+        raise _error_with_report(report, f"the file has a header but no data rows{blanks}")
+
+    assigned, dups, has_id, has_wave = _assign_columns(
+        names, items, mapping, id_name, wave_name, wave_col, arm_name, report, file
+    )
+
+    data = _build_data(
+        frame, names, rows, assigned, dups, items, id_name, wave_name, has_wave, raw, report, file
+    )
+
+    keep = _check_keys(data, rows, id_name, wave_name, has_id, has_wave, arm_name, dsg, duplicates, baseline,
+                      baseline_ids, report, file)  # fmt: skip
+    if not keep.all():
+        data = data.loc[keep]
+    report.n_rows_out = len(data)
+    if strict:
+        err = _first_problem(report)
+        if err is not None:
+            raise err
+    return IntakeResult(data, report)
+
+
+def _drop_blank_rows(frame: pd.DataFrame, rows: np.ndarray, report: ValidationReport, file: str):
+    """Rows with no value (or only spaces) in every column: reported and removed."""
     blank = np.ones(len(frame), dtype=bool)
     order = sorted(frame.columns, key=lambda c: not pd.api.types.is_numeric_dtype(frame[c]))
     for c in order:
@@ -573,11 +599,11 @@ def read_responses(
         )
         frame = frame.loc[~blank]
         rows = rows[~blank]
-    if len(frame) == 0:
-        blanks = f" (only {report.n_rows_in} blank row(s))" if report.n_rows_in else ""
-        raise _error_with_report(report, f"the file has a header but no data rows{blanks}")
+    return frame, rows
 
-    # ---- columns
+
+def _assign_columns(names, items, mapping, id_name, wave_name, wave_col, arm_name, report, file):
+    """File columns to item codes and the id/wave/arm columns; duplicate, missing and unmatched columns reported."""
     specials = [id_name, wave_name if wave_name else "", arm_name or ""]
     assigned, dups, not_found = _match_columns(names, items, mapping, specials)
     for src in not_found:
@@ -623,6 +649,11 @@ def read_responses(
             "no wave column: name it with --wave-col (or 'none' for a one-wave file), or in the design's columns: wave:",
         )
 
+    return assigned, dups, has_id, has_wave
+
+
+def _build_data(frame, names, rows, assigned, dups, items, id_name, wave_name, has_wave, raw, report, file):
+    """The cleaned frame: items parsed and recoded, ids as text, other columns kept; index = the file's row."""
     out_cols: dict[str, Any] = {}
     recode_rows: list[dict[str, int | str]] = []
     meta_cols: list[str] = []
@@ -688,7 +719,15 @@ def read_responses(
             data[wave_name] = w.astype("int64")  # a blank row had made an integer column float
     report.recodes = pd.DataFrame(recode_rows, columns=report.recodes.columns)
 
-    # ---- IDs, waves, arms
+    return data
+
+
+def _check_keys(data, rows, id_name, wave_name, has_id, has_wave, arm_name, dsg, duplicates, baseline, baseline_ids,
+                report, file) -> np.ndarray:  # fmt: skip
+    """IDs present and unique per wave, waves and arms known to the design, follow-up IDs seen at baseline.
+
+    Returns the rows to keep (``duplicates="first"/"last"`` drops the other answers of a repeated ID).
+    """
     keep = np.ones(len(data), dtype=bool)
     if has_id:
         ids = data[id_name]
@@ -789,14 +828,7 @@ def read_responses(
                     "warning",
                     "ID not among baseline_ids",
                 )
-    if not keep.all():
-        data = data.loc[keep]
-    report.n_rows_out = len(data)
-    if strict:
-        err = _first_problem(report)
-        if err is not None:
-            raise err
-    return IntakeResult(data, report)
+    return keep
 
 
 def read_waves(

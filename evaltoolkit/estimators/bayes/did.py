@@ -1381,23 +1381,7 @@ def bayes_did(
     """
     groups_t = _as_tuple(groups)
     covs = _as_tuple(covariates)
-    if sampler not in ("nutpie", "pymc"):
-        raise DesignError(f"sampler must be 'nutpie' or 'pymc', got {sampler!r}", field="sampler")
-    for nm, val in [("draws", draws), ("chains", chains)]:
-        if not isinstance(val, (int, np.integer)) or isinstance(val, bool) or val < 1:
-            raise DesignError(f"{nm} must be a positive whole number, got {val!r}", field=nm)
-    if draws < 20:
-        raise DesignError(
-            f"draws={draws} is too few to summarise a posterior (use at least 20)", field="draws"
-        )
-    if tune is not None and (not isinstance(tune, (int, np.integer)) or tune < 0):
-        raise DesignError(f"tune must be a non-negative whole number, got {tune!r}", field="tune")
-    if not (isinstance(rope, (int, float)) and rope >= 0 and math.isfinite(rope)):
-        raise DesignError(
-            f"rope must be a non-negative number (baseline-SD units), got {rope!r}", field="rope"
-        )
-    if not (hyper_scale > 0):
-        raise DesignError(f"hyper_scale must be positive, got {hyper_scale!r}", field="hyper_scale")
+    _check_sampler_arguments(sampler, draws, chains, tune, rope, hyper_scale)
 
     if sampler == "nutpie":
         compiling = _start_kernel_compilation()
@@ -1415,35 +1399,14 @@ def bayes_did(
             f"the effect prior needs a finite mean and positive SD, got ({prior_mu}, {prior_sd})",
             field="prior",
         )
-    if tune is None:
-        tune = int(min(1000, max(200, 2 * draws // 5)))
-        if any(level.n < 5 for level in st.levels):
-            # few clusters leave the variance components weakly identified: the short warm-up tuned on
-            # the 100-team benchmark then diverges (three schools: R-hat 1.45, 600 divergences at 400)
-            tune = max(tune, min(1000, int(draws)))
+    tune = _default_tune(draws, st) if tune is None else tune
     dens = _DiDDensity(st, prior_mu / st.sd_y, prior_sd / st.sd_y, hyper_scale)
     seed = int(np.random.SeedSequence().entropy % (2**31)) if seed is None else int(seed)
     fit = _sample_nutpie if sampler == "nutpie" else _sample_pymc
     idata = fit(dens, int(draws), int(tune), int(chains), seed, covs, **sampler_kwargs)
 
     rng = np.random.default_rng(seed + 1)
-    import xarray as xr
-
-    _, rep_c = _posterior_predictive(idata, st, rng)
-    n_ch, n_dr = idata.posterior.sizes["chain"], idata.posterior.sizes["draw"]
-    cell_dim = np.arange(len(st.n))
-    ppc = xr.Dataset(
-        {"cell_mean_change": (("chain", "draw", "cell"), rep_c.reshape(n_ch, n_dr, -1))},
-        coords={"chain": idata.posterior.chain.values, "draw": idata.posterior.draw.values, "cell": cell_dim},
-    )
-    obs = xr.Dataset(
-        {"cell_mean_change": (("cell",), st.m * st.sd_y), "cell_size": (("cell",), st.n)},
-        coords={"cell": cell_dim},
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        idata.add_groups(posterior_predictive=ppc, observed_data=obs)
-
+    _attach_predictive(idata, st, rng)
     diag_vars = [v for v in idata.posterior.data_vars if idata.posterior[v].size > 0]
     diag = diagnose(idata, diag_vars)
     eff = _flat(idata, "effect")
@@ -1462,44 +1425,7 @@ def bayes_did(
         f"Bayesian hierarchical DiD on change scores ({' > '.join(groups_t) or 'no groups'}; varying trends "
         f"and effects), NUTS via {sampler}; posterior mean, 95% HDI; no p-value"
     )
-    extra = []
-    for name, tab in level_tabs.items():
-        if name != groups_t[0]:
-            continue
-        for _, r in tab.iterrows():
-            extra.append(
-                {
-                    "analysis": analysis,
-                    "outcome": outcome,
-                    "term": f"effect[{name}={r['cluster']}]",
-                    "estimate": r["mean"],
-                    "std_error": r["sd"],
-                    "ci_lower": r["hdi_lower"],
-                    "ci_upper": r["hdi_upper"],
-                    "p_value": math.nan,
-                    "n_obs": 2 * (r["n_treated"] + r["n_control"]),
-                    "n_clusters": 1,
-                    "method": method,
-                }
-            )
-    for v in [f"sd_effect_{lv.name}" for lv in st.levels] + ["sigma_change"]:
-        x = _flat(idata, v)
-        a, b = hdi(x)
-        extra.append(
-            {
-                "analysis": analysis,
-                "outcome": outcome,
-                "term": v,
-                "estimate": float(x.mean()),
-                "std_error": float(x.std(ddof=1)),
-                "ci_lower": a,
-                "ci_upper": b,
-                "p_value": math.nan,
-                "n_obs": counts["n_obs"],
-                "n_clusters": n_top,
-                "method": method,
-            }
-        )
+    extra = _extra_rows(idata, st, level_tabs, groups_t, analysis, outcome, method, counts, n_top)
     details = dict(counts)
     details.update(
         n_cells=len(st.n),
@@ -1551,6 +1477,100 @@ def bayes_did(
         level_effects=level_tabs,
         change_data=cs,
     )
+
+
+def _check_sampler_arguments(sampler, draws, chains, tune, rope, hyper_scale) -> None:
+    """The sampler settings, refused in plain words when they cannot work."""
+    if sampler not in ("nutpie", "pymc"):
+        raise DesignError(f"sampler must be 'nutpie' or 'pymc', got {sampler!r}", field="sampler")
+    for nm, val in [("draws", draws), ("chains", chains)]:
+        if not isinstance(val, (int, np.integer)) or isinstance(val, bool) or val < 1:
+            raise DesignError(f"{nm} must be a positive whole number, got {val!r}", field=nm)
+    if draws < 20:
+        raise DesignError(
+            f"draws={draws} is too few to summarise a posterior (use at least 20)", field="draws"
+        )
+    if tune is not None and (not isinstance(tune, (int, np.integer)) or tune < 0):
+        raise DesignError(f"tune must be a non-negative whole number, got {tune!r}", field="tune")
+    if not (isinstance(rope, (int, float)) and rope >= 0 and math.isfinite(rope)):
+        raise DesignError(
+            f"rope must be a non-negative number (baseline-SD units), got {rope!r}", field="rope"
+        )
+    if not (hyper_scale > 0):
+        raise DesignError(f"hyper_scale must be positive, got {hyper_scale!r}", field="hyper_scale")
+
+
+def _default_tune(draws: int, st) -> int:
+    """Warm-up length: 40% of the draws (200 to 1000), longer when a level has fewer than 5 clusters."""
+    tune = int(min(1000, max(200, 2 * draws // 5)))
+    if any(level.n < 5 for level in st.levels):
+        # few clusters leave the variance components weakly identified: the short warm-up tuned on
+        # the 100-team benchmark then diverges (three schools: R-hat 1.45, 600 divergences at 400)
+        tune = max(tune, min(1000, int(draws)))
+    return tune
+
+
+def _attach_predictive(idata, st, rng) -> None:
+    """Add the posterior predictive cell mean changes and the observed ones to ``idata`` (for ppc_plot)."""
+    import xarray as xr
+
+    _, rep_c = _posterior_predictive(idata, st, rng)
+    n_ch, n_dr = idata.posterior.sizes["chain"], idata.posterior.sizes["draw"]
+    cell_dim = np.arange(len(st.n))
+    ppc = xr.Dataset(
+        {"cell_mean_change": (("chain", "draw", "cell"), rep_c.reshape(n_ch, n_dr, -1))},
+        coords={"chain": idata.posterior.chain.values, "draw": idata.posterior.draw.values, "cell": cell_dim},
+    )
+    obs = xr.Dataset(
+        {"cell_mean_change": (("cell",), st.m * st.sd_y), "cell_size": (("cell",), st.n)},
+        coords={"cell": cell_dim},
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        idata.add_groups(posterior_predictive=ppc, observed_data=obs)
+
+
+def _extra_rows(idata, st, level_tabs, groups_t, analysis, outcome, method, counts, n_top) -> list[dict]:
+    """Rows for the estimates table: the effect in each top-level cluster, the varying-effect SDs and sigma."""
+    extra = []
+    for name, tab in level_tabs.items():
+        if name != groups_t[0]:
+            continue
+        for _, r in tab.iterrows():
+            extra.append(
+                {
+                    "analysis": analysis,
+                    "outcome": outcome,
+                    "term": f"effect[{name}={r['cluster']}]",
+                    "estimate": r["mean"],
+                    "std_error": r["sd"],
+                    "ci_lower": r["hdi_lower"],
+                    "ci_upper": r["hdi_upper"],
+                    "p_value": math.nan,
+                    "n_obs": 2 * (r["n_treated"] + r["n_control"]),
+                    "n_clusters": 1,
+                    "method": method,
+                }
+            )
+    for v in [f"sd_effect_{lv.name}" for lv in st.levels] + ["sigma_change"]:
+        x = _flat(idata, v)
+        a, b = hdi(x)
+        extra.append(
+            {
+                "analysis": analysis,
+                "outcome": outcome,
+                "term": v,
+                "estimate": float(x.mean()),
+                "std_error": float(x.std(ddof=1)),
+                "ci_lower": a,
+                "ci_upper": b,
+                "p_value": math.nan,
+                "n_obs": counts["n_obs"],
+                "n_clusters": n_top,
+                "method": method,
+            }
+        )
+    return extra
 
 
 # --------------------------------------------------------------------------------------------------

@@ -217,20 +217,8 @@ def _as_tuple(x: str | Sequence[str] | None) -> tuple[str, ...]:
     return tuple(x)
 
 
-def _change_scores(
-    data: pd.DataFrame,
-    outcome: str,
-    arm: str,
-    wave: str,
-    unit: str,
-    groups: tuple[str, ...],
-    covariates: tuple[str, ...],
-    treated: Any,
-    control: Any,
-    pre: Any,
-    post: Any,
-) -> tuple[pd.DataFrame, dict[str, Any], list[str]]:
-    """One row per person with both waves: groups, ``_T``, ``_d`` (change), ``_y0``, covariates."""
+def _check_change_score_columns(data, outcome, arm, wave, unit, groups, covariates, pre, post) -> list[str]:
+    """Column roles, presence and the two waves; returns the columns used."""
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"data must be a pandas DataFrame, got {type(data).__name__}")
     for role, col in [("outcome", outcome), ("arm", arm), ("wave", wave), ("unit", unit)]:
@@ -251,6 +239,42 @@ def _change_scores(
             )
     if pre == post:
         raise DesignError("pre and post must be different waves", field="post")
+    return names
+
+
+def _control_arm(df: pd.DataFrame, arm: str, treated, control):
+    """The comparison arm: as given, or the only other arm present."""
+    arms = list(pd.unique(df[arm]))
+    if treated not in arms:
+        raise DataError(f"treated arm {treated!r} does not occur (arms: {arms})", column=arm)
+    if control is None:
+        others = [a for a in arms if a != treated]
+        if len(others) != 1:
+            raise DesignError(
+                f"column '{arm}' has {len(arms)} arms {arms}; say which is the comparison with control=",
+                field="control",
+            )
+        control = others[0]
+    elif control not in arms:
+        raise DataError(f"control arm {control!r} does not occur (arms: {arms})", column=arm)
+    return control
+
+
+def _change_scores(
+    data: pd.DataFrame,
+    outcome: str,
+    arm: str,
+    wave: str,
+    unit: str,
+    groups: tuple[str, ...],
+    covariates: tuple[str, ...],
+    treated: Any,
+    control: Any,
+    pre: Any,
+    post: Any,
+) -> tuple[pd.DataFrame, dict[str, Any], list[str]]:
+    """One row per person with both waves: groups, ``_T``, ``_d`` (change), ``_y0``, covariates."""
+    names = _check_change_score_columns(data, outcome, arm, wave, unit, groups, covariates, pre, post)
     warns: list[str] = []
     counts: dict[str, Any] = {"n_rows": len(data)}
     in_waves = data[wave].isin([pre, post])
@@ -273,19 +297,7 @@ def _change_scores(
         )
         df = df.loc[~miss.any(axis=1)]
 
-    arms = list(pd.unique(df[arm]))
-    if treated not in arms:
-        raise DataError(f"treated arm {treated!r} does not occur (arms: {arms})", column=arm)
-    if control is None:
-        others = [a for a in arms if a != treated]
-        if len(others) != 1:
-            raise DesignError(
-                f"column '{arm}' has {len(arms)} arms {arms}; say which is the comparison with control=",
-                field="control",
-            )
-        control = others[0]
-    elif control not in arms:
-        raise DataError(f"control arm {control!r} does not occur (arms: {arms})", column=arm)
+    control = _control_arm(df, arm, treated, control)
     other_arm = ~df[arm].isin([treated, control])
     counts["n_other_arm_rows"] = int(other_arm.sum())
     if other_arm.any():

@@ -325,69 +325,16 @@ def bayes_ordinal(
     for nm, val in [("draws", draws), ("chains", chains)]:
         if not isinstance(val, (int, np.integer)) or val < 1:
             raise DesignError(f"{nm} must be a positive whole number, got {val!r}", field=nm)
-    df = data[cols].copy()
-    n_rows = len(df)
-    if wave:
-        df = df.loc[df[wave].isin([pre, post])]
-        for lab, role in [(pre, "pre"), (post, "post")]:
-            if not (df[wave] == lab).any():
-                raise DataError(f"{role} wave {lab!r} does not occur", column=wave)
-    n_other_wave = n_rows - len(df)
-    miss = df.isna().any(axis=1)
-    warns: list[str] = []
-    if miss.any():
-        warns.append(f"{int(miss.sum())} row(s) with a missing answer, arm or group were excluded.")
-        df = df.loc[~miss]
-    arms = list(pd.unique(df[arm]))
-    if treated not in arms:
-        raise DataError(f"treated arm {treated!r} does not occur (arms: {arms})", column=arm)
-    if control is None:
-        others = [a for a in arms if a != treated]
-        if len(others) != 1:
-            raise DesignError(
-                f"column '{arm}' has arms {arms}; say which is the comparison with control=", field="control"
-            )
-        control = others[0]
-    n_other_arm = int((~df[arm].isin([treated, control])).sum())
-    df = df.loc[df[arm].isin([treated, control])]
-    cats = list(categories) if categories is not None else sorted(pd.unique(df[item]))
-    K = len(cats)
-    if K < 2:
-        raise EstimationError(f"item '{item}' has only {K} answer category; nothing to model")
-    bad = ~df[item].isin(cats)
-    if bad.any():
-        i = df.index[int(np.flatnonzero(bad.to_numpy())[0])]
-        raise DataError(
-            f"answer {df.at[i, item]!r} is not one of the categories {cats}", column=item, row=int(i)
-        )
-    if not (isinstance(top, (int, np.integer)) and 1 <= top <= K - 1):
-        raise DesignError(f"top must be between 1 and {K - 1}, got {top!r}", field="top")
+    df, control, n_rows, n_other_wave, n_missing, n_other_arm, warns = _rows(
+        data, cols, item, arm, wave, pre, post, treated, control
+    )
+    cats, K = _categories(df, item, categories, top)
     y = pd.Categorical(df[item], categories=cats, ordered=True).codes.astype(np.int64)
     T = (df[arm] == treated).to_numpy(dtype=float)
     if T.sum() == 0 or T.sum() == len(T):
         raise DesignError("both arms need answers", field="arm")
-    if wave:
-        P = (df[wave] == post).to_numpy(dtype=float)
-        X = np.column_stack([T, P, T * P])
-        coef_names = ["treated", "post", "treated:post"]
-        eff_col = 2
-    else:
-        X = T[:, None]
-        coef_names = ["treated"]
-        eff_col = 0
-    level_codes, level_names, level_labels = [], [], []
-    keys = [df[g].astype(str).to_numpy() for g in groups_t]
-    for li, g in enumerate(groups_t):
-        lab = np.array(["/".join(t) for t in zip(*keys[: li + 1])], dtype=object)
-        codes, uniq = pd.factorize(lab, sort=True)
-        level_codes.append(codes.astype(np.int64))
-        level_names.append(g)
-        level_labels.append([str(u) for u in uniq])
-    if wave:
-        codes, uniq = pd.factorize(df[unit], sort=True)
-        level_codes.append(codes.astype(np.int64))
-        level_names.append("person")
-        level_labels.append([str(u) for u in uniq])
+    X, coef_names, eff_col = _fixed_design(df, T, wave, post)
+    level_codes, level_names, level_labels = _levels(df, groups_t, wave, unit)
     pname, pmu, psd = _resolve_prior(prior, LOGISTIC_SD)
     dens = _OrdinalDensity(y, X, eff_col, level_codes, level_names, level_labels, K, pmu, psd, bool(wave))
     dens._coef_names = coef_names
@@ -395,19 +342,9 @@ def bayes_ordinal(
     tune = int(min(1000, max(200, draws // 2))) if tune is None else int(tune)
     idata = _sample_nutpie(dens, int(draws), tune, int(chains), seed, ())
 
-    # effect on P(top categories) for the treated at post (or all treated with one wave)
-    target = (T > 0) & ((X[:, 1] > 0) if wave else True)
-    cut_d = _flat(idata, "cutpoints")
-    coef_d = _flat(idata, "coef")
-    eta = coef_d @ X[target].T  # S x n_target
-    for name, codes in zip(level_names, level_codes):
-        eta = eta + _flat(idata, f"sd_{name}")[:, None] * _flat(idata, f"z_{name}")[:, codes[target]]
-    thr = cut_d[:, K - 1 - top][:, None]  # P(y >= K - top) = 1 - F(c_{K-top-1} - eta)
-    p1 = 1.0 - _sigmoid(thr - eta)
-    p0 = 1.0 - _sigmoid(thr - (eta - coef_d[:, eff_col][:, None]))
-    pp = 100.0 * (p1 - p0).mean(axis=1)
+    pp = _top_share_effect(idata, X, T, wave, level_names, level_codes, K, top, eff_col)
     lo, hi = hdi(pp)
-    lodds = coef_d[:, eff_col]
+    lodds = _flat(idata, "coef")[:, eff_col]
     llo, lhi = hdi(lodds)
     diag = diagnose(idata, headline="effect_logodds")
     warns += diag["warnings"]
@@ -422,21 +359,7 @@ def bayes_ordinal(
         f"Bayesian cumulative-logit model ({'DiD, person intercepts' if wave else 'post only'}; varying "
         f"intercepts by {', '.join(groups_t) or 'none'}), NUTS via nutpie; effect on P(top {top}) in pp; no p-value"
     )
-    extra = [
-        {
-            "analysis": analysis,
-            "outcome": item,
-            "term": "effect (log-odds)",
-            "estimate": float(lodds.mean()),
-            "std_error": float(lodds.std(ddof=1)),
-            "ci_lower": llo,
-            "ci_upper": lhi,
-            "p_value": math.nan,
-            "n_obs": len(y),
-            "n_clusters": n_clusters,
-            "method": method,
-        }
-    ]
+    extra = [_logodds_row(lodds, llo, lhi, analysis, item, len(y), n_clusters, method)]
     return BayesOrdinalResult(
         analysis=analysis,
         outcome=item,
@@ -454,9 +377,9 @@ def bayes_ordinal(
         details={
             "n_rows": n_rows,
             "n_other_wave_rows": n_other_wave,
-            "n_dropped": int(miss.sum()) + n_other_arm,
+            "n_dropped": n_missing + n_other_arm,
             "dropped": {
-                "missing values": int(miss.sum()),
+                "missing values": n_missing,
                 "other arms": n_other_arm,
                 "other waves": n_other_wave,
             },
@@ -480,3 +403,115 @@ def bayes_ordinal(
         prior={"name": pname, "mu": pmu, "sigma": psd, "scale": "latent logistic (SD π/√3)"},
         diagnostics=diag,
     )
+
+
+def _rows(data, cols, item, arm, wave, pre, post, treated, control):
+    """The two waves and two arms with every value present; counts of what was left out."""
+    df = data[cols].copy()
+    n_rows = len(df)
+    if wave:
+        df = df.loc[df[wave].isin([pre, post])]
+        for lab, role in [(pre, "pre"), (post, "post")]:
+            if not (df[wave] == lab).any():
+                raise DataError(f"{role} wave {lab!r} does not occur", column=wave)
+    n_other_wave = n_rows - len(df)
+    miss = df.isna().any(axis=1)
+    warns: list[str] = []
+    if miss.any():
+        warns.append(f"{int(miss.sum())} row(s) with a missing answer, arm or group were excluded.")
+        df = df.loc[~miss]
+    n_missing = int(miss.sum())
+    arms = list(pd.unique(df[arm]))
+    if treated not in arms:
+        raise DataError(f"treated arm {treated!r} does not occur (arms: {arms})", column=arm)
+    if control is None:
+        others = [a for a in arms if a != treated]
+        if len(others) != 1:
+            raise DesignError(
+                f"column '{arm}' has arms {arms}; say which is the comparison with control=", field="control"
+            )
+        control = others[0]
+    n_other_arm = int((~df[arm].isin([treated, control])).sum())
+    df = df.loc[df[arm].isin([treated, control])]
+    return df, control, n_rows, n_other_wave, n_missing, n_other_arm, warns
+
+
+def _fixed_design(df, T, wave, post):
+    """Treated, post and their interaction (two waves) or treated alone (one wave); the effect column."""
+    if wave:
+        P = (df[wave] == post).to_numpy(dtype=float)
+        X = np.column_stack([T, P, T * P])
+        coef_names = ["treated", "post", "treated:post"]
+        eff_col = 2
+    else:
+        X = T[:, None]
+        coef_names = ["treated"]
+        eff_col = 0
+    return X, coef_names, eff_col
+
+
+def _levels(df, groups_t, wave, unit):
+    """Integer codes of each grouping level (nested labels), plus persons with two waves."""
+    level_codes, level_names, level_labels = [], [], []
+    keys = [df[g].astype(str).to_numpy() for g in groups_t]
+    for li, g in enumerate(groups_t):
+        lab = np.array(["/".join(t) for t in zip(*keys[: li + 1])], dtype=object)
+        codes, uniq = pd.factorize(lab, sort=True)
+        level_codes.append(codes.astype(np.int64))
+        level_names.append(g)
+        level_labels.append([str(u) for u in uniq])
+    if wave:
+        codes, uniq = pd.factorize(df[unit], sort=True)
+        level_codes.append(codes.astype(np.int64))
+        level_names.append("person")
+        level_labels.append([str(u) for u in uniq])
+    return level_codes, level_names, level_labels
+
+
+def _top_share_effect(idata, X, T, wave, level_names, level_codes, K, top, eff_col):
+    """Posterior draws of the effect on P(top categories) for the treated at post, in percentage points."""
+    target = (T > 0) & ((X[:, 1] > 0) if wave else True)
+    cut_d = _flat(idata, "cutpoints")
+    coef_d = _flat(idata, "coef")
+    eta = coef_d @ X[target].T  # S x n_target
+    for name, codes in zip(level_names, level_codes):
+        eta = eta + _flat(idata, f"sd_{name}")[:, None] * _flat(idata, f"z_{name}")[:, codes[target]]
+    thr = cut_d[:, K - 1 - top][:, None]  # P(y >= K - top) = 1 - F(c_{K-top-1} - eta)
+    p1 = 1.0 - _sigmoid(thr - eta)
+    p0 = 1.0 - _sigmoid(thr - (eta - coef_d[:, eff_col][:, None]))
+    pp = 100.0 * (p1 - p0).mean(axis=1)
+    return pp
+
+
+def _categories(df, item, categories, top):
+    """The ordered answer categories (given or observed) and their number; answers outside them refused."""
+    cats = list(categories) if categories is not None else sorted(pd.unique(df[item]))
+    K = len(cats)
+    if K < 2:
+        raise EstimationError(f"item '{item}' has only {K} answer category; nothing to model")
+    bad = ~df[item].isin(cats)
+    if bad.any():
+        i = df.index[int(np.flatnonzero(bad.to_numpy())[0])]
+        raise DataError(
+            f"answer {df.at[i, item]!r} is not one of the categories {cats}", column=item, row=int(i)
+        )
+    if not (isinstance(top, (int, np.integer)) and 1 <= top <= K - 1):
+        raise DesignError(f"top must be between 1 and {K - 1}, got {top!r}", field="top")
+    return cats, K
+
+
+def _logodds_row(lodds, llo, lhi, analysis, item, n_obs, n_clusters, method) -> dict[str, Any]:
+    """The effect on the latent log-odds scale, as an estimates row."""
+    return {
+        "analysis": analysis,
+        "outcome": item,
+        "term": "effect (log-odds)",
+        "estimate": float(lodds.mean()),
+        "std_error": float(lodds.std(ddof=1)),
+        "ci_lower": llo,
+        "ci_upper": lhi,
+        "p_value": math.nan,
+        "n_obs": n_obs,
+        "n_clusters": n_clusters,
+        "method": method,
+    }

@@ -707,24 +707,7 @@ def multilevel(
     """
     if not 0 < alpha < 1:
         raise DesignError(f"alpha must be between 0 and 1, got {alpha}", field="alpha")
-    groups = _as_list(groups)
-    if not groups:
-        raise DesignError("give at least one grouping column", field="groups")
-    if len(set(groups)) != len(groups):
-        raise DesignError(f"grouping columns are repeated: {groups}", field="groups")
-    if isinstance(random_slopes, Mapping):
-        slopes = {str(k): _as_list(v) for k, v in random_slopes.items()}
-        bad = [k for k in slopes if k not in groups]
-        if bad:
-            raise DesignError(
-                f"random slopes given for {bad}, which are not among groups {groups}", field="random_slopes"
-            )
-    else:
-        slopes = {groups[-1]: _as_list(random_slopes)} if len(_as_list(random_slopes)) else {}
-    for vs in slopes.values():
-        for v in vs:
-            if v in data.columns and not pd.api.types.is_numeric_dtype(data[v]):
-                raise DataError(f"random-slope variable must be numeric (got {data[v].dtype})", column=v)
+    groups, slopes = _groups_and_slopes(data, groups, random_slopes)
 
     y, X, names, outcome, factors, n_dropped = _prepare(data, formula, groups, slopes, nested)
     Z = _build_z(factors, len(y))
@@ -761,56 +744,7 @@ def multilevel(
     pvals = 2 * stats.norm.sf(np.abs(beta / se))
     deviance = float(dev(theta))
 
-    # variance components and random effects
-    b = np.asarray(sol["L"] @ sol["u"]).ravel()
-    vc_rows: list[dict[str, Any]] = []
-    ranef: dict[str, pd.DataFrame] = {}
-    singular = False
-    i = col = 0
-    n_groups: dict[str, int] = {}
-    for f in factors:
-        T = _theta_to_T(theta[i : i + f.n_theta], f.k)
-        i += f.n_theta
-        if np.any(np.abs(np.diag(T)) < SINGULAR_TOL):
-            singular = True
-        cov = sigma2 * T @ T.T
-        sds = np.sqrt(np.diag(cov))
-        for a in range(f.k):
-            vc_rows.append(
-                {"group": f.name, "term1": f.terms[a], "term2": "", "variance": cov[a, a], "sd_cor": sds[a]}
-            )
-        for a in range(f.k):
-            for c in range(a + 1, f.k):
-                corr = cov[a, c] / (sds[a] * sds[c]) if sds[a] > 0 and sds[c] > 0 else float("nan")
-                vc_rows.append(
-                    {
-                        "group": f.name,
-                        "term1": f.terms[a],
-                        "term2": f.terms[c],
-                        "variance": cov[a, c],
-                        "sd_cor": corr,
-                    }
-                )
-        nb = f.n_levels * f.k
-        ranef[f.name] = pd.DataFrame(
-            b[col : col + nb].reshape(f.n_levels, f.k), index=pd.Index(f.levels, name=f.name), columns=f.terms
-        )
-        col += nb
-        n_groups[f.name] = f.n_levels
-        if f.n_levels < FEW_GROUPS:
-            warn_msgs.append(
-                f"only {f.n_levels} groups at level '{f.name}': its variance is poorly estimated and Wald "
-                "intervals for effects that vary at this level are too narrow; treat them with caution."
-            )
-    vc_rows.append(
-        {"group": "Residual", "term1": "", "term2": "", "variance": sigma2, "sd_cor": math.sqrt(sigma2)}
-    )
-    vcomp = pd.DataFrame(vc_rows, columns=["group", "term1", "term2", "variance", "sd_cor"])
-    if singular:
-        warn_msgs.append(
-            "boundary (singular) fit: a variance component is estimated as (almost) zero or a correlation "
-            "as +-1; the random-effects structure is more complex than the data support."
-        )
+    vcomp, ranef, n_groups, singular = _variance_components(sol, theta, sigma2, factors, warn_msgs)
 
     term = term if term is not None else next((t for t in names if t != "Intercept"), names[0])
     if term not in names:
@@ -866,6 +800,83 @@ def multilevel(
             "nested": nested,
         },
     )
+
+
+def _groups_and_slopes(data, groups, random_slopes):
+    """The grouping columns and the random slopes by level (default: the innermost level), checked."""
+    groups = _as_list(groups)
+    if not groups:
+        raise DesignError("give at least one grouping column", field="groups")
+    if len(set(groups)) != len(groups):
+        raise DesignError(f"grouping columns are repeated: {groups}", field="groups")
+    if isinstance(random_slopes, Mapping):
+        slopes = {str(k): _as_list(v) for k, v in random_slopes.items()}
+        bad = [k for k in slopes if k not in groups]
+        if bad:
+            raise DesignError(
+                f"random slopes given for {bad}, which are not among groups {groups}", field="random_slopes"
+            )
+    else:
+        slopes = {groups[-1]: _as_list(random_slopes)} if len(_as_list(random_slopes)) else {}
+    for vs in slopes.values():
+        for v in vs:
+            if v in data.columns and not pd.api.types.is_numeric_dtype(data[v]):
+                raise DataError(f"random-slope variable must be numeric (got {data[v].dtype})", column=v)
+    return groups, slopes
+
+
+def _variance_components(sol, theta, sigma2, factors, warn_msgs):
+    """Variance components (with correlations), the random effects per level, group counts, singularity."""
+    b = np.asarray(sol["L"] @ sol["u"]).ravel()
+    vc_rows: list[dict[str, Any]] = []
+    ranef: dict[str, pd.DataFrame] = {}
+    singular = False
+    i = col = 0
+    n_groups: dict[str, int] = {}
+    for f in factors:
+        T = _theta_to_T(theta[i : i + f.n_theta], f.k)
+        i += f.n_theta
+        if np.any(np.abs(np.diag(T)) < SINGULAR_TOL):
+            singular = True
+        cov = sigma2 * T @ T.T
+        sds = np.sqrt(np.diag(cov))
+        for a in range(f.k):
+            vc_rows.append(
+                {"group": f.name, "term1": f.terms[a], "term2": "", "variance": cov[a, a], "sd_cor": sds[a]}
+            )
+        for a in range(f.k):
+            for c in range(a + 1, f.k):
+                corr = cov[a, c] / (sds[a] * sds[c]) if sds[a] > 0 and sds[c] > 0 else float("nan")
+                vc_rows.append(
+                    {
+                        "group": f.name,
+                        "term1": f.terms[a],
+                        "term2": f.terms[c],
+                        "variance": cov[a, c],
+                        "sd_cor": corr,
+                    }
+                )
+        nb = f.n_levels * f.k
+        ranef[f.name] = pd.DataFrame(
+            b[col : col + nb].reshape(f.n_levels, f.k), index=pd.Index(f.levels, name=f.name), columns=f.terms
+        )
+        col += nb
+        n_groups[f.name] = f.n_levels
+        if f.n_levels < FEW_GROUPS:
+            warn_msgs.append(
+                f"only {f.n_levels} groups at level '{f.name}': its variance is poorly estimated and Wald "
+                "intervals for effects that vary at this level are too narrow; treat them with caution."
+            )
+    vc_rows.append(
+        {"group": "Residual", "term1": "", "term2": "", "variance": sigma2, "sd_cor": math.sqrt(sigma2)}
+    )
+    vcomp = pd.DataFrame(vc_rows, columns=["group", "term1", "term2", "variance", "sd_cor"])
+    if singular:
+        warn_msgs.append(
+            "boundary (singular) fit: a variance component is estimated as (almost) zero or a correlation "
+            "as +-1; the random-effects structure is more complex than the data support."
+        )
+    return vcomp, ranef, n_groups, singular
 
 
 def _icc_table(

@@ -451,30 +451,7 @@ def causal_mediation(
     )
     n = len(d.y)
     rng = np.random.default_rng(seed)
-    ones = np.ones((1, n))
-    bm_hat, sig_hat = _wls_batch(d.Xm, d.m, ones)
-    if probit:
-        by_hat, vy, ok = _probit_batch(d.Xy, d.y, ones)
-        if not ok[0]:
-            raise EstimationError(
-                "the probit outcome model did not converge (perfect prediction?)", column=outcome
-            )
-        vy = vy[0]
-    else:
-        by_hat, sig_y = _wls_batch(d.Xy, d.y, ones)
-        vy = sig_y[0] ** 2 * np.linalg.inv(d.Xy.T @ d.Xy)
-    vm = sig_hat[0] ** 2 * np.linalg.inv(d.Xm.T @ d.Xm)
-    if prep.codes is not None:
-        G = prep.n_clusters
-        resid_m = d.m - d.Xm @ bm_hat[0]
-        vm = _cr1(d.Xm, d.Xm * resid_m[:, None], np.linalg.inv(d.Xm.T @ d.Xm), prep.codes, G)
-        eta = d.Xy @ by_hat[0]
-        if probit:
-            mu = np.clip(stats.norm.cdf(eta), 1e-12, 1 - 1e-12)
-            score = stats.norm.pdf(eta) * (d.y - mu) / (mu * (1 - mu))
-            vy = _cr1(d.Xy, d.Xy * score[:, None], vy, prep.codes, G)
-        else:
-            vy = _cr1(d.Xy, d.Xy * (d.y - eta)[:, None], np.linalg.inv(d.Xy.T @ d.Xy), prep.codes, G)
+    bm_hat, sig_hat, by_hat, vm, vy = _fit_models(d, prep, probit, outcome)
     point = _effects(d, bm_hat, sig_hat, by_hat, probit)[0]
     warns = list(prep.warnings)
 
@@ -484,29 +461,7 @@ def causal_mediation(
         sims = _effects(d, bm, np.full(n_sims, sig_hat[0]), by, probit)
         label = f"quasi-Bayesian simulation ({n_sims} draws{', CR1 by ' + cluster if cluster else ''})"
     else:
-        chunks = []
-        block = max(1, min(n_sims, 2_000_000 // n))
-        done = 0
-        while done < n_sims:
-            size = min(block, n_sims - done)
-            if prep.codes is None:
-                W = _resample_counts(rng, size, n)
-            else:
-                W = _resample_counts(rng, size, prep.n_clusters)[:, prep.codes]
-            bm, sig = _wls_batch(d.Xm, d.m, W)
-            if probit:
-                by, _, _ = _probit_batch(d.Xy, d.y, W, start=by_hat[0])
-            else:
-                by, _ = _wls_batch(d.Xy, d.y, W)
-            chunks.append(_effects(d, bm, sig, by, probit, W))
-            done += size
-        sims = np.concatenate(chunks)
-        n_bad = int((~np.isfinite(sims[:, 0])).sum())
-        if n_bad:
-            msg = f"{n_bad} of {n_sims} bootstrap resamples could not be fitted and were ignored."
-            warns.append(msg)
-            warnings.warn(msg, EvalToolkitWarning, stacklevel=2)
-        label = f"nonparametric {'cluster ' if cluster else ''}bootstrap ({n_sims} resamples, percentile)"
+        sims, label = _bootstrap_draws(d, prep, rng, n_sims, probit, by_hat, warns, cluster)
 
     if method == "quasi-bayesian":
         # as mediate(): the estimate is the mean of the draws (median for the proportions)
@@ -558,6 +513,66 @@ def causal_mediation(
             "vcov_outcome": vy,
         },
     )
+
+
+def _fit_models(d, prep, probit: bool, outcome: str):
+    """Mediator (OLS) and outcome (OLS or probit) models and their covariances (CR1 when clustered)."""
+    n = len(d.y)
+    ones = np.ones((1, n))
+    bm_hat, sig_hat = _wls_batch(d.Xm, d.m, ones)
+    if probit:
+        by_hat, vy, ok = _probit_batch(d.Xy, d.y, ones)
+        if not ok[0]:
+            raise EstimationError(
+                "the probit outcome model did not converge (perfect prediction?)", column=outcome
+            )
+        vy = vy[0]
+    else:
+        by_hat, sig_y = _wls_batch(d.Xy, d.y, ones)
+        vy = sig_y[0] ** 2 * np.linalg.inv(d.Xy.T @ d.Xy)
+    vm = sig_hat[0] ** 2 * np.linalg.inv(d.Xm.T @ d.Xm)
+    if prep.codes is not None:
+        G = prep.n_clusters
+        resid_m = d.m - d.Xm @ bm_hat[0]
+        vm = _cr1(d.Xm, d.Xm * resid_m[:, None], np.linalg.inv(d.Xm.T @ d.Xm), prep.codes, G)
+        eta = d.Xy @ by_hat[0]
+        if probit:
+            mu = np.clip(stats.norm.cdf(eta), 1e-12, 1 - 1e-12)
+            score = stats.norm.pdf(eta) * (d.y - mu) / (mu * (1 - mu))
+            vy = _cr1(d.Xy, d.Xy * score[:, None], vy, prep.codes, G)
+        else:
+            vy = _cr1(d.Xy, d.Xy * (d.y - eta)[:, None], np.linalg.inv(d.Xy.T @ d.Xy), prep.codes, G)
+    return bm_hat, sig_hat, by_hat, vm, vy
+
+
+def _bootstrap_draws(d, prep, rng, n_sims, probit, by_hat, warns, cluster):
+    """Nonparametric (cluster) bootstrap draws of the effects, in blocks that bound the memory used."""
+    n = len(d.y)
+    chunks = []
+    block = max(1, min(n_sims, 2_000_000 // n))
+    done = 0
+    while done < n_sims:
+        size = min(block, n_sims - done)
+        if prep.codes is None:
+            W = _resample_counts(rng, size, n)
+        else:
+            W = _resample_counts(rng, size, prep.n_clusters)[:, prep.codes]
+        bm, sig = _wls_batch(d.Xm, d.m, W)
+        if probit:
+            by, _, _ = _probit_batch(d.Xy, d.y, W, start=by_hat[0])
+        else:
+            by, _ = _wls_batch(d.Xy, d.y, W)
+        chunks.append(_effects(d, bm, sig, by, probit, W))
+        done += size
+    sims = np.concatenate(chunks)
+    n_bad = int((~np.isfinite(sims[:, 0])).sum())
+    if n_bad:
+        msg = f"{n_bad} of {n_sims} bootstrap resamples could not be fitted and were ignored."
+        warns.append(msg)
+        warnings.warn(msg, EvalToolkitWarning, stacklevel=3)
+    label = f"nonparametric {'cluster ' if cluster else ''}bootstrap ({n_sims} resamples, percentile)"
+
+    return sims, label
 
 
 def _sensitivity_parts(

@@ -618,15 +618,7 @@ def _estimate(
     boot_se = np.nanstd(draws_ok, axis=0, ddof=1)
     boot_p = _boot_p(draws_ok)
 
-    # classical OLS standard errors for the paths (used when not clustered and not standardised)
-    ols_se: dict[tuple[int, int, int], tuple[float, int]] = {}
-    for e, (reg, resp) in enumerate(spec.equations):
-        X = spec.V[:, reg]
-        Y = spec.V[:, resp]
-        _, se, df = _ols(X, Y)
-        for i in range(len(reg)):
-            for j in range(len(resp)):
-                ols_se[(e, i, j)] = (float(se[i, j]), df)
+    ols_se = _ols_path_se(spec)
 
     k = len(terms)
     boot_label = (
@@ -635,24 +627,7 @@ def _estimate(
     rows = []
     path_rows = []
     for t, term in enumerate(terms):
-        ols_part = term.fixed_ols or (ols_se.get(term.ols) if term.ols is not None else None)
-        reported = {}
-        for scale, s in (("raw", t), ("std", k + t)):
-            est = float(est_all[s])
-            if ols_part is not None and cluster is None and scale == "raw":
-                se, df = ols_part
-                tcrit = special.stdtrit(df, 1 - alpha / 2)
-                reported[scale] = (est, se, est - tcrit * se, est + tcrit * se)
-                reported[scale] += (float(2 * special.stdtr(df, -abs(est / se))), "OLS, t test")
-            else:
-                reported[scale] = (
-                    est,
-                    float(boot_se[s]),
-                    float(lo[s]),
-                    float(hi[s]),
-                    float(boot_p[s]),
-                    boot_label,
-                )
+        reported = _reported(term, t, k, est_all, ols_se, boot_se, lo, hi, boot_p, boot_label, cluster, alpha)
         est, se, ci_l, ci_u, p, method = reported["std" if standardize else "raw"]
         if standardize:
             method += ", standardised"
@@ -671,30 +646,7 @@ def _estimate(
                 "method": method,
             }
         )
-        raw, std = reported["raw"], reported["std"]
-        path_rows.append(
-            {
-                "outcome": term.outcome,
-                "term": term.term,
-                "kind": term.kind,
-                "source": term.source,
-                "target": term.target,
-                "estimate": raw[0],
-                "std_error": raw[1],
-                "ci_lower": raw[2],
-                "ci_upper": raw[3],
-                "p_value": raw[4],
-                "method": raw[5],
-                "std_estimate": std[0],
-                "std_std_error": std[1],
-                "std_ci_lower": std[2],
-                "std_ci_upper": std[3],
-                "std_p_value": std[4],
-                "boot_se": float(boot_se[t]),
-                "boot_ci_lower": float(lo[t]),
-                "boot_ci_upper": float(hi[t]),
-            }
-        )
+        path_rows.append(_path_row(term, reported, boot_se[t], lo[t], hi[t]))
     table = pd.DataFrame(rows, columns=list(ESTIMATE_COLUMNS))
     paths = pd.DataFrame(path_rows)
     names = [f"{t.outcome}|{t.term}" for t in terms]
@@ -729,6 +681,70 @@ def _estimate(
             "columns": columns,
         },
     )
+
+
+def _ols_path_se(spec: _Spec) -> dict[tuple[int, int, int], tuple[float, int]]:
+    """Classical OLS standard errors and df of every path (used when not clustered and not standardised)."""
+    ols_se: dict[tuple[int, int, int], tuple[float, int]] = {}
+    for e, (reg, resp) in enumerate(spec.equations):
+        X = spec.V[:, reg]
+        Y = spec.V[:, resp]
+        _, se, df = _ols(X, Y)
+        for i in range(len(reg)):
+            for j in range(len(resp)):
+                ols_se[(e, i, j)] = (float(se[i, j]), df)
+
+    return ols_se
+
+
+def _reported(term, t, k, est_all, ols_se, boot_se, lo, hi, boot_p, boot_label, cluster, alpha) -> dict:
+    """A term's (estimate, SE, CI, p, method) on the raw and the standardised scale: OLS t test for an
+    unclustered raw path, the bootstrap otherwise."""
+    ols_part = term.fixed_ols or (ols_se.get(term.ols) if term.ols is not None else None)
+    reported = {}
+    for scale, s in (("raw", t), ("std", k + t)):
+        est = float(est_all[s])
+        if ols_part is not None and cluster is None and scale == "raw":
+            se, df = ols_part
+            tcrit = special.stdtrit(df, 1 - alpha / 2)
+            reported[scale] = (est, se, est - tcrit * se, est + tcrit * se)
+            reported[scale] += (float(2 * special.stdtr(df, -abs(est / se))), "OLS, t test")
+        else:
+            reported[scale] = (
+                est,
+                float(boot_se[s]),
+                float(lo[s]),
+                float(hi[s]),
+                float(boot_p[s]),
+                boot_label,
+            )
+    return reported
+
+
+def _path_row(term, reported, boot_se, lo, hi) -> dict[str, Any]:
+    """A row of the paths table: raw and standardised numbers and the bootstrap ones."""
+    raw, std = reported["raw"], reported["std"]
+    return {
+        "outcome": term.outcome,
+        "term": term.term,
+        "kind": term.kind,
+        "source": term.source,
+        "target": term.target,
+        "estimate": raw[0],
+        "std_error": raw[1],
+        "ci_lower": raw[2],
+        "ci_upper": raw[3],
+        "p_value": raw[4],
+        "method": raw[5],
+        "std_estimate": std[0],
+        "std_std_error": std[1],
+        "std_ci_lower": std[2],
+        "std_ci_upper": std[3],
+        "std_p_value": std[4],
+        "boot_se": float(boot_se),
+        "boot_ci_lower": float(lo),
+        "boot_ci_upper": float(hi),
+    }
 
 
 def _check_options(n_boot: int, ci: str, alpha: float) -> None:

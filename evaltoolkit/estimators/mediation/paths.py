@@ -1171,6 +1171,41 @@ def moderated_mediation(
     V = _centred_matrix(frame, columns)
     eqs = [(reg_a, [pos[mediator]]), (reg_b, [pos[outcome]])]
 
+    terms = _moderated_terms(x, mediator, outcome, moderator, stage, moderate_direct, values, len(reg_b))
+    ix = pos[x]
+    sd_idx = [pos[mediator], pos[outcome]]
+
+    stat_fn = _moderated_stat(ix, sd_idx, stage, moderate_direct, values)
+
+    spec = _Spec(V, eqs, stat_fn)
+    model_no = {"first": 8 if moderate_direct else 7, "second": 14}[stage]
+    res = _estimate(
+        prep=prep,
+        columns=columns,
+        spec=spec,
+        terms=terms,
+        n_boot=n_boot,
+        ci=ci,
+        standardize=False,
+        seed=seed,
+        alpha=alpha,
+        cluster=cluster,
+        label={
+            "analysis": "moderated_mediation",
+            "model": f"moderated mediation ({stage} stage, PROCESS model {model_no})",
+            "x": x,
+            "mediators": [mediator],
+            "outcomes": [outcome],
+            "headline": (outcome, "index_moderated_mediation"),
+        },
+    )
+    res.details.update({"moderator": moderator, "values": values, "stage": stage})
+    return res
+
+
+def _moderated_terms(x, mediator, outcome, moderator, stage, moderate_direct, values, n_reg_b) -> list[_Term]:
+    """The reported terms of a moderated mediation model, in the order the statistic returns them."""
+    xw, mw = f"{x}*{moderator}", f"{mediator}*{moderator}"
     terms = [_Term(mediator, f"a[{mediator}]", x, mediator, "a", ols=(0, 1, 0))]
     if stage == "first":
         terms.append(_Term(mediator, f"a[{xw}->{mediator}]", xw, mediator, "a3", ols=(0, 3, 0)))
@@ -1179,12 +1214,15 @@ def moderated_mediation(
         terms.append(_Term(outcome, f"b[{mw}->{outcome}]", mw, outcome, "b3", ols=(1, 4, 0)))
     terms.append(_Term(outcome, "c'", x, outcome, "c'", ols=(1, 1, 0)))
     if moderate_direct:
-        terms.append(_Term(outcome, f"c'[{xw}]", xw, outcome, "c3", ols=(1, len(reg_b) - 1, 0)))
+        terms.append(_Term(outcome, f"c'[{xw}]", xw, outcome, "c3", ols=(1, n_reg_b - 1, 0)))
     for v in values:
         terms.append(_Term(outcome, f"indirect[{mediator}|{moderator}={v:.4g}]", x, outcome, "indirect"))
     terms.append(_Term(outcome, "index_moderated_mediation", moderator, outcome, "index"))
-    ix = pos[x]
-    sd_idx = [pos[mediator], pos[outcome]]
+    return terms
+
+
+def _moderated_stat(ix, sd_idx, stage, moderate_direct, values):
+    """The statistic of a moderated mediation model: raw then standardised terms, per bootstrap draw."""
 
     def stat_fn(coefs: list[np.ndarray], S: np.ndarray) -> np.ndarray:
         A, B = coefs
@@ -1220,27 +1258,4 @@ def moderated_mediation(
         std.append(index * sd_x / sd_y)
         return np.column_stack(raw + std)
 
-    spec = _Spec(V, eqs, stat_fn)
-    model_no = {"first": 8 if moderate_direct else 7, "second": 14}[stage]
-    res = _estimate(
-        prep=prep,
-        columns=columns,
-        spec=spec,
-        terms=terms,
-        n_boot=n_boot,
-        ci=ci,
-        standardize=False,
-        seed=seed,
-        alpha=alpha,
-        cluster=cluster,
-        label={
-            "analysis": "moderated_mediation",
-            "model": f"moderated mediation ({stage} stage, PROCESS model {model_no})",
-            "x": x,
-            "mediators": [mediator],
-            "outcomes": [outcome],
-            "headline": (outcome, "index_moderated_mediation"),
-        },
-    )
-    res.details.update({"moderator": moderator, "values": values, "stage": stage})
-    return res
+    return stat_fn

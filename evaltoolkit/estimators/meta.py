@@ -565,38 +565,11 @@ def meta_analysis(
     s2 = q_df * np.sum(w_fe) / (np.sum(w_fe) ** 2 - np.sum(w_fe**2))
     details: dict[str, Any] = {"method_code": code, "level": level, "k": k, **notes, "typical_v": float(s2)}
 
-    if code == "FE":
-        tau2 = 0.0
-    elif code == "DL":
-        tau2 = _tau2_dl(y, v)
-    else:
-        fit = _tau2_fisher(y, v, reml=code == "REML")
-        tau2 = fit["tau2"]
-        details.update(se_tau2=fit["se_tau2"], iterations=fit["iterations"], converged=fit["converged"])
-        if not fit["converged"]:
-            raise EstimationError(
-                f"{code} estimation of tau^2 did not converge in {fit['iterations']} Fisher-scoring steps; "
-                "try method='DL'"
-            )
+    tau2 = _tau2(code, y, v, details)
     w = 1.0 / (v + tau2)
     mu = float(np.sum(w * y) / np.sum(w))
     se_mu = float(math.sqrt(1.0 / np.sum(w)))
-    if knapp_hartung:
-        if k < 3:
-            warns.append(
-                "Knapp-Hartung with 2 studies uses a t distribution on 1 df: intervals are very wide."
-            )
-        qkh = float(np.sum(w * (y - mu) ** 2) / (k - 1))
-        se_mu = float(math.sqrt(qkh / np.sum(w)))
-        crit = float(stats.t.ppf(0.5 + level / 2, k - 1))
-        stat = mu / se_mu
-        p = float(2 * stats.t.sf(abs(stat), k - 1))
-        details.update(test="t", df=k - 1, statistic=stat)
-    else:
-        crit = float(stats.norm.ppf(0.5 + level / 2))
-        stat = mu / se_mu
-        p = float(2 * stats.norm.sf(abs(stat)))
-        details.update(test="z", df=None, statistic=stat)
+    se_mu, crit, p = _pooled_test(y, w, mu, se_mu, k, level, knapp_hartung, details, warns)
     if code == "FE":
         i2 = max(0.0, 100 * (q - q_df) / q) if q > 0 else 0.0
         h2 = q / q_df
@@ -651,6 +624,43 @@ def meta_analysis(
         pi_upper=float(pi_hi),
         studies=studies,
     )
+
+
+def _tau2(code: str, y: np.ndarray, v: np.ndarray, details: dict[str, Any]) -> float:
+    """Between-study variance: 0 (FE), DerSimonian-Laird, or REML/ML by Fisher scoring (recorded in details)."""
+    if code == "FE":
+        return 0.0
+    elif code == "DL":
+        return _tau2_dl(y, v)
+    fit = _tau2_fisher(y, v, reml=code == "REML")
+    details.update(se_tau2=fit["se_tau2"], iterations=fit["iterations"], converged=fit["converged"])
+    if not fit["converged"]:
+        raise EstimationError(
+            f"{code} estimation of tau^2 did not converge in {fit['iterations']} Fisher-scoring steps; "
+            "try method='DL'"
+        )
+    return fit["tau2"]
+
+
+def _pooled_test(y, w, mu, se_mu, k, level, knapp_hartung, details, warns):
+    """SE, critical value and p of the pooled estimate: Knapp-Hartung t on k - 1 df, or z."""
+    if knapp_hartung:
+        if k < 3:
+            warns.append(
+                "Knapp-Hartung with 2 studies uses a t distribution on 1 df: intervals are very wide."
+            )
+        qkh = float(np.sum(w * (y - mu) ** 2) / (k - 1))
+        se_mu = float(math.sqrt(qkh / np.sum(w)))
+        crit = float(stats.t.ppf(0.5 + level / 2, k - 1))
+        stat = mu / se_mu
+        p = float(2 * stats.t.sf(abs(stat), k - 1))
+        details.update(test="t", df=k - 1, statistic=stat)
+    else:
+        crit = float(stats.norm.ppf(0.5 + level / 2))
+        stat = mu / se_mu
+        p = float(2 * stats.norm.sf(abs(stat)))
+        details.update(test="z", df=None, statistic=stat)
+    return se_mu, crit, p
 
 
 def _warn(msg: str) -> None:

@@ -734,46 +734,10 @@ def _meta_bayes(
         raise DesignError(f"sampler must be 'nutpie' or 'pymc', got {sampler!r}")
     mu_p, tau_p = _resolve_priors(mu_prior, tau_prior)
     import arviz as az
-    import pymc as pm
 
     k = len(y)
-    with pm.Model(coords={"study": lab}) as model:
-        mu = mu_p.to_pymc("mu")
-        tau = tau_p.to_pymc("tau")
-        z = pm.Normal("z", 0.0, 1.0, dims="study")
-        theta = pm.Deterministic("theta", mu + tau * z, dims="study")
-        pm.Normal("y", mu=theta, sigma=se, observed=y, dims="study")
-
-    used = sampler
-    if sampler == "nutpie":
-        try:
-            import nutpie
-        except ImportError:  # pragma: no cover - nutpie is a declared dependency
-            used = "pymc"
-    if used == "nutpie":
-        compiled = nutpie.compile_pymc_model(model)
-        idata = nutpie.sample(
-            compiled,
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            seed=seed,
-            progress_bar=False,
-            cores=chains,
-            target_accept=target_accept,
-        )
-    else:
-        with model:
-            idata = pm.sample(
-                draws=draws,
-                tune=tune,
-                chains=chains,
-                cores=1,
-                random_seed=seed,
-                target_accept=target_accept,
-                progressbar=False,
-                compute_convergence_checks=False,
-            )
+    model, idata, used = _sample_meta_model(y, se, lab, mu_p, tau_p, sampler, draws, tune, chains, seed,
+                                            target_accept)  # fmt: skip
     post = idata.posterior
     mu_draws = post["mu"].values.reshape(-1)
     tau_draws = post["tau"].values.reshape(-1)
@@ -853,6 +817,50 @@ def _meta_bayes(
         studies=studies,
         idata=idata,
     )
+
+
+def _sample_meta_model(y, se, lab, mu_p, tau_p, sampler, draws, tune, chains, seed, target_accept):
+    """The normal-normal hierarchical model (non-centred), sampled with nutpie (or PyMC's NUTS)."""
+    import pymc as pm
+
+    with pm.Model(coords={"study": lab}) as model:
+        mu = mu_p.to_pymc("mu")
+        tau = tau_p.to_pymc("tau")
+        z = pm.Normal("z", 0.0, 1.0, dims="study")
+        theta = pm.Deterministic("theta", mu + tau * z, dims="study")
+        pm.Normal("y", mu=theta, sigma=se, observed=y, dims="study")
+
+    used = sampler
+    if sampler == "nutpie":
+        try:
+            import nutpie
+        except ImportError:  # pragma: no cover - nutpie is a declared dependency
+            used = "pymc"
+    if used == "nutpie":
+        compiled = nutpie.compile_pymc_model(model)
+        idata = nutpie.sample(
+            compiled,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            seed=seed,
+            progress_bar=False,
+            cores=chains,
+            target_accept=target_accept,
+        )
+    else:
+        with model:
+            idata = pm.sample(
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                cores=1,
+                random_seed=seed,
+                target_accept=target_accept,
+                progressbar=False,
+                compute_convergence_checks=False,
+            )
+    return model, idata, used
 
 
 def _bayes_weights(se: np.ndarray, tau_draws: np.ndarray) -> np.ndarray:

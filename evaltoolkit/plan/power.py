@@ -173,21 +173,8 @@ def power(
     >>> round(r.effect, 3)   # Bloom (2006) / PowerUp! formula; see tests for the R check
     0.568
     """
-    _check("alpha", alpha, 0, 1, lo_open=True, hi_open=True)
-    _check("power", power, 0, 1, lo_open=True, hi_open=True)
-    _check("icc", icc, 0, 1, hi_open=True)
-    _check("pre_post_corr", pre_post_corr, -1, 1, lo_open=True, hi_open=True)
-    _check("treated_share", treated_share, 0, 1, lo_open=True, hi_open=True)
-    _check("attrition", attrition, 0, 1, hi_open=True)
-    _check("cluster_size", cluster_size, 1, math.inf)
-    if effect is not None and (not np.isfinite(effect) or effect == 0):
-        raise DesignError(f"effect must be a non-zero number of SDs (got {effect})", field="effect")
-    if analysis not in ("posttest", "ancova", "did"):
-        raise DesignError(f"analysis must be posttest, ancova or did (got {analysis!r})", field="analysis")
-    if assignment not in ("individual", "cluster"):
-        raise DesignError(
-            f"assignment must be individual or cluster (got {assignment!r})", field="assignment"
-        )
+    _check_power_arguments(alpha, power, icc, pre_post_corr, treated_share, attrition, cluster_size, effect,
+                           analysis, assignment)  # fmt: skip
 
     r = pre_post_corr
     f = {"posttest": 1.0, "ancova": 1.0 - r**2, "did": 2.0 * (1.0 - r)}[analysis]
@@ -233,15 +220,7 @@ def power(
     unknown = unknowns[0]
 
     def pow_at(delta: float, size: float) -> float:
-        se, df = se_df(size)
-        if df <= 0:
-            return float("nan")
-        lam = abs(delta) / se
-        tcrit = stats.t.ppf(1 - alpha / 2, df)
-        value = float(stats.nct.sf(tcrit, df, lam) + stats.nct.cdf(-tcrit, df, lam))
-        if not np.isfinite(value):  # far tail: the noncentral t is effectively normal there
-            value = float(stats.norm.sf(tcrit - lam) + stats.norm.cdf(-tcrit - lam))
-        return value
+        return _power_at(delta, *se_df(size), alpha)
 
     size_val = n_clusters if assignment == "cluster" else n
     if unknown == "power":
@@ -295,6 +274,38 @@ def power(
         design_effect=deff,
         notes=notes,
     )
+
+
+def _check_power_arguments(alpha, power, icc, pre_post_corr, treated_share, attrition, cluster_size, effect,
+                           analysis, assignment) -> None:  # fmt: skip
+    """Every argument of :func:`power` in its range, refused by name otherwise."""
+    _check("alpha", alpha, 0, 1, lo_open=True, hi_open=True)
+    _check("power", power, 0, 1, lo_open=True, hi_open=True)
+    _check("icc", icc, 0, 1, hi_open=True)
+    _check("pre_post_corr", pre_post_corr, -1, 1, lo_open=True, hi_open=True)
+    _check("treated_share", treated_share, 0, 1, lo_open=True, hi_open=True)
+    _check("attrition", attrition, 0, 1, hi_open=True)
+    _check("cluster_size", cluster_size, 1, math.inf)
+    if effect is not None and (not np.isfinite(effect) or effect == 0):
+        raise DesignError(f"effect must be a non-zero number of SDs (got {effect})", field="effect")
+    if analysis not in ("posttest", "ancova", "did"):
+        raise DesignError(f"analysis must be posttest, ancova or did (got {analysis!r})", field="analysis")
+    if assignment not in ("individual", "cluster"):
+        raise DesignError(
+            f"assignment must be individual or cluster (got {assignment!r})", field="assignment"
+        )
+
+
+def _power_at(delta: float, se: float, df: float, alpha: float) -> float:
+    """Two-sided power of a t test of an effect ``delta`` with standard error ``se`` on ``df`` (noncentral t)."""
+    if df <= 0:
+        return float("nan")
+    lam = abs(delta) / se
+    tcrit = stats.t.ppf(1 - alpha / 2, df)
+    value = float(stats.nct.sf(tcrit, df, lam) + stats.nct.cdf(-tcrit, df, lam))
+    if not np.isfinite(value):  # far tail: the noncentral t is effectively normal there
+        value = float(stats.norm.sf(tcrit - lam) + stats.norm.cdf(-tcrit - lam))
+    return value
 
 
 @dataclass

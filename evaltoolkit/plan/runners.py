@@ -66,23 +66,7 @@ def run_did(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
     weighting = options.pop("weighting", None)
     weight_covs = options.pop("weighting_covariates", None)
     if weighting:
-        from evaltoolkit.estimators.weighting import did_weights
-
-        covs = list(weight_covs or [*d.covariates, *outcomes])
-        wres = did_weights(
-            data, c.arm, covs, treated=d.arms.treated, unit=c.id, wave=c.wave,
-            baseline=d.baseline, method="matching" if weighting == "matching" else "weighting",
-        )  # fmt: skip
-        data = wres.attach(data, "_ps_weight")
-        options["weights"] = "_ps_weight"
-        sec.text.append(
-            "The comparison group is re-weighted by propensity scores so that its baseline profile matches the "
-            "participants' (the weighted difference-in-differences of the NCS evaluations). " + wres.summary()
-        )
-        sec.blocks.append(
-            Table(wres.balance.reset_index(), caption="Baseline balance before and after weighting")
-        )
-        sec.blocks.append(FigureBlock(love_plot(wres), "love plot"))
+        data = _propensity_weights(study, data, outcomes, weighting, weight_covs, options, sec)
     results = []
     tables = []
     for name in outcomes:
@@ -138,6 +122,36 @@ def run_did(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
     few = [(o, r) for o, r in results if r.n_clusters is not None and r.n_clusters < FEW_CLUSTERS]
     if few:
         sec.blocks.extend(_inference_comparison(few, cluster))
+    _did_figures(study, est, results, outcomes, sec)
+    out.sections.append(sec)
+
+
+def _propensity_weights(study: Study, data, outcomes, weighting, weight_covs, options, sec: Section):
+    """Re-weight the comparison group by propensity scores (or match); the balance it achieves goes in ``sec``."""
+    d, c = study.design, study.design.columns
+    from evaltoolkit.estimators.weighting import did_weights
+
+    covs = list(weight_covs or [*d.covariates, *outcomes])
+    wres = did_weights(
+        data, c.arm, covs, treated=d.arms.treated, unit=c.id, wave=c.wave,
+        baseline=d.baseline, method="matching" if weighting == "matching" else "weighting",
+    )  # fmt: skip
+    data = wres.attach(data, "_ps_weight")
+    options["weights"] = "_ps_weight"
+    sec.text.append(
+        "The comparison group is re-weighted by propensity scores so that its baseline profile matches the "
+        "participants' (the weighted difference-in-differences of the NCS evaluations). " + wres.summary()
+    )
+    sec.blocks.append(
+        Table(wres.balance.reset_index(), caption="Baseline balance before and after weighting")
+    )
+    sec.blocks.append(FigureBlock(love_plot(wres), "love plot"))
+    return data
+
+
+def _did_figures(study: Study, est, results, outcomes, sec: Section) -> None:
+    """The forest plot, the means by arm and wave and their table (cells under 10 people withheld)."""
+    d = study.design
     labels = {o.name: o.display for o, _ in results}
     dichotomised = {o.name for o, r in results if r.details.get("dichotomised")}
     fp = est[~est["outcome"].isin(dichotomised)].copy()  # % agree (percentage points) is on another scale
@@ -164,7 +178,6 @@ def run_did(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
             caption="Means by arm and wave (everyone who answered that wave; cells under 10 people withheld)",
         )
     )
-    out.sections.append(sec)
 
 
 def _inference_comparison(results, cluster: str | None) -> list[Callout | Table]:

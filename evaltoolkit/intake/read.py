@@ -249,86 +249,10 @@ def _parse_item(
         vals = s.to_numpy(dtype=float, na_value=np.nan, copy=True)
         present = ~np.isnan(vals)
     else:
-        # survey answers take few distinct values: parse each distinct value once
-        if pd.api.types.is_string_dtype(s) and s.dtype != object:
-            idx, uniq = pd.factorize(s, use_na_sentinel=True)  # Arrow strings: dictionary-encoded, fast
-        else:
-            idx, uniq = pd.factorize(s.to_numpy(dtype=object, na_value=None), use_na_sentinel=True)
-        idx = np.asarray(idx)
-        ukind = np.zeros(len(uniq), dtype=np.int8)  # 0 blank, 1 number or label found, 2 not understood
-        uval = np.full(len(uniq), np.nan)
-        utext: list[str] = []
-        for i, u in enumerate(uniq):
-            t = fmt_value(u).strip() if isinstance(u, float) else str(u).strip()
-            utext.append(t)
-            if not t:
-                continue
-            x = _to_float(t)
-            if x is None:
-                code = _lookup(info.lookup, t)
-                if code is None:
-                    ukind[i] = 2
-                    continue
-                x = code
-                ukind[i] = 3  # label
-            else:
-                ukind[i] = 1
-            uval[i] = x
-        has = idx >= 0
-        kind = np.zeros(n, dtype=np.int8)
-        kind[has] = ukind[idx[has]]
-        vals = np.full(n, np.nan)
-        vals[has] = uval[idx[has]]
-        present = (kind == 1) | (kind == 3)
-        n_labels = int((kind == 3).sum())
-        bad = kind == 2
-        if bad.any():
-            bad_pos = np.flatnonzero(bad)
-            texts = np.asarray(utext, dtype=object)[idx[bad_pos]]
-            if info.rs.type == "numeric":
-                problem, detail = (
-                    "wrong type",
-                    f"text in a numeric item ({info.lo:g} to {info.hi:g}); set to NA",
-                )
-            else:
-                shown = "; ".join(f"{c}={lab}" for c, lab in list(info.rs.labels.items())[:7])
-                problem, detail = "unknown label", f"not a label of the response scale ({shown}); set to NA"
-            report.add_many(file, column, rows[bad_pos], texts, problem, "error", detail)
-            n_bad += int(bad.sum())
+        vals, present, n_labels, n_bad = _parse_text_answers(s, info, rows, file, column, report)
     # value labels from SPSS/Stata: recode file codes whose label is an instrument label with another code
     if value_labels:
-        recode: dict[float, float] = {}
-        unmatched: list[str] = []
-        for fcode, lab in value_labels.items():
-            icode = _lookup(info.lookup, lab)
-            if icode is None:
-                unmatched.append(f"{fmt_value(fcode)}={lab}")
-            elif icode != fcode:
-                recode[fcode] = icode
-        if recode:
-            keys = np.fromiter(recode, dtype=float)
-            hit = np.isin(vals, keys)
-            vals[hit] = pd.Series(vals[hit]).map(recode).to_numpy(dtype=float)
-            n_labels += int(hit.sum())
-            report.add(
-                file,
-                column,
-                None,
-                "; ".join(f"{fmt_value(a)}->{fmt_value(b)}" for a, b in recode.items()),
-                "value labels",
-                "warning",
-                "the file's codes differ from the instrument's; recoded by matching the value labels",
-            )
-        if unmatched:
-            report.add(
-                file,
-                column,
-                None,
-                "; ".join(unmatched[:8]),
-                "value labels",
-                "warning",
-                "value label(s) not found in the instrument's response scale; their codes were used as they are",
-            )
+        n_labels += _apply_value_labels(vals, value_labels, info, file, column, report)
     # missing codes -> NA
     miss = present & np.isin(vals, info.missing)
     if user_missing:
@@ -368,6 +292,100 @@ def _parse_item(
         "n_set_na": n_bad,
     }
     return out, counts
+
+
+def _parse_text_answers(s, info, rows, file, column, report):
+    """Text answers to codes: numbers as numbers, labels looked up; anything else reported and set to NA.
+
+    Survey answers take few distinct values, so each distinct value is parsed once.
+    """
+    n = len(s)
+    n_bad = 0
+    if pd.api.types.is_string_dtype(s) and s.dtype != object:
+        idx, uniq = pd.factorize(s, use_na_sentinel=True)  # Arrow strings: dictionary-encoded, fast
+    else:
+        idx, uniq = pd.factorize(s.to_numpy(dtype=object, na_value=None), use_na_sentinel=True)
+    idx = np.asarray(idx)
+    ukind = np.zeros(len(uniq), dtype=np.int8)  # 0 blank, 1 number or label found, 2 not understood
+    uval = np.full(len(uniq), np.nan)
+    utext: list[str] = []
+    for i, u in enumerate(uniq):
+        t = fmt_value(u).strip() if isinstance(u, float) else str(u).strip()
+        utext.append(t)
+        if not t:
+            continue
+        x = _to_float(t)
+        if x is None:
+            code = _lookup(info.lookup, t)
+            if code is None:
+                ukind[i] = 2
+                continue
+            x = code
+            ukind[i] = 3  # label
+        else:
+            ukind[i] = 1
+        uval[i] = x
+    has = idx >= 0
+    kind = np.zeros(n, dtype=np.int8)
+    kind[has] = ukind[idx[has]]
+    vals = np.full(n, np.nan)
+    vals[has] = uval[idx[has]]
+    present = (kind == 1) | (kind == 3)
+    n_labels = int((kind == 3).sum())
+    bad = kind == 2
+    if bad.any():
+        bad_pos = np.flatnonzero(bad)
+        texts = np.asarray(utext, dtype=object)[idx[bad_pos]]
+        if info.rs.type == "numeric":
+            problem, detail = (
+                "wrong type",
+                f"text in a numeric item ({info.lo:g} to {info.hi:g}); set to NA",
+            )
+        else:
+            shown = "; ".join(f"{c}={lab}" for c, lab in list(info.rs.labels.items())[:7])
+            problem, detail = "unknown label", f"not a label of the response scale ({shown}); set to NA"
+        report.add_many(file, column, rows[bad_pos], texts, problem, "error", detail)
+        n_bad += int(bad.sum())
+    return vals, present, n_labels, n_bad
+
+
+def _apply_value_labels(vals, value_labels, info, file, column, report) -> int:
+    """SPSS/Stata value labels: recode file codes whose label is an instrument label with another code (in
+    place); returns the number of values recoded."""
+    n_recoded = 0
+    recode: dict[float, float] = {}
+    unmatched: list[str] = []
+    for fcode, lab in value_labels.items():
+        icode = _lookup(info.lookup, lab)
+        if icode is None:
+            unmatched.append(f"{fmt_value(fcode)}={lab}")
+        elif icode != fcode:
+            recode[fcode] = icode
+    if recode:
+        keys = np.fromiter(recode, dtype=float)
+        hit = np.isin(vals, keys)
+        vals[hit] = pd.Series(vals[hit]).map(recode).to_numpy(dtype=float)
+        n_recoded = int(hit.sum())
+        report.add(
+            file,
+            column,
+            None,
+            "; ".join(f"{fmt_value(a)}->{fmt_value(b)}" for a, b in recode.items()),
+            "value labels",
+            "warning",
+            "the file's codes differ from the instrument's; recoded by matching the value labels",
+        )
+    if unmatched:
+        report.add(
+            file,
+            column,
+            None,
+            "; ".join(unmatched[:8]),
+            "value labels",
+            "warning",
+            "value label(s) not found in the instrument's response scale; their codes were used as they are",
+        )
+    return n_recoded
 
 
 def _to_float(text: str) -> float | None:

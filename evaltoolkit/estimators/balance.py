@@ -49,6 +49,7 @@ __all__ = [
     "balance_table",
     "covariate_frame",
     "effective_sample_size",
+    "resolve_control",
     "smd",
     "weighted_var",
 ]
@@ -171,6 +172,30 @@ def covariate_frame(
         else:
             parts[col] = x.astype(float)
     return pd.DataFrame(parts, index=data.index)
+
+
+def resolve_control(df: pd.DataFrame, arm: str, treated: Any, control: Any = None) -> Any:
+    """The comparison arm: as given (it must occur), or the only other arm present.
+
+    Examples
+    --------
+    >>> resolve_control(pd.DataFrame({"arm": ["ncs", "control", "ncs"]}), "arm", "ncs")
+    'control'
+    """
+    arms = list(pd.unique(df[arm]))
+    if treated not in arms:
+        raise DataError(f"treated arm {treated!r} does not occur (arms: {arms})", column=arm)
+    if control is None:
+        others = [a for a in arms if a != treated]
+        if len(others) != 1:
+            raise DesignError(
+                f"column '{arm}' has {len(arms)} arms {arms}; say which is the comparison with control=",
+                field="control",
+            )
+        control = others[0]
+    elif control not in arms:
+        raise DataError(f"control arm {control!r} does not occur (arms: {arms})", column=arm)
+    return control
 
 
 def arm_indicator(

@@ -803,6 +803,12 @@ def _check_keys(data, rows, id_name, wave_name, has_id, has_wave, arm_name, dsg,
                     "info",
                     f"row removed: only the {duplicates} answer of a repeated ID is kept",
                 )
+
+        def report_unmatched(unmatched: np.ndarray, detail: str) -> None:
+            if unmatched.any():
+                report.add_many(file, id_name, rows[unmatched], ids[unmatched].tolist(), "unmatched follow-up id",
+                                "warning", detail)  # fmt: skip
+
         known: set[str] = (
             {str(x) for x in _ids_as_text(pd.Series(list(baseline_ids))).dropna()}
             if baseline_ids is not None
@@ -819,33 +825,15 @@ def _check_keys(data, rows, id_name, wave_name, has_id, has_wave, arm_name, dsg,
                 known |= set(ids[is_base & ~no_id].tolist())
                 follow = ~is_base & ~no_id & data[wave_name].notna().to_numpy(copy=True)
                 if is_base.any() or baseline_ids is not None:
-                    unmatched = follow & ~_in_set(ids, known)
-                    if unmatched.any():
-                        report.add_many(
-                            file,
-                            id_name,
-                            rows[unmatched],
-                            ids[unmatched].tolist(),
-                            "unmatched follow-up id",
-                            "warning",
-                            f"ID not seen at baseline ({wave_name} = {base})",
-                        )
+                    report_unmatched(
+                        follow & ~_in_set(ids, known), f"ID not seen at baseline ({wave_name} = {base})"
+                    )
                 else:
                     report.notes.append(
                         f"no rows at baseline ({wave_name} = {base}) in this file: follow-up IDs are checked only when the baseline wave is in the same file"
                     )
         elif baseline_ids is not None:
-            unmatched = ~no_id & ~_in_set(ids, known)
-            if unmatched.any():
-                report.add_many(
-                    file,
-                    id_name,
-                    rows[unmatched],
-                    ids[unmatched].tolist(),
-                    "unmatched follow-up id",
-                    "warning",
-                    "ID not among baseline_ids",
-                )
+            report_unmatched(~no_id & ~_in_set(ids, known), "ID not among baseline_ids")
     return keep
 
 

@@ -99,6 +99,7 @@ import pandas as pd
 
 from evaltoolkit import _compat
 from evaltoolkit.errors import DataError, DesignError, EstimationError, EvalToolkitWarning
+from evaltoolkit.estimators.balance import resolve_control
 from evaltoolkit.inference.policy import BAYES_FEW_TOP_CLUSTERS
 from evaltoolkit.results import ESTIMATE_COLUMNS, EffectResult
 
@@ -242,24 +243,6 @@ def _check_change_score_columns(data, outcome, arm, wave, unit, groups, covariat
     return names
 
 
-def _control_arm(df: pd.DataFrame, arm: str, treated, control):
-    """The comparison arm: as given, or the only other arm present."""
-    arms = list(pd.unique(df[arm]))
-    if treated not in arms:
-        raise DataError(f"treated arm {treated!r} does not occur (arms: {arms})", column=arm)
-    if control is None:
-        others = [a for a in arms if a != treated]
-        if len(others) != 1:
-            raise DesignError(
-                f"column '{arm}' has {len(arms)} arms {arms}; say which is the comparison with control=",
-                field="control",
-            )
-        control = others[0]
-    elif control not in arms:
-        raise DataError(f"control arm {control!r} does not occur (arms: {arms})", column=arm)
-    return control
-
-
 def _change_scores(
     data: pd.DataFrame,
     outcome: str,
@@ -297,7 +280,7 @@ def _change_scores(
         )
         df = df.loc[~miss.any(axis=1)]
 
-    control = _control_arm(df, arm, treated, control)
+    control = resolve_control(df, arm, treated, control)
     other_arm = ~df[arm].isin([treated, control])
     counts["n_other_arm_rows"] = int(other_arm.sum())
     if other_arm.any():

@@ -49,6 +49,7 @@ import pandas as pd
 
 from evaltoolkit import _compat
 from evaltoolkit.errors import DataError, DesignError, EstimationError, EvalToolkitWarning
+from evaltoolkit.estimators.balance import resolve_control
 from evaltoolkit.estimators.bayes.did import _as_tuple, _flat, _resolve_prior, _sample_nutpie, diagnose, hdi
 from evaltoolkit.results import EffectResult
 
@@ -421,16 +422,7 @@ def _rows(data, cols, item, arm, wave, pre, post, treated, control):
         warns.append(f"{int(miss.sum())} row(s) with a missing answer, arm or group were excluded.")
         df = df.loc[~miss]
     n_missing = int(miss.sum())
-    arms = list(pd.unique(df[arm]))
-    if treated not in arms:
-        raise DataError(f"treated arm {treated!r} does not occur (arms: {arms})", column=arm)
-    if control is None:
-        others = [a for a in arms if a != treated]
-        if len(others) != 1:
-            raise DesignError(
-                f"column '{arm}' has arms {arms}; say which is the comparison with control=", field="control"
-            )
-        control = others[0]
+    control = resolve_control(df, arm, treated, control)
     n_other_arm = int((~df[arm].isin([treated, control])).sum())
     df = df.loc[df[arm].isin([treated, control])]
     return df, control, n_rows, n_other_wave, n_missing, n_other_arm, warns

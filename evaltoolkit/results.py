@@ -59,6 +59,38 @@ class DroppedRows:
         return {"missing values": n} if n else {}
 
 
+class TableHeadline(DroppedRows):
+    """Mixin for results whose numbers live in a tidy ``table``: the headline attributes are read from it.
+
+    The table is the single source of numbers (pyfixest's ``TidyColumnAccessors`` idea); a result says which row
+    is its headline (:meth:`_headline_row`) and ``estimate``, ``std_error``, ``ci_lower``, ``ci_upper`` and
+    ``p_value`` follow from that row.
+    """
+
+    def _headline_row(self) -> Any:  # pragma: no cover - each result defines it
+        raise NotImplementedError
+
+    @property
+    def estimate(self) -> float:
+        return float(self._headline_row()["estimate"])
+
+    @property
+    def std_error(self) -> float:
+        return float(self._headline_row()["std_error"])
+
+    @property
+    def ci_lower(self) -> float:
+        return float(self._headline_row()["ci_lower"])
+
+    @property
+    def ci_upper(self) -> float:
+        return float(self._headline_row()["ci_upper"])
+
+    @property
+    def p_value(self) -> float:
+        return float(self._headline_row()["p_value"])
+
+
 @dataclass(frozen=True)
 class Inference:
     """The inference for one model term: what was used, the numbers, and the alternatives beside it.

@@ -65,6 +65,13 @@ def test_table_keeps_the_estimates_contract(name):
         res = call(make())
     assert list(res.table.columns)[: len(ESTIMATE_COLUMNS)] == list(ESTIMATE_COLUMNS)
     assert len(res.table) >= 1 and res.table["estimate"].notna().all()
+    # the table is the source of the numbers: the headline is one of its rows, exactly
+    head = res.table[res.table["estimate"] == res.estimate]
+    assert (
+        len(head) >= 1
+        and (head["std_error"] == res.std_error).any()
+        and (head["ci_lower"] == res.ci_lower).any()
+    )
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

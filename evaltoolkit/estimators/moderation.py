@@ -51,7 +51,7 @@ from evaltoolkit.inference.core import (
     vcov,
 )
 from evaltoolkit.inference.policy import InferenceSpec, decide, infer
-from evaltoolkit.results import ESTIMATE_COLUMNS, DroppedRows, EffectResult
+from evaltoolkit.results import ESTIMATE_COLUMNS, EffectResult, TableHeadline
 
 __all__ = ["ModerationResult", "johnson_neyman", "moderation"]
 
@@ -59,7 +59,7 @@ __getattr__ = _compat.moved_names(__name__)  # 0.1 names that moved elsewhere
 
 
 @dataclass
-class ModerationResult(DroppedRows):
+class ModerationResult(TableHeadline):
     """Result of :func:`moderation`.
 
     The headline attributes (``estimate``, ``std_error``, ...) are those of the interaction term;
@@ -99,25 +99,8 @@ class ModerationResult(DroppedRows):
     warnings: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def estimate(self) -> float:
-        return self.interaction.estimate
-
-    @property
-    def std_error(self) -> float:
-        return self.interaction.std_error
-
-    @property
-    def ci_lower(self) -> float:
-        return self.interaction.ci_lower
-
-    @property
-    def ci_upper(self) -> float:
-        return self.interaction.ci_upper
-
-    @property
-    def p_value(self) -> float:
-        return self.interaction.p_value
+    def _headline_row(self) -> pd.Series:
+        return self.table.iloc[0]  # the (first) interaction term
 
     @property
     def n_obs(self) -> int:

@@ -51,7 +51,7 @@ from scipy import optimize, sparse, stats
 from scipy.sparse import linalg as splinalg
 
 from evaltoolkit.errors import DataError, DesignError, EstimationError, EvalToolkitWarning
-from evaltoolkit.results import ESTIMATE_COLUMNS, DroppedRows, EffectResult
+from evaltoolkit.results import ESTIMATE_COLUMNS, EffectResult, TableHeadline
 
 __all__ = ["MultilevelResult", "icc", "multilevel"]
 
@@ -67,7 +67,7 @@ GRAD_TOL = 2e-3
 # result object
 # --------------------------------------------------------------------------------------------------
 @dataclass
-class MultilevelResult(DroppedRows):
+class MultilevelResult(TableHeadline):
     """A fitted linear mixed model.
 
     The headline attributes (``estimate``, ``std_error``, ``ci_lower``, ``ci_upper``, ``p_value``)
@@ -120,28 +120,8 @@ class MultilevelResult(DroppedRows):
     details: dict[str, Any] = field(default_factory=dict)
 
     # --- headline (EffectResult-like) -----------------------------------------------------------
-    def _row(self) -> pd.Series:
+    def _headline_row(self) -> pd.Series:
         return self.fixed.set_index("term").loc[self.term]
-
-    @property
-    def estimate(self) -> float:
-        return float(self._row()["estimate"])
-
-    @property
-    def std_error(self) -> float:
-        return float(self._row()["std_error"])
-
-    @property
-    def ci_lower(self) -> float:
-        return float(self._row()["ci_lower"])
-
-    @property
-    def ci_upper(self) -> float:
-        return float(self._row()["ci_upper"])
-
-    @property
-    def p_value(self) -> float:
-        return float(self._row()["p_value"])
 
     @property
     def n_clusters(self) -> int:

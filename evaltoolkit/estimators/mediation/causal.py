@@ -46,7 +46,7 @@ from scipy import stats
 
 from evaltoolkit.errors import DesignError, EstimationError, EvalToolkitWarning
 from evaltoolkit.estimators.mediation.paths import _as_list, _check_rank, _prepare
-from evaltoolkit.results import ESTIMATE_COLUMNS, DroppedRows, EffectResult
+from evaltoolkit.results import ESTIMATE_COLUMNS, EffectResult, TableHeadline
 
 __all__ = ["CausalMediationResult", "SensitivityResult", "causal_mediation", "mediation_sensitivity"]
 
@@ -201,7 +201,7 @@ def _effects(
 # Results
 # ----------------------------------------------------------------------------------------------
 @dataclass
-class CausalMediationResult(DroppedRows):
+class CausalMediationResult(TableHeadline):
     """ACME, ADE, total effect and proportion mediated (Imai, Keele & Tingley 2010).
 
     Attributes
@@ -246,23 +246,8 @@ class CausalMediationResult(DroppedRows):
     def prop_mediated(self) -> float:
         return float(self._row("prop_mediated")["estimate"])
 
-    estimate = acme
-
-    @property
-    def std_error(self) -> float:
-        return float(self._row("acme")["std_error"])
-
-    @property
-    def ci_lower(self) -> float:
-        return float(self._row("acme")["ci_lower"])
-
-    @property
-    def ci_upper(self) -> float:
-        return float(self._row("acme")["ci_upper"])
-
-    @property
-    def p_value(self) -> float:
-        return float(self._row("acme")["p_value"])
+    def _headline_row(self) -> pd.Series:
+        return self._row("acme")
 
     def effect(self, term: str = "acme") -> EffectResult:
         """One term as an :class:`~evaltoolkit.results.EffectResult`."""

@@ -47,7 +47,7 @@ from scipy import special
 
 from evaltoolkit.errors import DataError, DesignError, EstimationError, EvalToolkitWarning
 from evaltoolkit.inference.policy import BOOTSTRAP_FEW_CLUSTERS
-from evaltoolkit.results import ESTIMATE_COLUMNS, DroppedRows, EffectResult, format_p
+from evaltoolkit.results import ESTIMATE_COLUMNS, EffectResult, TableHeadline, format_p
 
 __all__ = [
     "MediationResult",
@@ -435,7 +435,7 @@ def _ols(X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
 # Result object
 # ----------------------------------------------------------------------------------------------
 @dataclass
-class MediationResult(DroppedRows):
+class MediationResult(TableHeadline):
     """Estimates of a path (mediation) model.
 
     Attributes
@@ -478,30 +478,10 @@ class MediationResult(DroppedRows):
     details: dict[str, Any] = field(default_factory=dict)
 
     # headline: the total indirect effect on the first outcome (or the index of moderated mediation)
-    def _headline(self) -> pd.Series:
+    def _headline_row(self) -> pd.Series:
         outcome, term = self.details.get("headline", (self.outcomes[0], "total_indirect"))
         rows = self.table[(self.table["term"] == term) & (self.table["outcome"] == outcome)]
         return rows.iloc[0]
-
-    @property
-    def estimate(self) -> float:
-        return float(self._headline()["estimate"])
-
-    @property
-    def std_error(self) -> float:
-        return float(self._headline()["std_error"])
-
-    @property
-    def ci_lower(self) -> float:
-        return float(self._headline()["ci_lower"])
-
-    @property
-    def ci_upper(self) -> float:
-        return float(self._headline()["ci_upper"])
-
-    @property
-    def p_value(self) -> float:
-        return float(self._headline()["p_value"])
 
     @property
     def indirect(self) -> pd.DataFrame:

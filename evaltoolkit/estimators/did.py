@@ -39,7 +39,7 @@ import operator
 import re
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -50,7 +50,7 @@ from evaltoolkit.errors import DataError, EstimationError, EvalToolkitWarning
 from evaltoolkit.inference.core import ols
 from evaltoolkit.inference.fixed_effects import FixedEffects, encode, is_nested
 from evaltoolkit.inference.policy import InferenceSpec, decide, infer
-from evaltoolkit.results import EffectResult
+from evaltoolkit.results import EffectResult, Inference
 
 __all__ = ["DiDResult", "did", "parse_dichotomise"]
 
@@ -64,27 +64,23 @@ class DiDResult(EffectResult):
 
     * ``cell_means`` — arm x wave mean, sd, n and 95% CI (for the means-by-arm plot);
     * ``event_study`` — effect per wave relative to baseline (baseline row = 0);
-    * ``hedges_g`` — standardised effects per wave with intervals.
+    * ``hedges_g`` — standardised effects per wave with intervals;
+    * ``inference`` — the :class:`~evaltoolkit.results.Inference` of each term (its ``alternatives`` hold
+      CR1, CR2 and the wild bootstrap side by side when the bootstrap is used);
+    * ``dichotomised`` — whether effects are percentage points of a dichotomised outcome.
 
-    ``details`` also holds ``df``, ``vcov``, ``n_used``, ``n_dropped`` (total) and
+    ``details`` also holds (for 0.1 code: the views above are copied there too) ``df``, ``vcov``, ``n_used``, ``n_dropped`` (total) and
     ``dropped`` (counts by reason), ``n_clusters``, both CR1 and CR2 results when
     clustered, and the bootstrap settings when used.
     """
 
-    @property
-    def cell_means(self) -> pd.DataFrame:
-        """Arm x wave mean, sd, n, and 95% CI of the analysed outcome."""
-        return self.details["cell_means"]
-
-    @property
-    def event_study(self) -> pd.DataFrame:
-        """Effect of each wave relative to baseline (baseline = 0)."""
-        return self.details["event_study"]
-
-    @property
-    def hedges_g(self) -> pd.DataFrame:
-        """Hedges' g per follow-up wave (DiD / pooled baseline SD, small-sample corrected)."""
-        return self.details["hedges_g"]
+    cell_means: pd.DataFrame = field(default_factory=pd.DataFrame)
+    event_study: pd.DataFrame = field(default_factory=pd.DataFrame)
+    hedges_g: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: the inference for each reported term (with CR1/CR2/wild beside each other when the bootstrap is used)
+    inference: dict[str, Inference] = field(default_factory=dict)
+    #: True when the outcome was dichotomised (effects in percentage points)
+    dichotomised: bool = False
 
     def __repr__(self) -> str:  # pragma: no cover - cosmetic
         return "DiDResult" + super().__repr__()[len("EffectResult") :]
@@ -295,6 +291,11 @@ def did(
         extra_rows=[table_row(r) for r in rows[1:]],
         warnings=warn_list,
         details=details,
+        cell_means=details["cell_means"],
+        event_study=event_study,
+        hedges_g=details["hedges_g"],
+        inference=inference,
+        dichotomised=dichotomise is not None,
     )
 
 

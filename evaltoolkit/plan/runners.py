@@ -112,10 +112,7 @@ def run_did(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
         )
     out.tables.append(est)
     sec.blocks.append(Table(est, caption="Estimated effects (scale points unless stated)", kind="estimates"))
-    event_studies = {
-        o.display: None if r.details.get("dichotomised") else getattr(r, "event_study", None)
-        for o, r in results
-    }
+    event_studies = {o.display: None if r.dichotomised else r.event_study for o, r in results}
     waves = [w.name for w in d.waves]
     fig = event_study_plot(event_studies, waves=waves, wave_labels={w.name: w.display for w in d.waves})
     sec.blocks.append(FigureBlock(fig, "event study"))
@@ -153,7 +150,7 @@ def _did_figures(study: Study, est, results, outcomes, sec: Section) -> None:
     """The forest plot, the means by arm and wave and their table (cells under 10 people withheld)."""
     d = study.design
     labels = {o.name: o.display for o, _ in results}
-    dichotomised = {o.name for o, r in results if r.details.get("dichotomised")}
+    dichotomised = {o.name for o, r in results if r.dichotomised}
     fp = est[~est["outcome"].isin(dichotomised)].copy()  # % agree (percentage points) is on another scale
     fp["label"] = fp["outcome"].map(labels) + " - " + fp["term"]
     sec.blocks.append(
@@ -184,7 +181,8 @@ def _inference_comparison(results, cluster: str | None) -> list[Callout | Table]
     """With few clusters: what conventional cluster-robust inference would claim, beside what is used."""
     rows = []
     for o, r in results:
-        for term, by_method in r.details.get("inference", {}).items():
+        for term, inf in r.inference.items():
+            by_method = inf.alternatives
             for method, v in by_method.items():
                 rows.append(
                     {
@@ -218,7 +216,7 @@ def _inference_comparison(results, cluster: str | None) -> list[Callout | Table]
 
 def did_sentence(label: str, res, treated_label: str, control_label: str, wave_label: str) -> str:
     """One plain-language sentence for a DiD headline (CausalPy-style effect summary)."""
-    dich = bool(res.details.get("dichotomised"))
+    dich = res.dichotomised
     units = "percentage points" if dich else "points"  # did() already reports % agree in percentage points
     scale = 1
     est, lo, hi = res.estimate, res.ci_lower, res.ci_upper
@@ -228,7 +226,7 @@ def did_sentence(label: str, res, treated_label: str, control_label: str, wave_l
         f"{abs(est):.2f} {units} {bigger} than in the comparison group ({control_label}); "
         f"95% CI {ci_text(lo, hi, res.std_error * scale)}, p {p_phrase(res.p_value)}."
     )
-    g = res.details.get("hedges_g")
+    g = res.hedges_g
     if isinstance(g, pd.DataFrame) and not g.empty and "g" in g.columns and not dich:
         text += f" That is about {g['g'].iloc[0]:.2f} standard deviations (Hedges' g)."
     if not ci_bounded(lo, hi, res.std_error * scale):

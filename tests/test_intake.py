@@ -17,6 +17,7 @@ import pytest
 import evaltoolkit as et
 from evaltoolkit.errors import DataError, EvalToolkitWarning, InstrumentError
 from evaltoolkit.intake.report import ValidationReport
+from evaltoolkit.simulate.dgps import instrument_answers
 from evaltoolkit.simulate.exports import simulate_kobo_export
 
 INST = "ncs_social_mixing"
@@ -179,18 +180,7 @@ def test_kobo_group_prefixes_and_semicolons(tmp_path: Path) -> None:
 
 
 def _simulated_answers(inst, n: int, seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    ans = pd.DataFrame({"respondent_id": [f"r{i:03d}" for i in range(n)]})
-    for it in inst.items:
-        rs = inst.response_scales[it.response_scale]
-        if rs.type == "numeric":
-            v = rng.integers(int(rs.min_code), int(rs.max_code) + 1, n).astype(float)
-        else:
-            v = rng.choice(rs.valid_codes, n).astype(float)
-        v[rng.random(n) < 0.1] = next(iter(rs.missing)) if rs.missing else np.nan
-        v[rng.random(n) < 0.05] = np.nan
-        ans[it.code] = v
-    return ans
+    return instrument_answers(inst, n, seed)  # the shared DGP (evaltoolkit.simulate.dgps)
 
 
 @pytest.mark.parametrize("values", ["xml", "labels"])

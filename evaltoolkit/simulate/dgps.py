@@ -4,7 +4,8 @@
 * :func:`simulate_panel` - people in teams in sites with varying effects (the Bayesian model's own DGP);
 * :func:`nested_panel` - the same structure drawn independently of :func:`simulate_panel`;
 * :func:`simulate_likert` - one Likert item from a cumulative-logit model, in teams and waves;
-* :func:`likert_item` - one post-only 5-point item from a proportional-odds model.
+* :func:`likert_item` - one post-only 5-point item from a proportional-odds model;
+* :func:`instrument_answers` - random answers to every item of an instrument (with missing codes and blanks).
 
 :func:`evaltoolkit.simulate.study.simulate_study` simulates a whole study from a design; the functions here
 make the few-column frames that a test of one estimator needs, with a known true effect (pyfixest's
@@ -24,7 +25,14 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["did_panel", "likert_item", "nested_panel", "simulate_likert", "simulate_panel"]
+__all__ = [
+    "did_panel",
+    "instrument_answers",
+    "likert_item",
+    "nested_panel",
+    "simulate_likert",
+    "simulate_panel",
+]
 
 
 def did_panel(
@@ -224,3 +232,33 @@ def likert_item(n=300, effect=0.8, seed=7):
     lat = effect * T + rng.logistic(size=n)
     item = 1 + (lat[:, None] > np.array([-1.5, -0.5, 0.5, 1.5])[None, :]).sum(axis=1)
     return pd.DataFrame({"pid": np.arange(n), "arm": np.where(T > 0, "ncs", "control"), "item": item})
+
+
+def instrument_answers(
+    instrument, n: int = 100, seed: int = 0, id_col: str = "respondent_id"
+) -> pd.DataFrame:
+    """Random answers to every item of an instrument: valid codes, 10% missing codes, 5% blanks.
+
+    Feed them to :func:`evaltoolkit.simulate.exports.simulate_kobo_export` for an export to read back.
+
+    Examples
+    --------
+    >>> ans = instrument_answers("ncs_social_mixing", n=5, seed=1)
+    >>> ans.shape[0], ans.columns[0]
+    (5, 'respondent_id')
+    """
+    from evaltoolkit.instruments.library import Instrument, load_instrument
+
+    inst = instrument if isinstance(instrument, Instrument) else load_instrument(instrument)
+    rng = np.random.default_rng(seed)
+    ans = pd.DataFrame({id_col: [f"r{i:03d}" for i in range(n)]})
+    for it in inst.items:
+        rs = inst.response_scales[it.response_scale]
+        if rs.type == "numeric":
+            v = rng.integers(int(rs.min_code), int(rs.max_code) + 1, n).astype(float)
+        else:
+            v = rng.choice(rs.valid_codes, n).astype(float)
+        v[rng.random(n) < 0.1] = next(iter(rs.missing)) if rs.missing else np.nan
+        v[rng.random(n) < 0.05] = np.nan
+        ans[it.code] = v
+    return ans

@@ -145,3 +145,19 @@ def test_every_analysis_type_runs_in_the_plan_and_keeps_the_contract(plan_result
             assert len(rows) > 0 and rows["method"].notna().all()
     assert list(res.estimates.columns)[: len(ESTIMATE_COLUMNS)] == list(ESTIMATE_COLUMNS)
     assert len(res.warnings) == len(set(res.warnings))
+    # one warnings channel: every caution reached the report through a result or a runner note, none only as a
+    # stray Python warning that the plan had to catch
+    assert res.extras.get("unrouted_warnings", []) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("design", ["best_of_us_children", "best_of_us_adults", "cluster_rct"])
+def test_every_bundled_design_routes_each_caution_through_its_results(design):
+    from evaltoolkit.plan.run import run_plan
+
+    sim = et.simulate_study(design, n=300, seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = run_plan(et.Study(sim.design, sim.data))
+    assert res.extras.get("unrouted_warnings", []) == []
+    assert len(res.warnings) == len(set(res.warnings))

@@ -410,12 +410,11 @@ def balance_table(
     cols = covariate_columns(covariates)
     _require_columns(data, cols, "covariate")
     miss = data[cols].isna().any(axis=1) & keep
-    if miss.any():
-        warnings.warn(
-            f"balance_table: {int(miss.sum())} row(s) with missing covariates left out",
-            EvalToolkitWarning,
-            stacklevel=2,
-        )
+    cautions = (
+        [f"balance_table: {int(miss.sum())} row(s) with missing covariates left out"] if miss.any() else []
+    )
+    for msg in cautions:
+        warnings.warn(msg, EvalToolkitWarning, stacklevel=2)
     use = keep & ~miss
     X = covariate_frame(data.loc[use], covariates, categorical=categorical)
     t = is_t.loc[use].to_numpy()
@@ -448,6 +447,7 @@ def balance_table(
     out = pd.DataFrame(rows).set_index("covariate")
     judge = out["smd_adjusted"] if w is not None else out["smd_unadjusted"]
     out["imbalanced"] = judge.abs() > threshold
+    out.attrs["warnings"] = cautions  # the result carries its cautions (the plan reads them from here)
     out.attrs.update(
         estimand=estimand,
         s_d_denom=denom,

@@ -167,13 +167,13 @@ def propensity_score(
     _require_columns(data, cols, "covariate")
     miss = keep & data[cols].isna().any(axis=1)
     n_dropped = int(miss.sum())
+    cautions = []
     if n_dropped:
-        warnings.warn(
+        cautions.append(
             f"propensity_score: {n_dropped} row(s) with a missing covariate were left out of the "
-            "propensity model (they get weight 0)",
-            EvalToolkitWarning,
-            stacklevel=2,
+            "propensity model (they get weight 0)"
         )
+        warnings.warn(cautions[-1], EvalToolkitWarning, stacklevel=2)
     use = keep & ~miss
     sub = data.loc[use]
     t = is_t.loc[use]
@@ -222,6 +222,7 @@ def propensity_score(
             "converged": converged,
             "n_other_arms": int((~keep & data[arm].notna()).sum()),
             "warnings": model_warnings,
+            "cautions_warned": cautions,  # already warned here; carried into the weighting result
             "categorical": list(categorical),
         },
     )
@@ -804,7 +805,7 @@ def propensity_weights(
         n_trimmed=n_trimmed,
         bounds=bounds,
         match=match,
-        warnings=notes,
+        warnings=[*model.details.get("cautions_warned", []), *notes],
     )
 
 

@@ -66,7 +66,7 @@ def run_did(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
     weighting = options.pop("weighting", None)
     weight_covs = options.pop("weighting_covariates", None)
     if weighting:
-        data = _propensity_weights(study, data, outcomes, weighting, weight_covs, options, sec)
+        data = _propensity_weights(study, data, outcomes, weighting, weight_covs, options, sec, out)
     results = []
     tables = []
     for name in outcomes:
@@ -123,7 +123,7 @@ def run_did(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
     out.sections.append(sec)
 
 
-def _propensity_weights(study: Study, data, outcomes, weighting, weight_covs, options, sec: Section):
+def _propensity_weights(study: Study, data, outcomes, weighting, weight_covs, options, sec: Section, out):
     """Re-weight the comparison group by propensity scores (or match); the balance it achieves goes in ``sec``."""
     d, c = study.design, study.design.columns
     from evaltoolkit.estimators.weighting import did_weights
@@ -134,6 +134,8 @@ def _propensity_weights(study: Study, data, outcomes, weighting, weight_covs, op
         baseline=d.baseline, method="matching" if weighting == "matching" else "weighting",
     )  # fmt: skip
     data = wres.attach(data, "_ps_weight")
+    for msg in wres.warnings:
+        out.note(f"{sec.id.removeprefix('analysis-')}: {msg}")
     options["weights"] = "_ps_weight"
     sec.text.append(
         "The comparison group is re-weighted by propensity scores so that its baseline profile matches the "
@@ -364,6 +366,8 @@ def run_balance(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
         )
     )
     sec.blocks.append(Table(tab.reset_index(), caption="Baseline balance"))
+    for msg in tab.attrs.get("warnings", []):
+        out.note(f"{analysis.id}: {msg}")
     sec.blocks.append(FigureBlock(love_plot(tab), "love plot"))
     out.extras["balance"] = tab
     out.sections.append(sec)

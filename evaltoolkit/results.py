@@ -20,7 +20,7 @@ Examples
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import Any
 
 #: Columns of ``estimates.csv`` and of every result's ``table`` (the public contract).
@@ -122,7 +122,11 @@ class Inference:
 
 @dataclass
 class EffectResult(DroppedRows):
-    """One headline effect estimate with its uncertainty.
+    """One headline effect estimate with its uncertainty, table-first.
+
+    The tidy ``table`` (one row per reported term, :data:`ESTIMATE_COLUMNS`) is the single source of the numbers:
+    the headline attributes are views of its first row, and ``extra_rows`` of the rows after it. A result is
+    built with keyword arguments for the headline row (as in 0.1) and ``extra_rows`` for the others.
 
     Attributes
     ----------
@@ -144,32 +148,49 @@ class EffectResult(DroppedRows):
         Estimator-specific extras (effect sizes, df, dropped-row counts, fitted objects).
     """
 
-    analysis: str
-    outcome: str
-    term: str
-    estimate: float
-    std_error: float
-    ci_lower: float
-    ci_upper: float
-    p_value: float
-    n_obs: int
-    n_clusters: int | None
-    method: str
-    extra_rows: list[dict[str, Any]] = field(default_factory=list)
+    analysis: InitVar[str]
+    outcome: InitVar[str]
+    term: InitVar[str]
+    estimate: InitVar[float]
+    std_error: InitVar[float]
+    ci_lower: InitVar[float]
+    ci_upper: InitVar[float]
+    p_value: InitVar[float]
+    n_obs: InitVar[int]
+    n_clusters: InitVar[int | None]
+    method: InitVar[str]
+    extra_rows: InitVar[list[dict[str, Any]] | None] = None
     warnings: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+    _rows: list[dict[str, Any]] = field(init=False, repr=False, default_factory=list)
+
+    def __post_init__(self, analysis, outcome, term, estimate, std_error, ci_lower, ci_upper, p_value, n_obs,
+                      n_clusters, method, extra_rows) -> None:  # fmt: skip
+        values = (
+            analysis,
+            outcome,
+            term,
+            estimate,
+            std_error,
+            ci_lower,
+            ci_upper,
+            p_value,
+            n_obs,
+            n_clusters,
+            method,
+        )
+        self._rows = [dict(zip(ESTIMATE_COLUMNS, values)), *(dict(r) for r in (extra_rows or []))]
 
     def headline_row(self) -> dict[str, Any]:
         """The headline estimate as a dict keyed by :data:`ESTIMATE_COLUMNS`."""
-        return {c: getattr(self, c) for c in ESTIMATE_COLUMNS}
+        return {c: self._rows[0].get(c) for c in ESTIMATE_COLUMNS}
 
     @property
     def table(self):  # -> pandas.DataFrame (pandas imported lazily)
-        """Tidy table: the headline row followed by any extra rows."""
+        """Tidy table: the headline row followed by the extra rows (the source of every number)."""
         import pandas as pd
 
-        rows = [self.headline_row(), *self.extra_rows]
-        return pd.DataFrame(rows, columns=list(ESTIMATE_COLUMNS))
+        return pd.DataFrame(self._rows, columns=list(ESTIMATE_COLUMNS))
 
     def summary(self, units: str = "scale points") -> str:
         """The effect in one or two plain-language sentences (CausalPy style)."""
@@ -196,6 +217,23 @@ class EffectResult(DroppedRows):
             f"[{self.ci_lower:.4g}, {self.ci_upper:.4g}], p={format_p(self.p_value)}, "
             f"n={self.n_obs}, clusters={self.n_clusters}, {self.method})"
         )
+
+
+def _headline_view(name: str) -> property:
+    def get(self: EffectResult) -> Any:
+        return self._rows[0].get(name)
+
+    def set_(self: EffectResult, value: Any) -> None:
+        self._rows[0][name] = value
+
+    return property(get, set_, doc=f"``{name}`` of the headline row of :attr:`EffectResult.table`.")
+
+
+for _name in ESTIMATE_COLUMNS:  # set after @dataclass so the InitVars above keep no default
+    setattr(EffectResult, _name, _headline_view(_name))
+EffectResult.extra_rows = property(  # type: ignore[assignment]
+    lambda self: self._rows[1:], doc="The rows of :attr:`EffectResult.table` after the headline."
+)
 
 
 def p_phrase(p: float) -> str:

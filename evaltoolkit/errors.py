@@ -70,5 +70,9 @@ class EstimationError(EvalToolkitError):
     """A model cannot be estimated (too few clusters, no variation, non-convergence...)."""
 
 
+class UsageError(EvalToolkitError):
+    """The command or call asks for something that cannot be done safely (e.g. writing over an input file)."""
+
+
 class EvalToolkitWarning(UserWarning):
     """Warnings a user should read (few clusters, weak overlap, low reliability...)."""

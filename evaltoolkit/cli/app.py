@@ -26,6 +26,7 @@ from evaltoolkit.cli.common import STATE, example
 from evaltoolkit.cli.common import console as _console
 from evaltoolkit.cli.common import err_console as _err_console
 from evaltoolkit.cli.common import progress as _progress
+from evaltoolkit.io.outputs import refuse_overwriting_inputs, write_csv, write_excel, write_text
 from evaltoolkit.io.readers import suffix_list
 
 app = typer.Typer(
@@ -109,9 +110,8 @@ def demo(
     with _progress() as progress:
         progress.add_task("Simulating the example study...", total=None)
         sim = simulate_study(design, n=n, seed=seed)
-    out.mkdir(parents=True, exist_ok=True)
-    sim.data.to_csv(out / "simulated_data.csv", index=False)
-    sim.truth.to_csv(out / "true_effects.csv", index=False)
+    write_csv(sim.data, out / "simulated_data.csv", index=False)
+    write_csv(sim.truth, out / "true_effects.csv", index=False)
     study = Study(sim.design, sim.data, source="simulated_data.csv")
     paths = _analyse_and_report(study, out, title=f"{design.title} (simulated example)", seed=seed)
     con = _console()
@@ -141,13 +141,13 @@ def simulate(
     with _progress() as progress:
         progress.add_task("Simulating...", total=None)
         sim = simulate_study(load_design(design), n=n, seed=seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix.lower() in (".xlsx", ".xls"):
-        sim.data.to_excel(out, index=False)
-    else:
-        sim.data.to_csv(out, index=False)
     truth = out.with_name(out.stem + ".truth.csv")
-    sim.truth.to_csv(truth, index=False)
+    refuse_overwriting_inputs([out, truth], [Path(design)])
+    if out.suffix.lower() in (".xlsx", ".xls"):
+        write_excel(sim.data, out, index=False)
+    else:
+        write_csv(sim.data, out, index=False)
+    write_csv(sim.truth, truth, index=False)
     con = _console()
     con.print(
         f"Wrote {len(sim.data):,} rows ({sim.n_people:,} people at baseline) to {out}; true effects in {truth}."
@@ -174,6 +174,10 @@ def analyse(
     from evaltoolkit.io.readers import read_table
 
     d = load_design(design)
+    refuse_overwriting_inputs(
+        [out / n for n in ("report.html", "estimates.csv", "estimates.xlsx", "results.json")],
+        [data, Path(design)],
+    )  # before any work: nothing is lost if the answer is no
     frame = read_table(data)
     study = Study(d, frame, source=str(data))
     paths = _analyse_and_report(study, out, seed=seed)
@@ -269,8 +273,10 @@ def report(
         if title:
             ctx["title"] = title
         target = out or folder
-        target.mkdir(parents=True, exist_ok=True)
-        (target / "report.html").write_text(render_context(ctx), encoding="utf-8")
+        refuse_overwriting_inputs(
+            [target / "report.html"], [folder / "estimates.csv", folder / "results.json"]
+        )
+        write_text(target / "report.html", render_context(ctx))
         _console().print(f"Report: {(target / 'report.html').resolve()}")
         return
     studies = {}
@@ -280,10 +286,11 @@ def report(
         studies[label] = est
     ctx, pooled = pooled_context(studies, title=title)
     target = out or Path("evaltoolkit-pooled")
-    target.mkdir(parents=True, exist_ok=True)
-    (target / "report.html").write_text(render_context(ctx), encoding="utf-8")
-    pooled.to_csv(target / "estimates.csv", index=False)
-    (target / "results.json").write_text(json.dumps(ctx), encoding="utf-8")
+    outputs = [target / "report.html", target / "estimates.csv", target / "results.json"]
+    refuse_overwriting_inputs(outputs, [f / n for f in results for n in ("estimates.csv", "results.json")])
+    write_text(outputs[0], render_context(ctx))
+    write_csv(pooled, outputs[1], index=False)
+    write_text(outputs[2], json.dumps(ctx))
     _console().print(f"Pooled {len(pooled)} estimates across {len(studies)} studies.")
     _console().print(f"Report: {(target / 'report.html').resolve()}")
 

@@ -30,6 +30,7 @@ from typing import Annotated, Any
 import typer
 
 from evaltoolkit.cli.common import console as _console
+from evaltoolkit.io.outputs import refuse_overwriting_inputs, write_csv
 from evaltoolkit.io.readers import suffix_list
 
 __all__ = ["score_cmd", "validate_cmd"]
@@ -170,6 +171,8 @@ def validate_cmd(
     con = _console()
     _print_report(con, report)
     if out is not None:
+        target = out if out.suffix.lower() == ".csv" else out / "validation_issues.csv"
+        refuse_overwriting_inputs([target], [data, design])
         path = report.to_csv(_issues_path(out, "validation_issues.csv"))
         con.print(f"All {len(report.issues)} issue(s) written to {path}")
 
@@ -203,6 +206,8 @@ def score_cmd(
     from evaltoolkit.scoring.scales import score
 
     names, _ = _instruments(instrument, design)
+    files = ("scored.csv", "reliability.csv", "reliability_items.csv", "validation_issues.csv")
+    refuse_overwriting_inputs([out / f for f in files], [data, design])
     clean, report = _read(data, instrument, design, strict, id_col, wave_col, map)
     con = _console()
     _print_report(con, report, max_issues=10)
@@ -210,10 +215,9 @@ def score_cmd(
         warnings.simplefilter("always", EvalToolkitWarning)
         scored = score(clean, names, standardise=standardise, by=by or None)
         rel = reliability(clean, names, by=tuple(by) if by else DEFAULT_BY)
-    out.mkdir(parents=True, exist_ok=True)
-    scored.data.to_csv(out / "scored.csv")
-    rel.scales.to_csv(out / "reliability.csv", index=False)
-    rel.items.to_csv(out / "reliability_items.csv", index=False)
+    write_csv(scored.data, out / "scored.csv")
+    write_csv(rel.scales, out / "reliability.csv", index=False)
+    write_csv(rel.items, out / "reliability_items.csv", index=False)
     report.to_csv(out / "validation_issues.csv")
 
     t = Table(title="Scale scores")

@@ -36,6 +36,8 @@ from typing import Any
 
 import pandas as pd
 
+from evaltoolkit.io.outputs import write_csv
+
 __all__ = ["ISSUE_COLUMNS", "PROBLEMS", "SEVERITIES", "ValidationReport"]
 
 #: Columns of :attr:`ValidationReport.issues`.
@@ -240,7 +242,7 @@ class ValidationReport:
     def to_csv(self, path: str | Path) -> Path:
         """Write :attr:`issues` to a CSV file (UTF-8) and return its path."""
         p = Path(path)
-        self.issues.to_csv(p, index=False)
+        write_csv(self.issues, p, index=False)
         return p
 
     def to_html(self, max_rows: int = 200) -> str:

@@ -28,6 +28,7 @@ from typing import Any
 import pandas as pd
 
 from evaltoolkit.inference.policy import FEW_CLUSTERS, VERY_FEW_CLUSTERS
+from evaltoolkit.io.outputs import refuse_overwriting_inputs, write_csv, write_excel, write_text
 from evaltoolkit.plan.registry import REGISTRY, AnalysisResults, Block, Callout, FigureBlock, Section, Table
 from evaltoolkit.privacy import format_count
 from evaltoolkit.report.embed import figure_to_html
@@ -169,11 +170,15 @@ def render_html(results: AnalysisResults, title: str | None = None) -> str:
     return render_context(report_context(results, title))
 
 
-def write_report(results: AnalysisResults, out_dir: str | Path, title: str | None = None) -> dict[str, Path]:
+def write_report(
+    results: AnalysisResults, out_dir: str | Path, title: str | None = None, *, inputs: tuple = ()
+) -> dict[str, Path]:
     """Write ``report.html``, ``estimates.csv``, ``estimates.xlsx`` and ``results.json`` into ``out_dir``.
 
     ``results.json`` holds the rendered report context (no data, no identifiers), so
-    ``evaltoolkit report DIR`` can re-render or pool reports later.
+    ``evaltoolkit report DIR`` can re-render or pool reports later. Nothing is written if an output would
+    replace the study's data file or any of ``inputs`` (:class:`~evaltoolkit.errors.UsageError`); each file is
+    written atomically.
 
     Returns
     -------
@@ -183,16 +188,13 @@ def write_report(results: AnalysisResults, out_dir: str | Path, title: str | Non
     import json
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    paths = {k: out / name for k, name in
+             (("report", "report.html"), ("estimates", "estimates.csv"), ("xlsx", "estimates.xlsx"), ("json", "results.json"))}  # fmt: skip
+    refuse_overwriting_inputs(paths.values(), [results.study.source, *inputs])
     context = report_context(results, title)
-    report = out / "report.html"
-    report.write_text(render_context(context), encoding="utf-8")
+    write_text(paths["report"], render_context(context))
     est: pd.DataFrame = results.estimates
-    csv = out / "estimates.csv"
-    est.to_csv(csv, index=False)
-    xlsx = out / "estimates.xlsx"
-    with pd.ExcelWriter(xlsx, engine="openpyxl") as xw:
-        est.to_excel(xw, sheet_name="estimates", index=False)
-    js = out / "results.json"
-    js.write_text(json.dumps(context), encoding="utf-8")
-    return {"report": report, "estimates": csv, "xlsx": xlsx, "json": js}
+    write_csv(est, paths["estimates"], index=False)
+    write_excel(est, paths["xlsx"], sheet_name="estimates", index=False)
+    write_text(paths["json"], json.dumps(context))
+    return paths

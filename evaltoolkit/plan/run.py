@@ -25,6 +25,7 @@ from evaltoolkit.design.schema import Analysis
 from evaltoolkit.design.study import Study
 from evaltoolkit.errors import EvalToolkitError, EvalToolkitWarning
 from evaltoolkit.plan.registry import REGISTRY, AnalysisResults, Section, runner
+from evaltoolkit.plan.screening import screen_values
 from evaltoolkit.results import ESTIMATE_COLUMNS
 
 __all__ = ["AnalysisResults", "Section", "run_plan", "runner"]
@@ -37,10 +38,12 @@ def run_plan(study: Study, *, seed: int = 20240601) -> AnalysisResults:
     in the results and the report; the other analyses still run.
     """
     design = study.design
+    study, screened = screen_values(study)  # missing-value codes and out-of-range scores are never analysed
     out = AnalysisResults(design=design, study=study, estimates=pd.DataFrame(columns=list(ESTIMATE_COLUMNS)))
     out.extras["seed"] = seed
     for ex in study.excluded:
         out.warnings.append(f"{ex.n_rows} rows were set aside before analysis: {ex.reason}.")
+    out.warnings.extend(screened)
     import evaltoolkit.plan.runners  # noqa: F401  (registers the runners)
 
     plan = list(design.analyses)

@@ -1,0 +1,124 @@
+"""Screening the analysed values before any analysis: missing-value codes and out-of-range scores are never data.
+
+A scored outcome, mediator or moderator that still holds a survey's missing-value code (``-99`` "don't know",
+``999``...) or a value outside its scale's range would be analysed as a real score and can move an effect
+many times over. :func:`screen_values` runs before the plan: each such value is set to missing, counted per
+column, and reported as a caution that names the column, the rule and the first row (never a respondent's ID).
+
+* **Range**: when the design says which instrument scale produces a column (``outcomes[].scale``), values outside
+  the scale's possible range (the mean or sum of its items' codes) are out of range.
+* **Missing-value codes** (any analysed column): the codes the design's instruments declare as missing, and the
+  survey conventions :data:`MISSING_CODES`, when they lie outside the column's other values.
+
+Examples
+--------
+>>> import evaltoolkit as et
+>>> sim = et.simulate_study("ncs_prepost_control", n=200, seed=1)
+>>> data = sim.data.copy()
+>>> data.loc[data.index[:3], "attitudes"] = -99
+>>> screened, notes = screen_values(et.Study(sim.design, data))
+>>> int(screened.data["attitudes"].isna().sum() - sim.data["attitudes"].isna().sum()), len(notes)
+(3, 1)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from evaltoolkit.design.study import Study
+
+__all__ = ["MISSING_CODES", "scale_ranges", "screen_values"]
+
+#: values that survey tools write for "don't know", "refused", "not asked"... and are never a scored answer
+MISSING_CODES: tuple[float, ...] = (-999.0, -99.0, -98.0, -97.0, -96.0, -9.0, -8.0, -7.0, 99.0, 999.0, 9999.0)
+
+
+def scale_ranges(study: Study) -> dict[str, tuple[float, float]]:
+    """The possible range of each design column produced by an instrument scale (``outcomes[].scale``)."""
+    from evaltoolkit.scoring.scales import resolve_scales
+
+    d = study.design
+    scaled = {o.scale: o.name for o in d.outcomes if o.scale}
+    if not (d.instruments and scaled):
+        return {}
+    ranges: dict[str, tuple[float, float]] = {}
+    for spec in resolve_scales(list(d.instruments), scales=list(scaled)):
+        lo = [x for x in spec.lo if x is not None]
+        hi = [x for x in spec.hi if x is not None]
+        if len(lo) != spec.n_items or len(hi) != spec.n_items:
+            continue
+        if spec.method.startswith("sum"):
+            ranges[scaled[spec.id]] = (float(sum(lo)), float(sum(hi)))
+        else:
+            ranges[scaled[spec.id]] = (float(min(lo)), float(max(hi)))
+    return ranges
+
+
+def _declared_missing(study: Study) -> set[float]:
+    from evaltoolkit.instruments.library import load_instruments
+
+    d = study.design
+    if not d.instruments:
+        return set()
+    codes: set[float] = set()
+    for inst in load_instruments(list(d.instruments)):
+        for rs in inst.response_scales.values():
+            codes |= {float(c) for c in rs.missing}
+    return codes
+
+
+def _row_label(data: pd.DataFrame, pos: int) -> int:
+    label = data.index[pos]
+    return int(label) + 2 if isinstance(label, int | np.integer) and data.index.is_unique else pos + 2
+
+
+def screen_values(study: Study) -> tuple[Study, list[str]]:
+    """Set missing-value codes and out-of-range values of the analysed columns to missing; say what was done.
+
+    Returns
+    -------
+    (Study, list of str)
+        A study over the screened data (the input study and its data are not modified) and one caution per
+        column that had such values (column, how many, the rule, the first row in the file's numbering).
+    """
+    d = study.design
+    ranges = scale_ranges(study)
+    codes = set(MISSING_CODES) | _declared_missing(study)
+    columns = list(dict.fromkeys([*(o.name for o in d.outcomes), *d.mediators, *d.moderators]))
+    data = study.data
+    screened = None
+    notes: list[str] = []
+    for name in columns:
+        if name not in data.columns or not pd.api.types.is_numeric_dtype(data[name]):
+            continue
+        x = data[name].to_numpy(dtype=float)
+        bad = np.zeros(len(x), dtype=bool)
+        rule = ""
+        if name in ranges:
+            lo, hi = ranges[name]
+            bad = (x < lo - 1e-9) | (x > hi + 1e-9)
+            rule = f"outside the scale's range {lo:g} to {hi:g}"
+        else:
+            is_code = np.isin(x, list(codes))
+            others = x[~is_code & ~np.isnan(x)]
+            if is_code.any() and len(others):
+                # a code counts as missing only when it lies outside the column's other values
+                bad = is_code & ((x < others.min()) | (x > others.max()))
+                rule = "a missing-value code (" + ", ".join(f"{v:g}" for v in sorted(set(x[bad]))) + ")"
+        if not bad.any():
+            continue
+        if screened is None:
+            screened = data.copy()
+        screened.loc[bad, name] = np.nan
+        first = _row_label(data, int(np.flatnonzero(bad)[0]))
+        label = next((o.display for o in d.outcomes if o.name == name), name.replace("_", " "))
+        notes.append(
+            f"{label} (column '{name}'): {int(bad.sum())} value(s) {rule} were treated as missing, not as scores "
+            f"(first at row {first}); check the export's missing-value codes."
+        )
+    if screened is None:
+        return study, notes
+    out = Study(d, screened, source=study.source)
+    out.excluded = [*study.excluded, *out.excluded]
+    return out, notes

@@ -74,5 +74,9 @@ class UsageError(EvalToolkitError):
     """The command or call asks for something that cannot be done safely (e.g. writing over an input file)."""
 
 
+class AnalysisFailed(EvalToolkitError):
+    """The report was written, but the design's primary analysis could not be completed (CLI exit status 1)."""
+
+
 class EvalToolkitWarning(UserWarning):
     """Warnings a user should read (few clusters, weak overlap, low reliability...)."""

@@ -3,7 +3,8 @@
 Usage errors (a missing argument or option, an unknown command or option, a value of the wrong type) print
 the usual short usage message and exit with status 2. Every deliberate error
 (:class:`~evaltoolkit.errors.EvalToolkitError`: a file, column or design field that is wrong) is printed as
-one plain line and also exits with 2; anything unexpected prints one line and exits with 3. Only
+one plain line and also exits with 2; anything unexpected prints one line and exits with 3. When the report was
+written but the design's primary analysis failed, ``analyse`` and ``demo`` exit with 1. Only
 ``-v/--verbose`` shows a traceback (for bug reports). ``-q/--quiet`` prints errors and cautions only.
 Heavy libraries are imported inside commands so ``evaltoolkit --help`` stays fast.
 
@@ -79,6 +80,9 @@ def _global_options(
 
 
 def _analyse_and_report(study, out: Path, title: str | None = None, seed: int = 20240601) -> dict[str, Path]:
+    import traceback
+
+    from evaltoolkit.errors import AnalysisFailed
     from evaltoolkit.plan.run import run_plan
     from evaltoolkit.report.render import write_report
 
@@ -92,6 +96,16 @@ def _analyse_and_report(study, out: Path, title: str | None = None, seed: int = 
         con.print(f"• {sentence}")
     if results.warnings:
         _err_console().print(f"[yellow]{len(results.warnings)} caution(s) - see the report.[/yellow]")
+    failed = set(results.extras.get("failed", []))
+    primary = [a.id for a in results.design.analyses if a.primary and a.id in failed]
+    if STATE.verbose:
+        for exc in results.extras.get("unexpected_errors", []):
+            traceback.print_exception(exc)
+    if primary:
+        raise AnalysisFailed(
+            f"the primary analysis {', '.join(repr(p) for p in primary)} could not be completed; the report "
+            f"({paths['report']}) says why, and the other analyses are in it"
+        )
     return paths
 
 
@@ -311,16 +325,27 @@ app.command(
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line and return its exit status (see the module docstring for the codes)."""
-    from evaltoolkit.errors import EvalToolkitError
 
     STATE.quiet = STATE.verbose = False
     args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _run(args)
+    finally:  # in-process callers (tests, notebooks) get the default state back
+        STATE.quiet = STATE.verbose = False
+
+
+def _run(args: list[str]) -> int:
+    from evaltoolkit.errors import AnalysisFailed, EvalToolkitError
+
     try:
         # standalone mode: typer prints usage errors itself (short usage + one error line, status 2)
         app(args=args, prog_name="evaltoolkit", standalone_mode=True)
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
+    except AnalysisFailed as exc:
+        _err_console().print(f"[red]error:[/red] {_escape(' '.join(str(exc).split()))}")
+        return 1
     except EvalToolkitError as exc:
         _show_traceback_if_verbose(args)
         _err_console().print(f"[red]error:[/red] {_escape(' '.join(str(exc).split()))}")

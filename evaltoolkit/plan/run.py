@@ -34,8 +34,9 @@ __all__ = ["AnalysisResults", "Section", "run_plan", "runner"]
 def run_plan(study: Study, *, seed: int = 20240601) -> AnalysisResults:
     """Run every analysis in ``study.design.analyses`` and return the collected results.
 
-    Estimation problems in one analysis (e.g. a model that cannot be fitted) are reported as warnings
-    in the results and the report; the other analyses still run.
+    Estimation problems in one analysis (e.g. a model that cannot be fitted), and unexpected failures, are
+    reported as cautions in the results and the report (``extras["failed"]`` lists the analyses); the other
+    analyses still run.
     """
     design = study.design
     study, screened = screen_values(study)  # missing-value codes and out-of-range scores are never analysed
@@ -68,6 +69,16 @@ def run_plan(study: Study, *, seed: int = 20240601) -> AnalysisResults:
                     out.extras["types_run"].append(analysis.type)
             except EvalToolkitError as exc:
                 out.warnings.append(f"Analysis '{analysis.id}' could not be completed: {exc}")
+                out.extras.setdefault("failed", []).append(analysis.id)
+            except Exception as exc:  # an unexpected failure stays in its analysis; the others still run
+                # the message of an unexpected error may quote data values: name only its kind
+                out.warnings.append(
+                    f"Analysis '{analysis.id}' ({analysis.type}) failed unexpectedly ({type(exc).__name__}); "
+                    "the other analyses ran. Check this analysis's columns and options, and please report it "
+                    "(run `evaltoolkit -v analyse ...` to see the details)."
+                )
+                out.extras.setdefault("failed", []).append(analysis.id)
+                out.extras.setdefault("unexpected_errors", []).append(exc)
         for w in caught:
             if issubclass(w.category, EvalToolkitWarning):
                 # one channel: cautions reach the report through results and runner notes; Python warnings are

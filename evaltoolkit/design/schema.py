@@ -31,6 +31,20 @@ from evaltoolkit.errors import DesignError
 _LIBRARY = "evaltoolkit.designs_library"
 
 
+def did_you_mean(name: str, choices) -> str:
+    """``" (did you mean 'attitudes'?)"`` for the closest of ``choices``, or ``""`` when none is close.
+
+    Examples
+    --------
+    >>> did_you_mean("atitudes", ["attitudes", "contact"])
+    " (did you mean 'attitudes'?)"
+    """
+    import difflib
+
+    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
 
@@ -257,11 +271,18 @@ class Design(_Strict):
         if self.baseline is not None and self.baseline not in wave_names:
             raise ValueError(f"baseline '{self.baseline}' is not one of the waves {wave_names}")
         names = [o.name for o in self.outcomes]
+        for family, members in self.families.items():
+            for o in members:
+                if o not in names:
+                    raise ValueError(
+                        f"family '{family}' names outcome '{o}', which is not in outcomes {names}"
+                        f"{did_you_mean(o, names)}; a misspelt member would silently change the adjustment"
+                    )
         for a in self.analyses:
             for o in a.outcomes:
                 if o not in names:
                     raise ValueError(
-                        f"analysis '{a.id}' uses outcome '{o}', which is not in outcomes {names}"
+                        f"analysis '{a.id}' uses outcome '{o}', which is not in outcomes {names}{did_you_mean(o, names)}"
                     )
             for w in a.post:
                 if w not in wave_names:

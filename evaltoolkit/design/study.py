@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evaltoolkit.design.schema import Design, load_design
+from evaltoolkit.design.schema import Design, did_you_mean, load_design
 from evaltoolkit.errors import DataError, DesignError
 
 
@@ -74,7 +74,7 @@ class Study:
         for fld, col in required.items():
             if col not in data.columns:
                 raise DesignError(
-                    f"the design names column '{col}', which is not in the data "
+                    f"the design names column '{col}', which is not in the data{did_you_mean(col, data.columns)} "
                     f"(columns are: {', '.join(map(str, data.columns[:15]))}"
                     f"{'...' if data.shape[1] > 15 else ''})",
                     field=fld,
@@ -83,15 +83,23 @@ class Study:
         for o in d.outcomes:
             if o.name not in data.columns:
                 raise DesignError(
-                    f"outcome '{o.name}' is not a column of the data; score the scale first "
-                    "(evaltoolkit score) or correct the outcome name",
+                    f"outcome '{o.name}' is not a column of the data{did_you_mean(o.name, data.columns)}; score "
+                    "the scale first (evaltoolkit score) or correct the outcome name",
                     field="outcomes",
                     file=src,
                 )
-        for group, names in (("covariates", d.covariates), ("moderators", d.moderators)):
+        for group, names in (
+            ("covariates", d.covariates),
+            ("moderators", d.moderators),
+            ("mediators", d.mediators),
+        ):
             for c in names:
                 if c not in data.columns:
-                    raise DesignError(f"'{c}' is not a column of the data", field=group, file=src)
+                    raise DesignError(
+                        f"'{c}' is not a column of the data{did_you_mean(c, data.columns)}",
+                        field=group,
+                        file=src,
+                    )
         for name in dict.fromkeys(
             [*(o.name for o in d.outcomes), *(m for m in d.mediators if m in data.columns)]
         ):

@@ -39,6 +39,7 @@ def run_plan(study: Study, *, seed: int = 20240601) -> AnalysisResults:
     analyses still run.
     """
     design = study.design
+    _check_instruments(design)
     study, screened = screen_values(study)  # missing-value codes and out-of-range scores are never analysed
     out = AnalysisResults(design=design, study=study, estimates=pd.DataFrame(columns=list(ESTIMATE_COLUMNS)))
     out.extras["seed"] = seed
@@ -93,3 +94,21 @@ def run_plan(study: Study, *, seed: int = 20240601) -> AnalysisResults:
         extra = [c for c in ("family", "p_adjusted", "adjustment") if c in est.columns]
         out.estimates = est[[*ESTIMATE_COLUMNS, *extra]]
     return out
+
+
+def _check_instruments(design) -> None:
+    """The design's instruments must exist before anything runs (a misspelt one is named, with the closest match)."""
+    from evaltoolkit.design.schema import did_you_mean
+    from evaltoolkit.errors import InstrumentError
+    from evaltoolkit.instruments.library import list_instruments, load_instruments
+
+    for name in design.instruments:
+        try:
+            load_instruments([name])
+        except InstrumentError:
+            raise InstrumentError(
+                f"instrument '{name}' is not in the library or a readable YAML file"
+                f"{did_you_mean(name, list_instruments()['id'])}",
+                field="instruments",
+                file=str(design.source) if design.source else None,
+            ) from None

@@ -54,6 +54,22 @@ class EvalToolkitError(ValueError):
         return f"{', '.join(where)}: {self.message}" if where else self.message
 
 
+def file_row(index, pos: int) -> int:
+    """The row of a data file a frame position came from: header on line 1, first data row on line 2.
+
+    Used instead of quoting an identifier: no message ever carries a respondent's ID value.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> file_row(pd.RangeIndex(5), 3)
+    5
+    """
+    label = index[pos]
+    is_int = isinstance(label, int) or type(label).__name__.startswith(("int", "uint"))
+    return int(label) + 2 if is_int and index.is_unique else pos + 2
+
+
 class DesignError(EvalToolkitError):
     """A design (analysis plan) file or design parameter is invalid."""
 

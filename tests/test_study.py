@@ -62,7 +62,10 @@ def test_rows_outside_the_design_are_counted_not_lost(sim):
     extra = sim.data.iloc[:7].assign(arm="pilot")
     study = et.Study(sim.design, pd.concat([sim.data, extra], ignore_index=True))
     assert len(study.data) == len(sim.data)
-    assert [(e.n_rows, "pilot" in e.reason) for e in study.excluded] == [(7, True)]
+    # counted, and the value not quoted: arm cells can hold anything, a postcode or an e-mail among them
+    assert [(e.n_rows, "pilot" in e.reason, "1 distinct value" in e.reason) for e in study.excluded] == [
+        (7, False, True)
+    ]
     res = run_plan(study)
     assert any("7 rows were set aside" in w for w in res.warnings)
 
@@ -74,3 +77,31 @@ def test_flow_counts(sim):
         assert row.n == n[(row.arm, row.wave)]
     base = flow[flow["wave"] == "baseline"]
     assert (base["retention"] == 1).all()
+
+
+def test_no_error_or_caution_quotes_a_respondent_id():
+    # privacy: messages name the column and the row, never an identifier value
+    import pytest
+
+    from evaltoolkit.errors import DataError
+
+    sim = et.simulate_study("ncs_prepost_control", n=120, seed=5)
+    data = sim.data.copy()
+    data["pid"] = "jo.bloggs@example.org-" + data["pid"].astype(str)
+    dup = pd.concat([data, data.iloc[[0]]], ignore_index=True)
+    with pytest.raises(DataError) as err:
+        et.Study(sim.design, dup)
+    assert "example.org" not in str(err.value) and "row" in str(err.value)
+    mixed = data.copy()
+    first = mixed["pid"].value_counts().index[0]  # someone who answered every wave
+    arm0 = mixed.loc[mixed["pid"] == first, "arm"].iloc[0]
+    mixed.loc[(mixed["pid"] == first) & (mixed["wave"] != "baseline"), "arm"] = (
+        "control" if arm0 == "ncs" else "ncs"
+    )
+    with pytest.raises(DataError) as err:
+        et.did(mixed, "attitudes", "arm", "wave", treated="ncs", pre="baseline", post="post", unit="pid")
+    assert "example.org" not in str(err.value) and "row" in str(err.value)
+    odd = data.copy()
+    odd.loc[odd.index[:3], "arm"] = "LS6 1AB"
+    study = et.Study(sim.design, odd)
+    assert not any("LS6" in e.reason for e in study.excluded)

@@ -116,8 +116,13 @@ class Study:
                 )
         unknown_arm = ~data[cols.arm].isin(d.arms.all)
         if unknown_arm.any():
-            labels = ", ".join(sorted(data.loc[unknown_arm, cols.arm].unique())[:5])
-            self.excluded.append(Exclusion(f"arm not in the design ({labels})", int(unknown_arm.sum())))
+            k = int(data.loc[unknown_arm, cols.arm].nunique())  # values not quoted: they may identify people
+            self.excluded.append(
+                Exclusion(
+                    f"value in column '{cols.arm}' not an arm of the design ({k} distinct value(s))",
+                    int(unknown_arm.sum()),
+                )
+            )
             data = data.loc[~unknown_arm]
         if d.kind != "post_only":
             data[cols.wave] = data[cols.wave].astype(str)
@@ -153,7 +158,7 @@ class Study:
             row = int(label) + 2 if isinstance(label, int | np.integer) and data.index.is_unique else pos + 2
             raise DataError(
                 f"{int(dup.sum())} rows share an id{' and wave' if len(key) > 1 else ''} "
-                f"(e.g. id {data[cols.id].iloc[pos]!r}); each person may answer each wave once",
+                "(the first at the row named); each person may answer each wave once",
                 column=cols.id,
                 row=row,
                 file=src,

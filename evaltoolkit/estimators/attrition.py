@@ -39,7 +39,7 @@ import pandas as pd
 from scipy import stats
 
 from evaltoolkit import _compat
-from evaltoolkit.errors import DataError, DesignError, EvalToolkitWarning
+from evaltoolkit.errors import DataError, DesignError, EvalToolkitWarning, file_row
 from evaltoolkit.estimators.balance import smd
 from evaltoolkit.privacy import MIN_CELL, format_count, suppress_small_cells
 from evaltoolkit.results import ESTIMATE_COLUMNS
@@ -310,11 +310,12 @@ def attrition(
         d = d.loc[d[[id, arm, wave]].notna().all(axis=1)]
     dup = d.duplicated([id, wave], keep=False)
     if dup.any():
-        first = d.index[dup][0]
+        pos = int(np.flatnonzero(dup.to_numpy())[0])
         raise DataError(
-            f"{int(dup.sum())} rows share an id and wave (e.g. id {d.loc[first, id]!r} at wave "
-            f"{d.loc[first, wave]!r}); each person may appear once per wave",
+            f"{int(dup.sum())} rows share an id and wave (wave {d[wave].iloc[pos]!r}); each person may appear "
+            "once per wave",
             column=id,
+            row=file_row(d.index, pos),
         )
     order = _order_waves(d[wave], waves, baseline)
     base_w = order[0]
@@ -327,7 +328,11 @@ def attrition(
     arms_per_id = d.groupby(id)[arm].nunique()
     if (arms_per_id > 1).any():
         bad = arms_per_id.index[arms_per_id > 1][0]
-        raise DataError(f"person {bad!r} appears in more than one arm", column=arm)
+        raise DataError(
+            f"{int((arms_per_id > 1).sum())} person(s) appear in more than one arm (the first at the row named)",
+            column=arm,
+            row=file_row(d.index, int(np.flatnonzero((d[id] == bad).to_numpy())[0])),
+        )
     arms, control = _arms(d, arm, treated, control)
     analysis_wave = order[-1] if analysis_wave is None else analysis_wave
     if analysis_wave not in set(order[1:]):

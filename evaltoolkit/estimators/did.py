@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from evaltoolkit.errors import DataError, EstimationError, EvalToolkitWarning
+from evaltoolkit.errors import DataError, EstimationError, EvalToolkitWarning, file_row
 from evaltoolkit.inference.core import ols
 from evaltoolkit.inference.fixed_effects import FixedEffects, encode, is_nested
 from evaltoolkit.inference.policy import InferenceSpec, decide, infer
@@ -443,9 +443,10 @@ def _panel_checks(df: pd.DataFrame, a: _Args, dropped: dict[str, int]) -> _Panel
         if counts.max(initial=0) > 1:
             i = int(np.flatnonzero(counts[key] > 1)[0])
             raise DataError(
-                f"{int((counts > 1).sum())} duplicate person-wave rows (e.g. {unit}={df[unit].iloc[i]!r}, "
+                f"{int((counts > 1).sum())} duplicate person-wave rows (the first at the row named, "
                 f"{wave}={df[wave].iloc[i]!r})",
                 column=unit,
+                row=file_row(df.index, i),
             )
         n_t = np.bincount(uc, weights=is_t, minlength=nu)
         mixed = (n_t > 0) & (n_t < np.bincount(uc, minlength=nu))
@@ -453,8 +454,9 @@ def _panel_checks(df: pd.DataFrame, a: _Args, dropped: dict[str, int]) -> _Panel
             i = int(np.flatnonzero(mixed[uc])[0])
             raise DataError(
                 f"{int(mixed.sum())} people appear both in the programme arm and in a comparison arm "
-                f"(e.g. {df[unit].iloc[i]!r})",
+                "(the first at the row named)",
                 column=arm,
+                row=file_row(df.index, i),
             )
     if panel:
         is_pre = wcode < len(a.pres)

@@ -98,7 +98,7 @@ import numpy as np
 import pandas as pd
 
 from evaltoolkit import _compat
-from evaltoolkit.errors import DataError, DesignError, EstimationError, EvalToolkitWarning
+from evaltoolkit.errors import DataError, DesignError, EstimationError, EvalToolkitWarning, file_row
 from evaltoolkit.estimators.balance import resolve_control
 from evaltoolkit.inference.policy import BAYES_FEW_TOP_CLUSTERS
 from evaltoolkit.results import ESTIMATE_COLUMNS, EffectResult
@@ -293,9 +293,9 @@ def _change_scores(
     if dup.any():
         i = df.index[int(np.flatnonzero(dup.to_numpy())[0])]
         raise DataError(
-            f"{unit} {df.at[i, unit]!r} appears twice at wave {df.at[i, wave]!r}; each person needs one row per wave",
+            f"a person appears twice at wave {df.at[i, wave]!r}; each person needs one row per wave",
             column=unit,
-            row=int(i) if isinstance(i, (int, np.integer)) else None,
+            row=file_row(df.index, int(np.flatnonzero(dup.to_numpy())[0])),
         )
     a = df.loc[df[wave] == pre].set_index(unit)
     b = df.loc[df[wave] == post].set_index(unit)
@@ -312,10 +312,12 @@ def _change_scores(
         differs = a[col].to_numpy() != b[col].to_numpy()
         if differs.any():
             who = both[int(np.flatnonzero(differs)[0])]
+            pos = int(np.flatnonzero((df[unit] == who).to_numpy() & (df[wave] == post).to_numpy())[0])
             raise DataError(
-                f"{unit} {who!r} has {col} {a.at[who, col]!r} at {pre!r} but {b.at[who, col]!r} at {post!r}; "
-                "arm and groups must not change between waves",
+                f"a person's {col} changes between {pre!r} and {post!r} ({a.at[who, col]!r}, then "
+                f"{b.at[who, col]!r}); arm and groups must not change between waves",
                 column=col,
+                row=file_row(df.index, pos),
             )
     out = pd.DataFrame({unit: both.to_numpy()})
     for col in groups:

@@ -6,11 +6,14 @@ Examples
 >>> fig, ax = new_figure(width=2.0, height=2.0)
 >>> figure_to_html(fig, alt="empty").startswith('<img class="figure" alt="empty"')
 True
+>>> 'alt="&quot;Tom&#x27;s&quot; team"' in figure_to_html(new_figure(width=1.0, height=1.0)[0], alt="\"Tom's\" team")
+True
 """
 
 from __future__ import annotations
 
 import base64
+import html
 import io
 from typing import Any
 
@@ -26,4 +29,4 @@ def figure_to_html(fig: Any, alt: str = "figure", dpi: int = 110) -> str:
 
         plt.close(fig)
     data = base64.b64encode(buf.getvalue()).decode("ascii")
-    return f'<img class="figure" alt="{alt}" src="data:image/png;base64,{data}">'
+    return f'<img class="figure" alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'

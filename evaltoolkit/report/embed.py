@@ -6,7 +6,7 @@ Examples
 >>> fig, ax = new_figure(width=2.0, height=2.0)
 >>> figure_to_html(fig, alt="empty").startswith('<img class="figure" alt="empty"')
 True
->>> 'alt="&quot;Tom&#x27;s&quot; team"' in figure_to_html(new_figure(width=1.0, height=1.0)[0], alt="\"Tom's\" team")
+>>> 'alt="Tom &amp; Jo &lt;3"' in figure_to_html(new_figure(width=1.0, height=1.0)[0], alt="Tom & Jo <3")
 True
 """
 

@@ -65,8 +65,11 @@ def test_every_problem_is_listed_with_column_and_row(messy_csv: Path, inst) -> N
     assert _issues(rep, "unknown label") == [("ncs_pos_contact", 5, "often")]
     assert _issues(rep, "wrong type") == [("ncs_warmth_1", 5, "abc")]
     assert _issues(rep, "missing id") == [("id", 7, "")]
-    assert _issues(rep, "duplicate id") == [("id", 4, "2"), ("id", 5, "2")]
-    assert _issues(rep, "unmatched follow-up id") == [("id", 6, "3")]
+    assert _issues(rep, "duplicate id") == [
+        ("id", 4, "same ID as row 4"),
+        ("id", 5, "same ID as row 4"),
+    ]  # no ID values
+    assert _issues(rep, "unmatched follow-up id") == [("id", 6, "")]
     assert {c for c, _, _ in _issues(rep, "extra column")} == {"arm", "notes"}
     assert {c for c, _, _ in _issues(rep, "missing column")} == {
         "ncs_dating_comfort",
@@ -281,7 +284,7 @@ def test_design_checks_waves_arms_and_follow_up(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     _data, rep = et.read_responses(p, INST, design="ncs_prepost_control")
-    assert _issues(rep, "unmatched follow-up id") == [("pid", 5, "9")]
+    assert _issues(rep, "unmatched follow-up id") == [("pid", 5, "")]
     assert _issues(rep, "unknown wave") == [("wave", 6, "post-test")]
     assert _issues(rep, "unknown arm") == [("arm", 7, "placebo")]
     assert rep.of("duplicate id").empty  # the same ID in two waves is not a duplicate
@@ -289,7 +292,7 @@ def test_design_checks_waves_arms_and_follow_up(tmp_path: Path) -> None:
     q = tmp_path / "post.csv"
     q.write_text("pid,ncs_getalong\n1,4\n7,3\n", encoding="utf-8")
     _, rep2 = et.read_responses(q, INST, id_col="pid", wave_col=None, baseline_ids=[1, 2, 3])
-    assert _issues(rep2, "unmatched follow-up id") == [("pid", 3, "7")]
+    assert _issues(rep2, "unmatched follow-up id") == [("pid", 3, "")]
 
 
 def test_duplicates_first_removes_and_counts(tmp_path: Path) -> None:
@@ -400,6 +403,6 @@ def test_read_waves_checks_follow_up_files_against_baseline(tmp_path: Path) -> N
         ["3", "post", "w2.csv"],
     ]
     assert data.index.tolist() == [2, 3, 4, 2, 4]
-    assert rep.of("unmatched follow-up id")[["file", "row", "value"]].values.tolist() == [["w2.csv", 4, "3"]]
+    assert rep.of("unmatched follow-up id")[["file", "row", "value"]].values.tolist() == [["w2.csv", 4, ""]]
     assert rep.of("duplicate id")[["file", "row"]].values.tolist() == [["w1.csv", 3], ["w1.csv", 4]]
     assert (rep.n_rows_in, rep.n_rows_out) == (6, 5)

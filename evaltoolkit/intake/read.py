@@ -789,8 +789,12 @@ def _check_keys(data, rows, id_name, wave_name, has_id, has_wave, arm_name, dsg,
                 kept = ~key_df.duplicated(keep=duplicates).to_numpy() | no_id
                 detail += f"; only the {duplicates} occurrence kept"
                 keep &= kept
+            # never the ID itself in the report: point to the first row holding the same ID instead
+            group = key_df.groupby(list(key_df.columns), sort=False, dropna=False).ngroup().to_numpy()
+            first_pos = pd.Series(np.arange(len(group))).groupby(group).transform("min").to_numpy()
+            same_as = np.array([f"same ID as row {rows[i]}" for i in first_pos], dtype=object)
             report.add_many(
-                file, id_name, rows[dup_all], ids[dup_all].tolist(), "duplicate id", "error", detail
+                file, id_name, rows[dup_all], same_as[dup_all].tolist(), "duplicate id", "error", detail
             )
             if duplicates != "keep":
                 removed = dup_all & ~keep
@@ -798,7 +802,7 @@ def _check_keys(data, rows, id_name, wave_name, has_id, has_wave, arm_name, dsg,
                     file,
                     id_name,
                     rows[removed],
-                    ids[removed].tolist(),
+                    same_as[removed].tolist(),
                     "duplicate id",
                     "info",
                     f"row removed: only the {duplicates} answer of a repeated ID is kept",
@@ -806,7 +810,7 @@ def _check_keys(data, rows, id_name, wave_name, has_id, has_wave, arm_name, dsg,
 
         def report_unmatched(unmatched: np.ndarray, detail: str) -> None:
             if unmatched.any():
-                report.add_many(file, id_name, rows[unmatched], ids[unmatched].tolist(), "unmatched follow-up id",
+                report.add_many(file, id_name, rows[unmatched], [""] * int(unmatched.sum()), "unmatched follow-up id",
                                 "warning", detail)  # fmt: skip
 
         known: set[str] = (
@@ -879,7 +883,7 @@ def read_waves(
     >>> data[["id", "wave", "ncs_getalong"]].values.tolist()
     [['1', 'baseline', 4.0], ['2', 'baseline', 5.0], ['1', 'post', 3.0], ['3', 'post', 2.0]]
     >>> rep.of("unmatched follow-up id")[["file", "row", "value"]].values.tolist()
-    [['w2.csv', 3, '3']]
+    [['w2.csv', 3, '']]
     """
     if not files:
         raise DataError("give at least one {wave: file}")

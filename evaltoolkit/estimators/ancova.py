@@ -215,15 +215,12 @@ def ancova(
     w = None if w_all is None else w_all.loc[use].to_numpy(dtype=float)
     fit = ols(y, Xdf.to_numpy(dtype=float), names=list(Xdf.columns), weights=w)
 
-    clusters = None
-    n_clusters = None
-    if cluster is not None:
-        clusters = sub[cluster].to_numpy()
-        n_clusters = int(pd.unique(clusters).size)
+    clusters = sub[cluster].to_numpy() if cluster is not None else None
     spec = InferenceSpec(
         vcov=vcov, cluster=clusters, cluster_name=cluster, n_boot=n_boot, seed=seed, alpha=alpha
     )
     decision = decide(spec)
+    n_clusters = decision.n_clusters  # counted once, by the policy
     choice = decision.choice
     for note in decision.notes:
         warnings.warn(note, EvalToolkitWarning, stacklevel=2)

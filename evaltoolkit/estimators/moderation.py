@@ -329,9 +329,9 @@ def moderation(
     design = _ModerationDesign(t, mod, moderator, f"{arm}[{treated}]", cat, adj)
     t_name = design.t_name
     cl = d[cluster].to_numpy() if cluster else None
-    n_clusters = int(pd.Series(cl).nunique()) if cluster else None
     spec = InferenceSpec(vcov=vcov, cluster=cl, cluster_name=cluster, n_boot=n_boot, seed=seed, alpha=alpha)
     decision = decide(spec)
+    n_clusters = decision.n_clusters  # counted once, by the policy
     vtype = decision.choice
     warn_msgs += list(decision.notes)
     se_type = "CR2" if vtype == "wild" else vtype

@@ -27,7 +27,7 @@ def test_missing_column_and_scale(sim):
     msg = _err(sim.design, sim.data.drop(columns=["team"]))
     assert "'team'" in msg and "columns.clusters[1]" in msg
     msg = _err(sim.design, sim.data.drop(columns=["cohesion"]))
-    assert "outcome 'cohesion'" in msg and "field 'outcomes'" in msg and "score the scale" in msg
+    assert "outcome 'cohesion'" in msg and "field 'outcomes'" in msg and "score the export" in msg and "ncs_cohesion" in msg
     msg = _err(sim.design, sim.data.drop(columns=["female"]))
     assert "'female'" in msg and "covariates" in msg
 
@@ -105,3 +105,29 @@ def test_no_error_or_caution_quotes_a_respondent_id():
     odd.loc[odd.index[:3], "arm"] = "LS6 1AB"
     study = et.Study(sim.design, odd)
     assert not any("LS6" in e.reason for e in study.excluded)
+
+
+def test_scored_columns_named_by_their_scale_are_read_as_the_design_columns(sim):
+    """`evaltoolkit score` names columns by the instrument scale (ncs_attitudes); the design's outcome
+    `attitudes` says `scale: ncs_attitudes`, so the study reads that column - and says so."""
+    renamed = sim.data.rename(columns={"attitudes": "ncs_attitudes", "cohesion": "ncs_cohesion"})
+    study = et.Study(sim.design, renamed)
+    assert study.read_as == {"attitudes": "ncs_attitudes", "cohesion": "ncs_cohesion"}
+    pd.testing.assert_series_equal(
+        study.data["attitudes"], et.Study(sim.design, sim.data).data["attitudes"], check_names=False
+    )
+    # a column already named as in the design wins over its scale's column
+    both = sim.data.assign(ncs_attitudes=-1.0)
+    assert "attitudes" not in et.Study(sim.design, both).read_as
+
+
+def test_a_misspelt_scale_is_named_with_the_closest_match(sim):
+    from evaltoolkit.plan.run import check_sources
+
+    d = sim.design
+    outcomes = [o.model_copy(update={"scale": "ncs_cohesoin"}) if o.name == "cohesion" else o for o in d.outcomes]
+    with pytest.raises(DesignError) as info:
+        check_sources(d.model_copy(update={"outcomes": outcomes}))
+    assert "'cohesion'" in str(info.value) and "did you mean 'ncs_cohesion'" in str(info.value)
+    with pytest.raises(DesignError, match="not a mediator or moderator"):
+        et.load_design({**d.model_dump(exclude={"source"}), "scales": {"attitude": "ncs_attitudes"}})

@@ -101,7 +101,11 @@ class Outcome(_Strict):
 
     name: str
     label: str | None = None
-    scale: str | None = Field(None, description="instrument scale id that produces this column")
+    scale: str | None = Field(
+        None,
+        description="the instrument scale (or item code) that produces this column; scored data may name the "
+        "column by it",
+    )
     instrument: str | None = None
     family: str = "primary"
     dichotomise: str | None = Field(None, description="e.g. '>=4' to report % agree (single items)")
@@ -253,6 +257,11 @@ class Design(_Strict):
     covariates: list[str] = Field(default_factory=list)
     moderators: list[str] = Field(default_factory=list)
     mediators: list[str] = Field(default_factory=list)
+    scales: dict[str, str] = Field(
+        default_factory=dict,
+        description="mediator/moderator column -> the instrument scale (or item) that produces it; outcomes say so "
+        "in outcomes[].scale",
+    )
     analyses: list[Analysis] = Field(default_factory=list)
     families: dict[str, list[str]] = Field(default_factory=dict)
     multiplicity: Literal["holm", "bh", "bonferroni", "hochberg", "by", "none"] = Field(
@@ -271,6 +280,16 @@ class Design(_Strict):
         if self.baseline is not None and self.baseline not in wave_names:
             raise ValueError(f"baseline '{self.baseline}' is not one of the waves {wave_names}")
         names = [o.name for o in self.outcomes]
+        others = [*self.mediators, *self.moderators]
+        for column in self.scales:
+            if column in names:
+                raise ValueError(
+                    f"scales names outcome '{column}': give an outcome's scale in outcomes[].scale instead"
+                )
+            if column not in others:
+                raise ValueError(
+                    f"scales names '{column}', which is not a mediator or moderator{did_you_mean(column, others)}"
+                )
         for family, members in self.families.items():
             for o in members:
                 if o not in names:
@@ -346,6 +365,20 @@ class Design(_Strict):
             "pre": self.baseline,
             "unit": c.id,
         }
+
+    @property
+    def sources(self) -> dict[str, str]:
+        """Design column -> the instrument scale or item that produces it (``outcomes[].scale`` and ``scales:``).
+
+        Scored data (``evaltoolkit score``) name a column by its scale; :class:`~evaltoolkit.design.study.Study`
+        reads such a column as the design's outcome, mediator or moderator.
+
+        Examples
+        --------
+        >>> load_design("ncs_prepost_control").sources["positive_contact"]
+        'ncs_positive_contact'
+        """
+        return {**{o.name: o.scale for o in self.outcomes if o.scale}, **self.scales}
 
     @property
     def outcome_names(self) -> list[str]:

@@ -53,6 +53,7 @@ class Study:
     data: pd.DataFrame
     source: str | None = None
     excluded: list[Exclusion] = field(default_factory=list)
+    read_as: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.design, Design):
@@ -65,6 +66,7 @@ class Study:
     def _validate(self, data: pd.DataFrame) -> pd.DataFrame:
         d, src = self.design, self.source
         cols = d.columns
+        data = self._read_scored_columns(data)
         required = {
             "columns.id": cols.id,
             "columns.arm": cols.arm,
@@ -82,9 +84,11 @@ class Study:
                 )
         for o in d.outcomes:
             if o.name not in data.columns:
+                from_scale = f" (nor is its scale '{o.scale}')" if o.scale else ""
                 raise DesignError(
-                    f"outcome '{o.name}' is not a column of the data{did_you_mean(o.name, data.columns)}; score "
-                    "the scale first (evaltoolkit score) or correct the outcome name",
+                    f"outcome '{o.name}' is not a column of the data{from_scale}"
+                    f"{did_you_mean(o.scale or o.name, data.columns)}; score the export first (evaltoolkit score "
+                    "--design ...) or correct the outcome name",
                     field="outcomes",
                     file=src,
                 )
@@ -171,6 +175,18 @@ class Study:
                     file=src,
                 )
         return data.reset_index(drop=True)
+
+    def _read_scored_columns(self, data: pd.DataFrame) -> pd.DataFrame:
+        """Scored data name a measure by its instrument scale (``ncs_attitudes``); read it as the design's column.
+
+        A column already named as in the design wins; each column read under its scale's name is listed in
+        ``self.read_as`` (the report's data section says so).
+        """
+        for column, source in self.design.sources.items():
+            if column not in data.columns and source in data.columns:
+                data[column] = data[source]
+                self.read_as[column] = source
+        return data
 
     def _numeric(self, data: pd.DataFrame, name: str) -> pd.Series:
         """An outcome or mediator column as numbers; text that is not a number is refused, naming the cell."""

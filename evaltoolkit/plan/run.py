@@ -102,6 +102,7 @@ def _check_instruments(design) -> None:
     from evaltoolkit.errors import InstrumentError
     from evaltoolkit.instruments.library import list_instruments, load_instruments
 
+    file = str(design.source) if design.source else None
     for name in design.instruments:
         try:
             load_instruments([name])
@@ -110,5 +111,39 @@ def _check_instruments(design) -> None:
                 f"instrument '{name}' is not in the library or a readable YAML file"
                 f"{did_you_mean(name, list_instruments()['id'])}",
                 field="instruments",
-                file=str(design.source) if design.source else None,
+                file=file,
             ) from None
+    check_sources(design)
+
+
+def check_sources(design) -> None:
+    """Every ``outcomes[].scale`` and ``scales:`` entry must be a scale or item of the design's instruments.
+
+    Examples
+    --------
+    >>> import evaltoolkit as et
+    >>> d = et.load_design("ncs_prepost_control")
+    >>> bad = d.model_copy(update={"outcomes": [d.outcomes[0].model_copy(update={"scale": "ncs_atitudes"})]})
+    >>> check_sources(bad)
+    Traceback (most recent call last):
+    ...
+    evaltoolkit.errors.DesignError: ...outcome 'attitudes' is measured by 'ncs_atitudes', which is not a scale or item of the instruments ncs_social_mixing (did you mean 'ncs_attitudes'?)
+    """
+    from evaltoolkit.design.schema import did_you_mean
+    from evaltoolkit.errors import DesignError
+    from evaltoolkit.instruments.library import load_instruments
+
+    if not design.instruments or not design.sources:
+        return
+    insts = load_instruments(list(design.instruments))
+    known = [*(sc.id for inst in insts for sc in inst.scales), *(it.code for inst in insts for it in inst.items)]
+    outcomes = set(design.outcome_names)
+    for column, source in design.sources.items():
+        if source not in known:
+            what = "outcome" if column in outcomes else "column"
+            raise DesignError(
+                f"{what} '{column}' is measured by '{source}', which is not a scale or item of the instruments "
+                f"{', '.join(design.instruments)}{did_you_mean(source, known)}",
+                field="outcomes" if column in outcomes else "scales",
+                file=str(design.source) if design.source else None,
+            )

@@ -543,9 +543,13 @@ def outcome_scales(study: Study):
     cols = set(study.data.columns)
     scaled = {o.scale: o.name for o in d.outcomes if o.scale}
     if d.instruments and scaled:
-        specs = resolve_scales(list(d.instruments), scales=list(scaled))
+        from evaltoolkit.instruments.library import load_instruments
+
+        scale_ids = {sc.id for inst in load_instruments(list(d.instruments)) for sc in inst.scales}
+        specs = resolve_scales(list(d.instruments), scales=[s for s in scaled if s in scale_ids])
         keep = [sp.id for sp in specs if sp.n_items > 1 and set(sp.items) <= cols]
-        return ({"instruments": list(d.instruments), "scales": keep} if keep else None), scaled
+        if keep or d.simulation is None:  # simulated data carry the simulation's items, not the instrument's
+            return ({"instruments": list(d.instruments), "scales": keep} if keep else None), scaled
     if d.simulation is None:
         return None, {}
     mapping = {

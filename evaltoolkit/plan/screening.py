@@ -35,23 +35,34 @@ MISSING_CODES: tuple[float, ...] = (-999.0, -99.0, -98.0, -97.0, -96.0, -9.0, -8
 
 
 def scale_ranges(study: Study) -> dict[str, tuple[float, float]]:
-    """The possible range of each design column produced by an instrument scale (``outcomes[].scale``)."""
+    """The possible range of each design column produced by an instrument scale or item (``Design.sources``)."""
+    from evaltoolkit.instruments.library import load_instruments
     from evaltoolkit.scoring.scales import resolve_scales
 
     d = study.design
-    scaled = {o.scale: o.name for o in d.outcomes if o.scale}
-    if not (d.instruments and scaled):
+    if not (d.instruments and d.sources):
         return {}
+    insts = load_instruments(list(d.instruments))
+    scale_ids = {sc.id for inst in insts for sc in inst.scales}
     ranges: dict[str, tuple[float, float]] = {}
-    for spec in resolve_scales(list(d.instruments), scales=list(scaled)):
+    for inst in insts:  # single items: the response scale's valid codes
+        for item in inst.items:
+            rs = inst.response_scales[item.response_scale]
+            for column, source in d.sources.items():
+                if source == item.code and source not in scale_ids:
+                    ranges[column] = (float(rs.min_code), float(rs.max_code))
+    by_scale = {source: column for column, source in d.sources.items() if source in scale_ids}
+    if not by_scale:
+        return ranges
+    for spec in resolve_scales(list(d.instruments), scales=list(by_scale)):
         lo = [x for x in spec.lo if x is not None]
         hi = [x for x in spec.hi if x is not None]
         if len(lo) != spec.n_items or len(hi) != spec.n_items:
             continue
         if spec.method.startswith("sum"):
-            ranges[scaled[spec.id]] = (float(sum(lo)), float(sum(hi)))
+            ranges[by_scale[spec.id]] = (float(sum(lo)), float(sum(hi)))
         else:
-            ranges[scaled[spec.id]] = (float(min(lo)), float(max(hi)))
+            ranges[by_scale[spec.id]] = (float(min(lo)), float(max(hi)))
     return ranges
 
 
@@ -98,7 +109,12 @@ def screen_values(study: Study) -> tuple[Study, list[str]]:
         if name in ranges:
             lo, hi = ranges[name]
             bad = (x < lo - 1e-9) | (x > hi + 1e-9)
-            rule = f"outside the scale's range {lo:g} to {hi:g}"
+            found = sorted(set(x[bad]))
+            rule = (
+                "a missing-value code (" + ", ".join(f"{v:g}" for v in found) + ")"
+                if found and set(found) <= codes
+                else f"outside the scale's range {lo:g} to {hi:g}"
+            )
         else:
             is_code = np.isin(x, list(codes))
             others = x[~is_code & ~np.isnan(x)]
@@ -121,4 +137,5 @@ def screen_values(study: Study) -> tuple[Study, list[str]]:
         return study, notes
     out = Study(d, screened, source=study.source)
     out.excluded = [*study.excluded, *out.excluded]
+    out.read_as = {**study.read_as, **out.read_as}
     return out, notes

@@ -78,6 +78,7 @@ def test_every_problem_is_listed_with_column_and_row(messy_csv: Path, inst) -> N
         "ncs_warmth_4",
         "ncs_help_seeking",
         "ncs_neg_contact",
+        "ncs_belong",
     }
     assert set(rep.issues["file"]) == {"wave_all.csv"}
     # rows: 7 data rows in, 2 blank removed, nothing else dropped
@@ -376,8 +377,8 @@ def test_cli_validate_and_score_exit_codes(messy_csv: Path, tmp_path: Path) -> N
     assert res.exit_code == 0, res.output
     assert "duplicate id" in res.output
     assert (
-        len(pd.read_csv(tmp_path / "issues.csv")) == 18
-    )  # 2 blank + 2 extra + 6 missing + 7 errors + 1 unmatched
+        len(pd.read_csv(tmp_path / "issues.csv")) == 19
+    )  # 2 blank + 2 extra + 7 missing + 7 errors + 1 unmatched
     res = runner.invoke(app, ["validate", str(messy_csv), "-i", INST, "--strict"])
     assert res.exit_code == 1 and "Strict mode stopped" in res.output
     res = runner.invoke(app, ["score", str(messy_csv), "-i", INST, "--out", str(tmp_path / "scores")])

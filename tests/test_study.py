@@ -27,7 +27,12 @@ def test_missing_column_and_scale(sim):
     msg = _err(sim.design, sim.data.drop(columns=["team"]))
     assert "'team'" in msg and "columns.clusters[1]" in msg
     msg = _err(sim.design, sim.data.drop(columns=["cohesion"]))
-    assert "outcome 'cohesion'" in msg and "field 'outcomes'" in msg and "score the export" in msg and "ncs_cohesion" in msg
+    assert (
+        "outcome 'cohesion'" in msg
+        and "field 'outcomes'" in msg
+        and "score the export" in msg
+        and "ncs_cohesion" in msg
+    )
     msg = _err(sim.design, sim.data.drop(columns=["female"]))
     assert "'female'" in msg and "covariates" in msg
 
@@ -125,7 +130,9 @@ def test_a_misspelt_scale_is_named_with_the_closest_match(sim):
     from evaltoolkit.plan.run import check_sources
 
     d = sim.design
-    outcomes = [o.model_copy(update={"scale": "ncs_cohesoin"}) if o.name == "cohesion" else o for o in d.outcomes]
+    outcomes = [
+        o.model_copy(update={"scale": "ncs_cohesoin"}) if o.name == "cohesion" else o for o in d.outcomes
+    ]
     with pytest.raises(DesignError) as info:
         check_sources(d.model_copy(update={"outcomes": outcomes}))
     assert "'cohesion'" in str(info.value) and "did you mean 'ncs_cohesion'" in str(info.value)

@@ -136,7 +136,10 @@ def check_sources(design) -> None:
     if not design.instruments or not design.sources:
         return
     insts = load_instruments(list(design.instruments))
-    known = [*(sc.id for inst in insts for sc in inst.scales), *(it.code for inst in insts for it in inst.items)]
+    known = [
+        *(sc.id for inst in insts for sc in inst.scales),
+        *(it.code for inst in insts for it in inst.items),
+    ]
     outcomes = set(design.outcome_names)
     for column, source in design.sources.items():
         if source not in known:

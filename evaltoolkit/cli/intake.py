@@ -71,26 +71,39 @@ def _instruments(instrument: list[str] | None, design: Path | None) -> tuple[lis
 
 
 def _read(
-    data: Path,
+    data: list[Path],
     instrument: list[str] | None,
     design: Path | None,
     strict: bool,
     id_col: str | None,
     wave_col: str | None,
     mapping: list[str] | None,
+    waves: str | None = None,
+    options: dict[str, Any] | None = None,
 ):
-    """Read and validate; in strict mode print the report and exit 1 on the first problem."""
+    """Read and validate one export, or one per wave (linked by ID); in strict mode print the report and exit 1."""
     from evaltoolkit.errors import DataError
-    from evaltoolkit.intake.read import read_responses
+    from evaltoolkit.intake.read import read_responses, read_waves
 
     names, dsg = _instruments(instrument, design)
-    kwargs: dict[str, Any] = {"mapping": _mapping(mapping), "design": dsg, "strict": strict}
+    kwargs: dict[str, Any] = {
+        "mapping": _mapping(mapping),
+        "design": dsg,
+        "strict": strict,
+        **(options or {}),
+    }
     if id_col:
         kwargs["id_col"] = id_col
-    if wave_col:
-        kwargs["wave_col"] = None if wave_col.lower() == "none" else wave_col
     try:
-        return read_responses(data, names, **kwargs)
+        if len(data) > 1 or waves:
+            labels = _wave_labels(data, waves, dsg)
+            wave_name = (
+                wave_col if wave_col and wave_col.lower() != "none" else (dsg.columns.wave if dsg else "wave")
+            )
+            return read_waves(dict(zip(labels, data, strict=True)), names, wave_col=wave_name, **kwargs)
+        if wave_col:
+            kwargs["wave_col"] = None if wave_col.lower() == "none" else wave_col
+        return read_responses(data[0], names, **kwargs)
     except DataError as exc:
         report = getattr(exc, "report", None)
         if report is None:
@@ -99,6 +112,27 @@ def _read(
         _print_report(con, report)
         con.print(f"[bold red]Strict mode stopped:[/bold red] {exc}")
         raise typer.Exit(code=1) from None
+
+
+def _wave_labels(data: list[Path], waves: str | None, dsg: Any) -> list[str]:
+    """The wave of each file: ``--waves`` (comma-separated), else the design's waves in order, else the file names."""
+    from evaltoolkit.errors import UsageError
+
+    if waves:
+        labels = [w.strip() for w in waves.split(",") if w.strip()]
+        if len(labels) != len(data):
+            raise UsageError(
+                f"--waves names {len(labels)} wave(s) for {len(data)} file(s); give one wave per file, in order"
+            )
+        return labels
+    if dsg is not None and len(dsg.wave_names) == len(data):
+        return list(dsg.wave_names)
+    if dsg is not None:
+        raise UsageError(
+            f"{len(data)} files but the design has {len(dsg.wave_names)} waves ({', '.join(dsg.wave_names)}): "
+            "say which wave each file is with --waves"
+        )
+    return [p.stem for p in data]
 
 
 def _print_report(con, report, max_issues: int = 20) -> None:
@@ -142,9 +176,66 @@ def _issues_path(out: Path, default_name: str) -> Path:
     return out / default_name
 
 
+def _keep(keep: list[str] | None) -> dict[str, bool]:
+    """``--keep previews/unfinished/identifiers`` as read_responses options."""
+    from evaltoolkit.errors import UsageError
+
+    allowed = ("previews", "unfinished", "identifiers")
+    for k in keep or []:
+        if k not in allowed:
+            raise UsageError(f"--keep takes {', '.join(allowed)}; got '{k}'")
+    return {f"keep_{k}": True for k in keep or []}
+
+
+def _key_path(id_key: Path | None) -> Path:
+    import os
+
+    if id_key is not None:
+        return id_key
+    if os.environ.get("EVALTOOLKIT_ID_KEY"):
+        return Path(os.environ["EVALTOOLKIT_ID_KEY"])
+    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return base / "evaltoolkit" / "id.key"
+
+
+def _shareable(data, id_name: str, raw_ids: bool, id_key: Path | None):
+    """Scored data without platform bookkeeping columns, with pseudonymous IDs unless ``raw_ids``."""
+    from evaltoolkit.intake.identifiers import load_or_create_key, pseudonymise
+    from evaltoolkit.intake.platforms import is_metadata
+
+    table = data.drop(columns=[c for c in data.columns if is_metadata(c)])
+    if raw_ids or id_name not in table.columns:
+        return table, ""
+    path = _key_path(id_key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key, created = load_or_create_key(path)
+    table[id_name] = pseudonymise(table[id_name], key).to_numpy()
+    made = "a new key, written to" if created else "the key in"
+    return table, (
+        f"IDs in scored.csv are pseudonyms made with {made} {path}: keep that file private; the same key gives the "
+        "same pseudonyms, so waves scored apart still link (--raw-ids keeps the original IDs)."
+    )
+
+
 # options shared by `validate` and `score`
 DataArg = Annotated[
-    Path, typer.Argument(help=f"Survey export ({suffix_list()}; Qualtrics and Kobo layouts recognised).")
+    list[Path],
+    typer.Argument(
+        help=f"Survey export(s) ({suffix_list()}; Qualtrics and Kobo layouts recognised): one file, or one per wave "
+        "in wave order (IDs are linked to the first)."
+    ),
+]
+WavesOpt = Annotated[
+    str | None,
+    typer.Option(help="The wave of each file, comma-separated (default: the design's waves in order)."),
+]
+KeepOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--keep",
+        help="Keep what is left out by default: 'previews' (Qualtrics preview/test responses), 'unfinished', "
+        "'identifiers' (columns that identify people). Repeatable.",
+    ),
 ]
 InstrumentOpt = Annotated[
     list[str] | None, typer.Option("--instrument", "-i", help="Instrument id or YAML path (repeatable).")
@@ -164,15 +255,17 @@ def validate_cmd(
     id_col: IdColOpt = None,
     wave_col: WaveColOpt = None,
     map: MapOpt = None,
+    waves: WavesOpt = None,
+    keep: KeepOpt = None,
 ) -> None:
-    """Check a survey export against instruments: every problem with its column and row."""
-    data_out, report = _read(data, instrument, design, strict, id_col, wave_col, map)
+    """Check a survey export (or one per wave) against instruments: every problem with its column and row."""
+    data_out, report = _read(data, instrument, design, strict, id_col, wave_col, map, waves, _keep(keep))
     del data_out
     con = _console()
     _print_report(con, report)
     if out is not None:
         target = out if out.suffix.lower() == ".csv" else out / "validation_issues.csv"
-        refuse_overwriting_inputs([target], [data, design])
+        refuse_overwriting_inputs([target], [*data, design])
         path = report.to_csv(_issues_path(out, "validation_issues.csv"))
         con.print(f"All {len(report.issues)} issue(s) written to {path}")
 
@@ -195,27 +288,46 @@ def score_cmd(
     id_col: IdColOpt = None,
     wave_col: WaveColOpt = None,
     map: MapOpt = None,
+    waves: WavesOpt = None,
+    keep: KeepOpt = None,
+    raw_ids: Annotated[
+        bool, typer.Option(help="Write the respondents' own IDs to scored.csv (default: pseudonymous IDs).")
+    ] = False,
+    id_key: Annotated[
+        Path | None,
+        typer.Option(
+            help="Key file for pseudonymous IDs (created if absent; default: $EVALTOOLKIT_ID_KEY or "
+            "~/.config/evaltoolkit/id.key). The same key gives the same pseudonyms, so waves scored apart still link."
+        ),
+    ] = None,
 ) -> None:
-    """Validate, score the scales (reverse keys, minimum items) and report reliability by wave and arm."""
+    """Validate, score the scales (reverse keys, minimum items) and report reliability by wave and arm.
+
+    scored.csv holds the design columns, items and scale scores, with pseudonymous IDs; columns that identify
+    people and the platforms' bookkeeping columns are left out.
+    """
     import warnings
 
     from rich.table import Table
 
+    from evaltoolkit.design.schema import load_design
     from evaltoolkit.errors import EvalToolkitWarning
     from evaltoolkit.scoring.reliability import DEFAULT_BY, reliability
     from evaltoolkit.scoring.scales import score
 
     names, _ = _instruments(instrument, design)
     files = ("scored.csv", "reliability.csv", "reliability_items.csv", "validation_issues.csv")
-    refuse_overwriting_inputs([out / f for f in files], [data, design])
-    clean, report = _read(data, instrument, design, strict, id_col, wave_col, map)
+    refuse_overwriting_inputs([out / f for f in files], [*data, design])
+    clean, report = _read(data, instrument, design, strict, id_col, wave_col, map, waves, _keep(keep))
     con = _console()
     _print_report(con, report, max_issues=10)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", EvalToolkitWarning)
         scored = score(clean, names, standardise=standardise, by=by or None)
         rel = reliability(clean, names, by=tuple(by) if by else DEFAULT_BY)
-    write_csv(scored.data, out / "scored.csv")
+    ids = id_col or (load_design(design).columns.id if design is not None else "id")
+    table, id_note = _shareable(scored.data, ids, raw_ids, id_key)
+    write_csv(table, out / "scored.csv")
     write_csv(rel.scales, out / "reliability.csv", index=False)
     write_csv(rel.items, out / "reliability_items.csv", index=False)
     report.to_csv(out / "validation_issues.csv")
@@ -242,5 +354,7 @@ def score_cmd(
     con.print(t2)
     for w in caught:
         con.print(f"[yellow]caution:[/yellow] {w.message}")
+    if id_note:
+        con.print(id_note)
     con.print(f"Written: {out / 'scored.csv'}, {out / 'reliability.csv'}, {out / 'reliability_items.csv'}, "
               f"{out / 'validation_issues.csv'}")  # fmt: skip

@@ -33,7 +33,6 @@ Examples
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,23 +42,16 @@ import numpy as np
 import pandas as pd
 
 from evaltoolkit.errors import DataError
+from evaltoolkit.intake import platforms
+from evaltoolkit.intake.labels import label_keys as _label_keys
+from evaltoolkit.intake.labels import lookup as _lookup
+from evaltoolkit.intake.labels import norm_label as _norm_label
+from evaltoolkit.intake.labels import slug as _slug
+from evaltoolkit.intake.platforms import is_metadata
 from evaltoolkit.intake.report import PROBLEMS, ValidationReport
 from evaltoolkit.io.readers import fmt_value, read_raw
 
 __all__ = ["IntakeResult", "read_responses", "read_waves"]
-
-
-#: metadata columns of KoboToolbox and Qualtrics exports (kept, noted once, not reported per column)
-_META_COLUMNS = {
-    "start", "end", "today", "deviceid", "subscriberid", "simserial", "phonenumber", "username",
-    "audit", "__version__", "_version_", "_id", "_uuid", "_submission_time", "_validation_status",
-    "_notes", "_status", "_submitted_by", "_tags", "_index", "_parent_index", "_parent_table_name",
-    "_attachments", "_geolocation", "_xform_id_string", "formhub/uuid", "meta/instanceid",
-    "meta/instancename", "meta/rootuuid", "meta/deprecatedid",
-    "startdate", "enddate", "status", "ipaddress", "progress", "duration (in seconds)", "finished",
-    "recordeddate", "responseid", "recipientlastname", "recipientfirstname", "recipientemail",
-    "externalreference", "locationlatitude", "locationlongitude", "distributionchannel", "userlanguage",
-}  # fmt: skip
 
 _BASELINE_NAMES = (
     "baseline",
@@ -81,32 +73,6 @@ class IntakeResult(NamedTuple):
 
     data: pd.DataFrame
     report: ValidationReport
-
-
-# --------------------------------------------------------------------------- text helpers
-_QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"', "\u00a0": " "})
-
-
-def _norm_label(text: str) -> str:
-    """Lower-case, straight quotes, single spaces: how labels are compared."""
-    return " ".join(str(text).translate(_QUOTES).lower().split())
-
-
-def _slug(text: str) -> str:
-    """``"Don't know" -> "don_t_know"``: how Kobo choice names are usually derived from labels."""
-    return re.sub(r"[^0-9a-z]+", "_", _norm_label(text)).strip("_")
-
-
-def _label_keys(text: str) -> tuple[str, str, str]:
-    """The forms under which a label is looked up: normalised, slug, slug without apostrophes."""
-    return _norm_label(text), _slug(text), _slug(str(text).translate(_QUOTES).replace("'", ""))
-
-
-def _lookup(lookup: Mapping[str, float], text: str) -> float | None:
-    for key in _label_keys(text):
-        if key in lookup:
-            return lookup[key]
-    return None
 
 
 # --------------------------------------------------------------------------- reading
@@ -156,8 +122,12 @@ def _match_columns(
     items: Mapping[str, _ItemInfo],
     mapping: Mapping[str, str] | None,
     specials: Sequence[str],
+    wordings: Sequence[str] = (),
 ) -> tuple[dict[int, str], list[tuple[int, str, str]], list[str]]:
     """Assign file columns (by position) to item codes or special names (id, wave, arm).
+
+    ``wordings`` (Qualtrics: the question-text row) matches columns named by question IDs (``Q2_3``) through the
+    item's wording, alone or after a matrix stem (``"Stem - statement"``).
 
     Returns ``{position: target}``, duplicate assignments ``(position, name, target)`` and
     mapping keys that were not found.
@@ -209,6 +179,13 @@ def _match_columns(
             while target is None and start >= 0:
                 target = by_wording.get(norm[start + 1 :])
                 start = norm.find("/", start + 1)
+        if target is None and by_wording and pos < len(wordings) and wordings[pos]:
+            text = _norm_label(wordings[pos])
+            target = by_wording.get(text)
+            start = text.find(" - ")
+            while target is None and start >= 0:
+                target = by_wording.get(text[start + 3 :])
+                start = text.find(" - ", start + 3)
         if target is not None:
             claim(pos, target)
     return assigned, dups, not_found
@@ -440,6 +417,9 @@ def read_responses(
     sheet: str | int = 0,
     encoding: str | None = None,
     placeholders: Mapping[str, Any] | None = None,
+    keep_previews: bool = False,
+    keep_unfinished: bool = False,
+    keep_identifiers: bool = False,
 ) -> IntakeResult:
     """Read a survey export, recode labels and missing codes, and validate it against instruments.
 
@@ -485,6 +465,11 @@ def read_responses(
     placeholders : dict, optional
         Placeholder values used in the questionnaire (``{"place": "Leeds"}``); only needed to
         match columns headed by the question wording (Kobo "Labels" exports).
+    keep_previews, keep_unfinished : bool
+        Qualtrics: keep preview/test/spam responses, or unfinished ones (left out and counted by default).
+    keep_identifiers : bool
+        Keep columns that identify people (IP address, location, names, e-mails, phones, postcodes); by default
+        they are listed in the report and left out of ``data``.
 
     Returns
     -------
@@ -566,14 +551,28 @@ def read_responses(
         blanks = f" (only {report.n_rows_in} blank row(s))" if report.n_rows_in else ""
         raise _error_with_report(report, f"the file has a header but no data rows{blanks}")
 
+    wordings = raw.header_rows[0] if raw.header_rows else []
     assigned, dups, has_id, has_wave = _assign_columns(
-        names, items, mapping, id_name, wave_name, wave_col, arm_name, report, file
+        names, items, mapping, id_name, wave_name, wave_col, arm_name, report, file, wordings
     )
+    if wordings:
+        by_wording = sum(
+            1
+            for pos, t in assigned.items()
+            if t in items and names[pos] != t and t.lower() != names[pos].lower()
+        )
+        if by_wording:
+            report.notes.append(
+                f"{by_wording} question column(s) matched to items through the question-text row"
+            )
 
     data = _build_data(
         frame, names, rows, assigned, dups, items, id_name, wave_name, has_wave, raw, report, file
     )
 
+    data = _platform_steps(data, raw, names, assigned, items, dsg, id_name, wave_name, arm_name, report, file,
+                           keep_previews, keep_unfinished, keep_identifiers)  # fmt: skip
+    rows = np.asarray(data.index)
     keep = _check_keys(data, rows, id_name, wave_name, has_id, has_wave, arm_name, dsg, duplicates, baseline,
                       baseline_ids, report, file)  # fmt: skip
     if not keep.all():
@@ -584,6 +583,26 @@ def read_responses(
         if err is not None:
             raise err
     return IntakeResult(data, report)
+
+
+def _platform_steps(data, raw, names, assigned, items, dsg, id_name, wave_name, arm_name, report, file,
+                    keep_previews, keep_unfinished, keep_identifiers) -> pd.DataFrame:  # fmt: skip
+    """Test responses out, group prefixes off, design columns decoded, identifying columns out (platforms.py)."""
+    if raw.fmt == "qualtrics":
+        data = platforms.drop_test_responses(data, report, file, keep_previews=keep_previews,
+                                             keep_unfinished=keep_unfinished)  # fmt: skip
+    protected = {*items, id_name, *(x for x in (wave_name, arm_name) if x)}
+    design_cols = [*dsg.columns.clusters, *dsg.covariates, *dsg.moderators] if dsg is not None else []
+    data = platforms.strip_group_prefixes(data, protected, report, file, design_columns=design_cols)
+    if dsg is not None:
+        labels = {
+            assigned.get(pos, name): raw.value_labels[name]
+            for pos, name in enumerate(names)
+            if name in raw.value_labels
+        }
+        data = platforms.decode_design_columns(data, dsg, labels, report, file)
+    return platforms.drop_identifier_columns(data, protected | set(design_cols), id_name, report, file,
+                                             keep=keep_identifiers)  # fmt: skip
 
 
 def _drop_blank_rows(frame: pd.DataFrame, rows: np.ndarray, report: ValidationReport, file: str):
@@ -620,10 +639,10 @@ def _drop_blank_rows(frame: pd.DataFrame, rows: np.ndarray, report: ValidationRe
     return frame, rows
 
 
-def _assign_columns(names, items, mapping, id_name, wave_name, wave_col, arm_name, report, file):
+def _assign_columns(names, items, mapping, id_name, wave_name, wave_col, arm_name, report, file, wordings=()):
     """File columns to item codes and the id/wave/arm columns; duplicate, missing and unmatched columns reported."""
     specials = [id_name, wave_name if wave_name else "", arm_name or ""]
-    assigned, dups, not_found = _match_columns(names, items, mapping, specials)
+    assigned, dups, not_found = _match_columns(names, items, mapping, specials, wordings)
     for src in not_found:
         report.add(file, src, None, "", "missing column", "warning", "named in mapping= but not in the file")
     seen_names: dict[str, int] = {}
@@ -701,7 +720,7 @@ def _build_data(frame, names, rows, assigned, dups, items, id_name, wave_name, h
             label = name or f"column_{pos + 1}"
             while label in out_cols:
                 label = f"{label}_dup"
-            if name.lower() in _META_COLUMNS or name.lower().rsplit("/", 1)[-1] in _META_COLUMNS:
+            if is_metadata(name):
                 meta_cols.append(label)
             elif not any(d[0] == pos for d in dups):
                 report.add(
@@ -909,7 +928,43 @@ def read_waves(
             )
         frames.append(data.assign(**{wave_col: wave, "source_file": Path(path).name}))
         combined.extend(rep)
+    ids_col = id_col or _id_column_used(kwargs.get("design"))
+    combined.links = _link_waves(frames, list(files), ids_col, combined)
     return IntakeResult(pd.concat(frames), combined)
+
+
+def _id_shape(text: str) -> str:
+    """An ID without its format: digits only, leading zeros dropped (``"ID-0001"`` -> ``"1"``); else lower case."""
+    digits = "".join(ch for ch in text if ch.isdigit())
+    return digits.lstrip("0") or ("0" if digits else text.strip().lower())
+
+
+def _link_waves(
+    frames: list[pd.DataFrame], waves: list[Any], id_col: str, report: ValidationReport
+) -> pd.DataFrame:
+    """Per wave: IDs, how many link to baseline, unmatched, duplicated, and those differing only in format."""
+    rows = []
+    base: set[str] = set()
+    base_shapes: set[str] = set()
+    for k, (wave, data) in enumerate(zip(waves, frames, strict=True)):
+        ids = data[id_col].dropna().astype(str) if id_col in data.columns else pd.Series(dtype=str)
+        uniq = set(ids)
+        file = str(data["source_file"].iloc[0]) if len(data) else ""
+        if k == 0:
+            base, base_shapes = uniq, {_id_shape(i) for i in uniq}
+            linked, unmatched, differs = len(uniq), 0, 0
+        else:
+            missing = uniq - base
+            linked, unmatched = len(uniq) - len(missing), len(missing)
+            differs = sum(1 for i in missing if _id_shape(i) in base_shapes)
+            if differs:
+                report.add(file, id_col, None, "", "id format", "warning",
+                           f"{differs} of the {unmatched} ID(s) not seen at baseline match a baseline ID once the "
+                           "format is ignored (a prefix, leading zeros or case, e.g. 'ID-0001' and '1'); they were "
+                           "not linked: make the ID formats agree across waves (or map them) and read the files again")  # fmt: skip
+        rows.append({"wave": wave, "file": file, "rows": len(data), "ids": len(uniq), "linked": linked,
+                     "unmatched": unmatched, "duplicates": int(ids.duplicated().sum()), "format_differs": differs})  # fmt: skip
+    return pd.DataFrame(rows)
 
 
 def _id_column_used(design: Any) -> str:

@@ -56,6 +56,11 @@ PROBLEMS: dict[str, str] = {
     "missing column": "an item of the instruments has no column; it was added as all-NA",
     "extra column": "a column that is not an item of the instruments; kept unchanged",
     "value labels": "the file's value labels differ from the instrument's labels",
+    "identifier": "a column (or cells) that identify people; left out of the data unless asked to keep it",
+    "test response": "a Qualtrics preview, test or spam response; left out",
+    "unfinished response": "a response whose respondent did not finish; left out",
+    "select multiple": "a Kobo select_multiple question; written as one 0/1 column per choice",
+    "decoded labels": "codes or labels of a design column read as the design's names",
     "blank row": "a row with no values at all; removed",
     "wrong type": "a value of the wrong type (text or a date in a numeric item); set to NA",
     "unknown label": "text that is not a label of the item's response scale; set to NA",
@@ -65,6 +70,7 @@ PROBLEMS: dict[str, str] = {
     "unknown arm": "an arm value that the design does not list",
     "duplicate id": "the same ID more than once in a wave",
     "unmatched follow-up id": "an ID at a follow-up wave that was never seen at baseline",
+    "id format": "follow-up IDs that match baseline IDs only once their format is ignored (prefix, zeros)",
 }
 
 
@@ -98,6 +104,9 @@ class ValidationReport:
         )
     )
     notes: list[str] = field(default_factory=list)
+    #: wave linking (:func:`~evaltoolkit.intake.read.read_waves`): per wave ``wave, file, rows, ids, linked,
+    #: unmatched, duplicates, format_differs`` (counts; no ID values)
+    links: pd.DataFrame | None = None
     _parts: list[pd.DataFrame] = field(default_factory=list, repr=False)
     _cache: pd.DataFrame | None = field(default=None, repr=False)
 
@@ -222,6 +231,13 @@ class ValidationReport:
             + (f" ({self.n_dropped} removed, see issues)" if self.n_dropped else "")
         ]
         lines += [f"  {n}" for n in self.notes]
+        if self.links is not None and len(self.links):
+            for r in self.links.itertuples():
+                lines.append(
+                    f"  Wave {r.wave} ({r.file}): {r.ids} ID(s), {r.linked} linked to baseline, {r.unmatched} "
+                    f"unmatched, {r.duplicates} duplicated"
+                    + (f", {r.format_differs} in another ID format" if r.format_differs else "")
+                )
         c = self.counts()
         if c.empty:
             lines.append("  No problems found.")

@@ -75,6 +75,8 @@ class RawTable:
     value_labels: dict[str, dict[float, str]] = field(default_factory=dict)
     user_missing: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     encoding_note: str | None = None
+    #: Qualtrics: the question-text row and the import-id row, one entry per column (else empty)
+    header_rows: list[list[str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -226,7 +228,16 @@ def _read_csv(path: Path, opts: ReadOptions) -> RawTable:
     notes = [f"read as {'Qualtrics CSV' if fmt == 'qualtrics' else 'delimited text'}, separator {sep!r}"]
     if fmt == "qualtrics":
         notes.append("Qualtrics export: rows 2-3 (question text and import ids) skipped")
-    return RawTable(frame=frame, names=names, rows=rows, fmt=fmt, notes=notes, encoding_note=enc_note)
+    extra_rows = [[c.strip() for c in r] for r in head_rows[1:3]] if fmt == "qualtrics" else []
+    return RawTable(
+        frame=frame,
+        names=names,
+        rows=rows,
+        fmt=fmt,
+        notes=notes,
+        encoding_note=enc_note,
+        header_rows=extra_rows,
+    )
 
 
 def _first_long_row(text: str, sep: str, k: int) -> int | None:
@@ -266,7 +277,12 @@ def _read_excel(path: Path, opts: ReadOptions) -> RawTable:
     notes = [f"read as Excel, sheet {sheet!r}"]
     if fmt == "qualtrics":
         notes.append("Qualtrics export: rows 2-3 (question text and import ids) skipped")
-    return RawTable(frame=body, names=names, rows=rows, fmt=fmt, notes=notes)
+    extra_rows = (
+        [[("" if pd.isna(v) else fmt_value(v)).strip() for v in frame.iloc[i].tolist()] for i in (1, 2)]
+        if fmt == "qualtrics"
+        else []
+    )
+    return RawTable(frame=body, names=names, rows=rows, fmt=fmt, notes=notes, header_rows=extra_rows)
 
 
 def _read_stat(path: Path, opts: ReadOptions, kind: str) -> RawTable:

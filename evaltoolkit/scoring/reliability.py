@@ -439,6 +439,8 @@ def reliability(
     scale_rows: list[dict[str, Any]] = []
     item_rows: list[pd.DataFrame] = []
     messages: list[str] = []
+    if not data.index.is_unique:  # several files stacked (row numbers repeat): group by position
+        data = data.reset_index(drop=True)
     for spec in specs:
         if spec.n_items < 2:
             continue

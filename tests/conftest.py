@@ -81,3 +81,19 @@ def dgps():
     from evaltoolkit.simulate import dgps as module
 
     return module
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_id_key(tmp_path_factory: pytest.TempPathFactory):
+    """Pseudonymous IDs are keyed by a private file; tests use their own, never the user's
+    (~/.config/evaltoolkit/id.key)."""
+    import os
+
+    key = tmp_path_factory.mktemp("idkey") / "id.key"
+    old = os.environ.get("EVALTOOLKIT_ID_KEY")
+    os.environ["EVALTOOLKIT_ID_KEY"] = str(key)
+    yield key
+    if old is None:
+        os.environ.pop("EVALTOOLKIT_ID_KEY", None)
+    else:
+        os.environ["EVALTOOLKIT_ID_KEY"] = old

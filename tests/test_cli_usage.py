@@ -122,6 +122,12 @@ def test_the_worked_examples_in_help_run(tmp_path, capsys):
     (tmp_path / "wave1.csv").write_text(
         "id,ncs_getalong,ncs_help_seeking\n1,4,2\n2,5,4\n3,3,4\n4,2,5\n", encoding="utf-8"
     )
+    rows = "".join(
+        f"{i},{'programme' if i % 2 else 'control'},{1 + i % 5},{1 + i * 3 % 5}\n" for i in range(1, 41)
+    )
+    (tmp_path / "survey.csv").write_text("id,arm,ncs_getalong,ncs_help_seeking\n" + rows, encoding="utf-8")
+    for k in (1, 2):
+        (tmp_path / f"w{k}.csv").write_text("id,arm,ncs_getalong,ncs_help_seeking\n" + rows, encoding="utf-8")
     cwd = Path.cwd()
     os.chdir(tmp_path)
     try:

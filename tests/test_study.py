@@ -38,9 +38,19 @@ def test_missing_column_and_scale(sim):
 
 
 def test_arm_label_absent(sim):
-    data = sim.data.replace({"arm": {"ncs": "NCS"}})
+    data = sim.data.replace({"arm": {"ncs": "NCS-2025"}})  # not the arm's name or label, in any case
     msg = _err(sim.design, data)
-    assert "arm label 'ncs'" in msg and "field 'arms'" in msg and "NCS" in msg
+    assert "arm label 'ncs'" in msg and "field 'arms'" in msg and "NCS-2025" in msg
+
+
+def test_arm_and_wave_written_as_their_labels_are_read_as_the_design_names(sim):
+    """A Kobo "labels" export or Qualtrics choice text: the arm as its label ("NCS participants"), in any case."""
+    labelled = sim.data.replace({"arm": {"ncs": "NCS participants", "control": "interested NON-participants"},
+                                 "wave": {"post": "3-5 months after"}})  # fmt: skip
+    study = et.Study(sim.design, labelled)
+    assert set(study.data["arm"]) == {"ncs", "control"} and set(study.data["wave"]) == set(
+        sim.design.wave_names
+    )
 
 
 def test_one_cluster(sim):

@@ -108,7 +108,7 @@ class Study:
             [*(o.name for o in d.outcomes), *(m for m in d.mediators if m in data.columns)]
         ):
             data[name] = self._numeric(data, name)
-        data[cols.arm] = data[cols.arm].astype(str)
+        data[cols.arm] = self._design_names(data[cols.arm], d.arms.all, d.arms.labels)
         present_arms = set(data[cols.arm].unique())
         for arm in d.arms.all:
             if arm not in present_arms:
@@ -129,7 +129,9 @@ class Study:
             )
             data = data.loc[~unknown_arm]
         if d.kind != "post_only":
-            data[cols.wave] = data[cols.wave].astype(str)
+            data[cols.wave] = self._design_names(
+                data[cols.wave], d.wave_names, {w.name: w.label for w in d.waves if w.label}
+            )
             present_waves = set(data[cols.wave].unique())
             for w in d.wave_names:
                 if w not in present_waves:
@@ -175,6 +177,15 @@ class Study:
                     file=src,
                 )
         return data.reset_index(drop=True)
+
+    @staticmethod
+    def _design_names(values: pd.Series, names: list[str], labels: dict[str, str]) -> pd.Series:
+        """Arm or wave values as text; values written as the design's labels (any case) read as its names."""
+        text = values.astype(str)
+        if text.isin(names).all():
+            return text
+        table = {" ".join(str(k).lower().split()): n for n in names for k in (n, labels.get(n, n))}
+        return text.map(lambda v: table.get(" ".join(v.lower().split()), v))
 
     def _read_scored_columns(self, data: pd.DataFrame) -> pd.DataFrame:
         """Scored data name a measure by its instrument scale (``ncs_attitudes``); read it as the design's column.

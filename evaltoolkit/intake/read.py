@@ -169,7 +169,7 @@ def _match_columns(
             or by_lower.get(name.lower())
             or by_exact.get(tail)
             or by_lower.get(tail.lower())
-            or by_slug.get(_slug(name))  # "Respondent ID" -> respondent_id
+            or (None if is_metadata(name) else by_slug.get(_slug(name)))  # "Respondent ID" -> respondent_id
         )
         if target is None and by_wording:
             # a "Labels" export (Kobo) or a question-text header: <group label>/<wording>, or the wording alone

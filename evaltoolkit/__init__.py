@@ -49,7 +49,10 @@ _LAZY: dict[str, str] = {
     "list_designs": "evaltoolkit.design.schema",
     "Design": "evaltoolkit.design.schema",
     "Study": "evaltoolkit.design.study",
+    "design_from": "evaltoolkit.plan.draft",
     "simulate_study": "evaltoolkit.simulate.study",
+    "simulate_exports": "evaltoolkit.simulate.surveys",
+    "run_plan": "evaltoolkit.plan.run",
     # estimators
     "did": "evaltoolkit.estimators.did",
     "ancova": "evaltoolkit.estimators.ancova",

@@ -144,6 +144,14 @@ def simulate(
     out: Annotated[Path, typer.Option(help="Output data file (.csv or .xlsx).")],
     n: Annotated[int | None, typer.Option(help="People at baseline.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    export: Annotated[
+        str | None,
+        typer.Option(
+            help="Write the design's questionnaire, answered, as survey exports into the --out folder: kobo, "
+            "kobo-labels, kobo-xlsx, qualtrics, qualtrics-text, spss or stata (practice data for design init, "
+            "score and analyse)."
+        ),
+    ] = None,
 ) -> None:
     """Simulate a study from a design's simulation block; the true effects go beside it (*.truth.csv)."""
     from evaltoolkit.design.schema import load_design
@@ -152,6 +160,22 @@ def simulate(
 
     if n is not None and n < 0:
         raise DesignError(f"n must be a positive number of people (got {n})", field="n")
+    if export is not None:
+        from evaltoolkit.simulate.surveys import EXPORT_FORMATS, simulate_exports
+
+        if export not in EXPORT_FORMATS:
+            from evaltoolkit.errors import UsageError
+
+            raise UsageError(f"--export takes one of {', '.join(EXPORT_FORMATS)}; got '{export}'")
+        if out.exists() and not out.is_dir():
+            from evaltoolkit.errors import UsageError
+
+            raise UsageError(f"with --export, --out is a folder, but {out} is a file", file=str(out))
+        with _progress() as progress:
+            progress.add_task("Simulating...", total=None)
+            files = simulate_exports(load_design(design), out, format=export, n=n, seed=seed)  # type: ignore[arg-type]
+        _console().print(f"Wrote {len(files)} {export} export(s): {', '.join(str(f) for f in files)}")
+        return
     with _progress() as progress:
         progress.add_task("Simulating...", total=None)
         sim = simulate_study(load_design(design), n=n, seed=seed)

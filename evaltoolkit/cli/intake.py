@@ -38,13 +38,46 @@ __all__ = ["score_cmd", "validate_cmd"]
 _SEV_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
 
 
-def _mapping(pairs: list[str] | None) -> dict[str, str] | None:
+def _map_file(path: Path) -> dict[str, str]:
+    """A mapping file for renamed questions: a CSV with two columns (file column, item code) or a YAML mapping."""
     from evaltoolkit.errors import DataError
 
-    if not pairs:
-        return None
+    if not path.is_file():
+        raise DataError("mapping file not found", file=str(path))
+    text = path.read_text(encoding="utf-8-sig")
+    if path.suffix.lower() in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            raw = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raw = None
+        if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+            raise DataError(
+                "a YAML mapping file must map each file column to an item code (column: item)", file=path.name
+            )
+        return {str(k): v for k, v in raw.items()}
+    import csv
+
     out: dict[str, str] = {}
-    for pair in pairs:
+    for i, rec in enumerate(csv.reader(text.splitlines()), start=1):
+        if not rec or not any(c.strip() for c in rec):
+            continue
+        if len(rec) < 2 or not rec[0].strip() or not rec[1].strip():
+            raise DataError("each row needs a file column and an item code", file=path.name, row=i)
+        if i == 1 and rec[0].strip().lower() in ("column", "file_column", "question"):
+            continue  # a header row
+        out[rec[0].strip()] = rec[1].strip()
+    return out
+
+
+def _mapping(pairs: list[str] | None, map_file: Path | None = None) -> dict[str, str] | None:
+    from evaltoolkit.errors import DataError
+
+    if not pairs and map_file is None:
+        return None
+    out: dict[str, str] = _map_file(map_file) if map_file is not None else {}
+    for pair in pairs or []:
         src, sep, dst = pair.partition("=")
         if not sep or not src.strip() or not dst.strip():
             raise DataError(f"--map expects FILE_COLUMN=ITEM_CODE, got {pair!r}", field="--map")
@@ -80,6 +113,7 @@ def _read(
     mapping: list[str] | None,
     waves: str | None = None,
     options: dict[str, Any] | None = None,
+    map_file: Path | None = None,
 ):
     """Read and validate one export, or one per wave (linked by ID); in strict mode print the report and exit 1."""
     from evaltoolkit.errors import DataError
@@ -106,7 +140,7 @@ def _read(
         return read_responses(data[0], names, **kwargs)
     except DataError as exc:
         report = getattr(exc, "report", None)
-        if report is None:
+        if report is None or not strict:
             raise
         con = _console()
         _print_report(con, report)
@@ -229,6 +263,12 @@ WavesOpt = Annotated[
     str | None,
     typer.Option(help="The wave of each file, comma-separated (default: the design's waves in order)."),
 ]
+MapFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Mapping file for renamed questions: CSV (file column, item code) or YAML (column: item)."
+    ),
+]
 KeepOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -257,9 +297,12 @@ def validate_cmd(
     map: MapOpt = None,
     waves: WavesOpt = None,
     keep: KeepOpt = None,
+    map_file: MapFileOpt = None,
 ) -> None:
     """Check a survey export (or one per wave) against instruments: every problem with its column and row."""
-    data_out, report = _read(data, instrument, design, strict, id_col, wave_col, map, waves, _keep(keep))
+    data_out, report = _read(
+        data, instrument, design, strict, id_col, wave_col, map, waves, _keep(keep), map_file
+    )
     del data_out
     con = _console()
     _print_report(con, report)
@@ -290,6 +333,7 @@ def score_cmd(
     map: MapOpt = None,
     waves: WavesOpt = None,
     keep: KeepOpt = None,
+    map_file: MapFileOpt = None,
     raw_ids: Annotated[
         bool, typer.Option(help="Write the respondents' own IDs to scored.csv (default: pseudonymous IDs).")
     ] = False,
@@ -318,7 +362,9 @@ def score_cmd(
     names, _ = _instruments(instrument, design)
     files = ("scored.csv", "reliability.csv", "reliability_items.csv", "validation_issues.csv")
     refuse_overwriting_inputs([out / f for f in files], [*data, design])
-    clean, report = _read(data, instrument, design, strict, id_col, wave_col, map, waves, _keep(keep))
+    clean, report = _read(
+        data, instrument, design, strict, id_col, wave_col, map, waves, _keep(keep), map_file
+    )
     con = _console()
     _print_report(con, report, max_issues=10)
     with warnings.catch_warnings(record=True) as caught:

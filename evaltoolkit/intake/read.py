@@ -553,8 +553,9 @@ def read_responses(
 
     wordings = raw.header_rows[0] if raw.header_rows else []
     assigned, dups, has_id, has_wave = _assign_columns(
-        names, items, mapping, id_name, wave_name, wave_col, arm_name, report, file, wordings
-    )
+        names, items, mapping, id_name, wave_name, wave_col, arm_name, report, file, wordings,
+        needs_wave=dsg is not None and dsg.kind != "post_only" and len(dsg.wave_names) > 1,
+    )  # fmt: skip
     if wordings:
         by_wording = sum(
             1
@@ -639,7 +640,8 @@ def _drop_blank_rows(frame: pd.DataFrame, rows: np.ndarray, report: ValidationRe
     return frame, rows
 
 
-def _assign_columns(names, items, mapping, id_name, wave_name, wave_col, arm_name, report, file, wordings=()):
+def _assign_columns(names, items, mapping, id_name, wave_name, wave_col, arm_name, report, file, wordings=(),
+                    needs_wave=False):  # fmt: skip
     """File columns to item codes and the id/wave/arm columns; duplicate, missing and unmatched columns reported."""
     specials = [id_name, wave_name if wave_name else "", arm_name or ""]
     assigned, dups, not_found = _match_columns(names, items, mapping, specials, wordings)
@@ -674,6 +676,17 @@ def _assign_columns(names, items, mapping, id_name, wave_name, wave_col, arm_nam
             "missing id column",
             "error",
             "no ID column: name it with --id-col or --map COLUMN=id, or in the design's columns: id:",
+        )
+    if wave_col == "auto" and needs_wave and not has_wave:
+        report.add(
+            file,
+            wave_name,
+            None,
+            "",
+            "missing wave column",
+            "error",
+            "the design has several waves but the file has no wave column: give one file per wave (in wave order, "
+            "with --waves) or name the wave column with --wave-col",
         )
     if wave_col not in (None, "auto") and not has_wave:
         report.add(

@@ -160,6 +160,18 @@ def _coded(
     return values.map(codes).astype("Int64"), {codes[name]: labels.get(name, name) for name in order}
 
 
+def _refuse_existing(d: Design, folder: Path, format: str) -> None:
+    """Simulated files never replace a file already in the folder (it may be a real export)."""
+    from evaltoolkit.errors import DataError
+
+    ext = {"spss": "sav", "stata": "dta", "kobo-xlsx": "xlsx"}.get(format, "csv")
+    names = [f"{d.name}.{ext}", *(f"{d.name}_{w}.{ext}" for w in d.wave_names)]
+    for name in names:
+        if (folder / name).exists():
+            raise DataError(f"{name} already exists in {folder}: choose an empty folder for simulated exports",
+                            file=str(folder / name))  # fmt: skip
+
+
 def simulate_exports(
     design: Design | str | Path,
     folder: str | Path,
@@ -208,6 +220,7 @@ def simulate_exports(
             f"unknown export format '{format}'; use one of {', '.join(EXPORT_FORMATS)}", field="format"
         )
     d = design if isinstance(design, Design) else load_design(design)
+    _refuse_existing(d, Path(folder), format)
     sim = simulate_study(d, n=n, seed=seed)
     answers = design_answers(sim, seed=seed)
     folder = Path(folder)

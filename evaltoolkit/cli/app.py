@@ -17,7 +17,9 @@ evaltoolkit 0...
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -29,6 +31,31 @@ from evaltoolkit.cli.common import err_console as _err_console
 from evaltoolkit.cli.common import progress as _progress
 from evaltoolkit.io.outputs import refuse_overwriting_inputs, write_csv, write_excel, write_text
 from evaltoolkit.io.readers import suffix_list
+
+def plain_errors(fn: Callable) -> Callable:
+    """Wrap a command so a deliberate error is one plain line on stderr and an exit status, wherever the app runs.
+
+    :class:`~evaltoolkit.errors.AnalysisFailed` and :class:`~evaltoolkit.errors.StrictStop` exit with 1, any other
+    :class:`~evaltoolkit.errors.EvalToolkitError` with 2; ``-v`` adds the traceback. Done inside the command (not
+    only in :func:`main`) so the app behaves the same when a test or notebook invokes it directly.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from evaltoolkit.errors import AnalysisFailed, EvalToolkitError, StrictStop
+
+        try:
+            return fn(*args, **kwargs)
+        except EvalToolkitError as exc:
+            if STATE.verbose:
+                import traceback
+
+                traceback.print_exc()
+            _err_console().print(f"[red]error:[/red] {_escape(' '.join(str(exc).split()))}")
+            raise typer.Exit(1 if isinstance(exc, AnalysisFailed | StrictStop) else 2) from None
+
+    return wrapper
+
 
 app = typer.Typer(
     name="evaltoolkit",
@@ -110,6 +137,7 @@ def _analyse_and_report(study, out: Path, title: str | None = None, seed: int = 
 
 
 @app.command(epilog=example("evaltoolkit demo --out my-demo --n 1500 --seed 7"))
+@plain_errors
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the report and tables.")] = Path("evaltoolkit-demo"),
     n: Annotated[int | None, typer.Option(help="People at baseline (default: the design's).")] = None,
@@ -139,6 +167,7 @@ def demo(
 @app.command(
     epilog=example("evaltoolkit simulate --design ncs_prepost_control --out study.csv --n 1200 --seed 1")
 )
+@plain_errors
 def simulate(
     design: Annotated[str, typer.Option(help="Bundled design name or path to a design YAML.")],
     out: Annotated[Path, typer.Option(help="Output data file (.csv or .xlsx).")],
@@ -174,6 +203,7 @@ def simulate(
         "evaltoolkit analyse study.csv --design ncs_prepost_control --out report",
     )
 )
+@plain_errors
 def analyse(
     data: Annotated[Path, typer.Argument(help=f"Scored data ({suffix_list()}).")],
     design: Annotated[str, typer.Option(help="Bundled design name or path to a design YAML.")],
@@ -205,6 +235,7 @@ def analyse(
         "evaltoolkit power --design ncs_prepost_control --n 1200 --sims 200",
     ),
 )
+@plain_errors
 def power_cmd(
     effect: Annotated[
         float | None, typer.Option(help="Standardised effect (SD units); omit to get the MDES.")
@@ -262,6 +293,7 @@ def power_cmd(
         "evaltoolkit report site-a site-b --out pooled",
     )
 )
+@plain_errors
 def report(
     results: Annotated[
         list[Path], typer.Argument(help="Results folder(s) written by 'evaltoolkit analyse'.")
@@ -317,10 +349,10 @@ app.add_typer(instruments_cmd.app, name="instruments")
 app.command(
     "validate",
     epilog=example("evaltoolkit validate wave1.csv --instrument ncs_social_mixing --out issues.csv"),
-)(intake_cmd.validate_cmd)
+)(plain_errors(intake_cmd.validate_cmd))
 app.command(
     "score", epilog=example("evaltoolkit score wave1.csv --instrument ncs_social_mixing --out scores")
-)(intake_cmd.score_cmd)
+)(plain_errors(intake_cmd.score_cmd))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -335,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: list[str]) -> int:
-    from evaltoolkit.errors import AnalysisFailed, EvalToolkitError
+    from evaltoolkit.errors import AnalysisFailed, EvalToolkitError, StrictStop
 
     try:
         # standalone mode: typer prints usage errors itself (short usage + one error line, status 2)
@@ -343,7 +375,7 @@ def _run(args: list[str]) -> int:
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
-    except AnalysisFailed as exc:
+    except (AnalysisFailed, StrictStop) as exc:
         _err_console().print(f"[red]error:[/red] {_escape(' '.join(str(exc).split()))}")
         return 1
     except EvalToolkitError as exc:

@@ -380,6 +380,10 @@ CORRUPTIONS: list[Corruption] = [
         for name, v in CODES.items()
     ),
     Corruption("text-in-number", "flag-or-refuse", frame=set_cells("about five"), names=(OUTCOME, ITEM)),
+    Corruption("phone-in-number", "flag-or-refuse", frame=set_cells("07700 900123"), names=(OUTCOME, ITEM),
+               xfail={"validate": "intake: an invalid answer is quoted in the problems table and issues file",
+                      "score": "intake: an invalid answer is quoted in the problems table and issues file",
+                      "analyse": "intake: design.study quotes a non-numeric outcome cell in its error"}),
     Corruption("blank-arm", "flag", frame=set_some("arm", None), commands=ANALYSE, names=("arm",)),
     Corruption("arm-not-in-design", "flag", frame=set_some("arm", "LS6 1AB"), commands=ANALYSE, names=("arm",)),
     Corruption("one-arm-empty", "refuse", frame=_one_arm_empty, commands=ANALYSE, names=("arm",)),
@@ -771,3 +775,12 @@ def test_out_naming_a_file_is_refused_before_any_work(clean, tmp_path):
     yml.write_text(yaml.safe_dump(design_dict()), encoding="utf-8")
     run = invoke(["analyse", inp, "--design", yml, "--out", inp], tmp_path)
     assert run.code == 2 and "is a file" in run.stderr and not run.files
+
+
+@pytest.mark.xfail(strict=True, reason="intake: design.study renumbers rows after setting some aside")
+def test_a_caution_names_the_files_row_after_rows_were_set_aside(clean, tmp_path):
+    data = clean["analyse"].copy()
+    data.loc[[0, 1], "arm"] = "other"  # set aside by Study
+    data.loc[10, "attitudes"] = -99  # file row 12
+    run = _analyse_csv(tmp_path, data)
+    assert "-99) were treated as missing, not as scores (first at row 12)" in run.report

@@ -94,5 +94,9 @@ class AnalysisFailed(EvalToolkitError):
     """The report was written, but the design's primary analysis could not be completed (CLI exit status 1)."""
 
 
+class StrictStop(DataError):
+    """``--strict`` found values it would otherwise set to missing with a caution (CLI exit status 1)."""
+
+
 class EvalToolkitWarning(UserWarning):
     """Warnings a user should read (few clusters, weak overlap, low reliability...)."""

@@ -17,7 +17,9 @@ evaltoolkit 0...
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -29,6 +31,45 @@ from evaltoolkit.cli.common import err_console as _err_console
 from evaltoolkit.cli.common import progress as _progress
 from evaltoolkit.io.outputs import refuse_overwriting_inputs, write_csv, write_excel, write_text
 from evaltoolkit.io.readers import suffix_list
+
+
+def plain_errors(fn: Callable) -> Callable:
+    """Wrap a command so a deliberate error is one plain line on stderr and an exit status, wherever the app runs.
+
+    :class:`~evaltoolkit.errors.AnalysisFailed` and :class:`~evaltoolkit.errors.StrictStop` exit with 1, any other
+    :class:`~evaltoolkit.errors.EvalToolkitError` with 2; ``-v`` adds the traceback. Done inside the command (not
+    only in :func:`main`) so the app behaves the same when a test or notebook invokes it directly.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from evaltoolkit.errors import AnalysisFailed, EvalToolkitError, StrictStop
+
+        try:
+            return fn(*args, **kwargs)
+        except EvalToolkitError as exc:
+            if STATE.verbose:
+                import traceback
+
+                traceback.print_exc()
+            _err_console().print(f"[red]error:[/red] {_escape(' '.join(str(exc).split()))}")
+            raise typer.Exit(1 if isinstance(exc, AnalysisFailed | StrictStop) else 2) from None
+        except (FileExistsError, NotADirectoryError, PermissionError) as exc:
+            # the file system refused an output (--out names a file, or a folder that cannot be written)
+            if STATE.verbose:
+                import traceback
+
+                traceback.print_exc()
+            what = "is a file, not a folder" if not isinstance(exc, PermissionError) else "cannot be written"
+            where = exc.filename or "the output"
+            _err_console().print(
+                f"[red]error:[/red] {_escape(str(where))}: {what}; choose another --out "
+                "(evaltoolkit never changes an input file)"
+            )
+            raise typer.Exit(2) from None
+
+    return wrapper
+
 
 app = typer.Typer(
     name="evaltoolkit",
@@ -79,7 +120,10 @@ def _global_options(
     STATE.verbose = verbose
 
 
-def _analyse_and_report(study, out: Path, title: str | None = None, seed: int = 20240601) -> dict[str, Path]:
+def _analyse_and_report(
+    study, out: Path, title: str | None = None, seed: int = 20240601, *, strict: bool = False,
+    rows_in_file: int | None = None,
+) -> dict[str, Path]:  # fmt: skip
     import traceback
 
     from evaltoolkit.errors import AnalysisFailed
@@ -88,7 +132,9 @@ def _analyse_and_report(study, out: Path, title: str | None = None, seed: int = 
 
     with _progress() as progress:
         task = progress.add_task("Running the analysis plan...", total=None)
-        results = run_plan(study, seed=seed)
+        results = run_plan(study, seed=seed, strict=strict)
+        if rows_in_file is not None:
+            results.extras["rows_in_file"] = rows_in_file
         progress.update(task, description="Writing the report...")
         paths = write_report(results, out, title=title)
     con = _console()
@@ -102,14 +148,29 @@ def _analyse_and_report(study, out: Path, title: str | None = None, seed: int = 
         for exc in results.extras.get("unexpected_errors", []):
             traceback.print_exception(exc)
     if primary:
+        reasons = results.extras.get("failure_reasons", {})
+        why = "; ".join(f"{p!r}: {reasons[p]}" for p in primary if p in reasons)
         raise AnalysisFailed(
-            f"the primary analysis {', '.join(repr(p) for p in primary)} could not be completed; the report "
-            f"({paths['report']}) says why, and the other analyses are in it"
+            f"the primary analysis {', '.join(repr(p) for p in primary)} could not be completed"
+            + (f" ({why.rstrip('.')})" if why else "")
+            + f"; the report ({paths['report']}) says why, and the other analyses are in it",
+            file=study.source,
         )
     return paths
 
 
+def _refuse_file_as_folder(out: Path) -> None:
+    """``--out`` names a folder: an existing file there (perhaps the input itself) is refused before any work."""
+    from evaltoolkit.errors import UsageError
+
+    if out.exists() and not out.is_dir():
+        raise UsageError(
+            f"--out {out} is a file; give a folder for the outputs (evaltoolkit never changes an input file)"
+        )
+
+
 @app.command(epilog=example("evaltoolkit demo --out my-demo --n 1500 --seed 7"))
+@plain_errors
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the report and tables.")] = Path("evaltoolkit-demo"),
     n: Annotated[int | None, typer.Option(help="People at baseline (default: the design's).")] = None,
@@ -139,6 +200,7 @@ def demo(
 @app.command(
     epilog=example("evaltoolkit simulate --design ncs_prepost_control --out study.csv --n 1200 --seed 1")
 )
+@plain_errors
 def simulate(
     design: Annotated[str, typer.Option(help="Bundled design name or path to a design YAML.")],
     out: Annotated[Path, typer.Option(help="Output data file (.csv or .xlsx).")],
@@ -198,6 +260,7 @@ def simulate(
         "evaltoolkit analyse study.csv --design ncs_prepost_control --out report",
     )
 )
+@plain_errors
 def analyse(
     data: Annotated[Path, typer.Argument(help=f"Scored data ({suffix_list()}).")],
     design: Annotated[str, typer.Option(help="Bundled design name or path to a design YAML.")],
@@ -205,6 +268,13 @@ def analyse(
         "evaltoolkit-report"
     ),
     seed: Annotated[int, typer.Option(help="Random seed for bootstraps and samplers.")] = 20240601,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            help="Stop (exit 1) at a missing-value code or out-of-range value in an outcome, mediator or "
+            "moderator, instead of setting it to missing with a caution."
+        ),
+    ] = False,
 ) -> None:
     """Run a design's analysis plan on DATA and write DIR/report.html and DIR/estimates.csv."""
     from evaltoolkit.design.schema import load_design
@@ -212,13 +282,15 @@ def analyse(
     from evaltoolkit.io.readers import read_table
 
     d = load_design(design)
+    _refuse_file_as_folder(out)
     refuse_overwriting_inputs(
         [out / n for n in ("report.html", "estimates.csv", "estimates.xlsx", "results.json")],
         [data, Path(design)],
     )  # before any work: nothing is lost if the answer is no
     frame = read_table(data)
     study = Study(d, frame, source=str(data))
-    paths = _analyse_and_report(study, out, seed=seed)
+    rows = len(frame) + int(frame.attrs.get("blank_rows", 0))
+    paths = _analyse_and_report(study, out, seed=seed, strict=strict, rows_in_file=rows)
     _console().print(f"Report: {paths['report'].resolve()}\nEstimates: {paths['estimates'].resolve()}")
 
 
@@ -229,6 +301,7 @@ def analyse(
         "evaltoolkit power --design ncs_prepost_control --n 1200 --sims 200",
     ),
 )
+@plain_errors
 def power_cmd(
     effect: Annotated[
         float | None, typer.Option(help="Standardised effect (SD units); omit to get the MDES.")
@@ -286,6 +359,7 @@ def power_cmd(
         "evaltoolkit report site-a site-b --out pooled",
     )
 )
+@plain_errors
 def report(
     results: Annotated[
         list[Path], typer.Argument(help="Results folder(s) written by 'evaltoolkit analyse'.")
@@ -343,10 +417,10 @@ app.add_typer(design_cmd.app, name="design")
 app.command(
     "validate",
     epilog=example("evaltoolkit validate wave1.csv --instrument ncs_social_mixing --out issues.csv"),
-)(intake_cmd.validate_cmd)
+)(plain_errors(intake_cmd.validate_cmd))
 app.command(
     "score", epilog=example("evaltoolkit score wave1.csv --instrument ncs_social_mixing --out scores")
-)(intake_cmd.score_cmd)
+)(plain_errors(intake_cmd.score_cmd))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -361,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: list[str]) -> int:
-    from evaltoolkit.errors import AnalysisFailed, EvalToolkitError
+    from evaltoolkit.errors import AnalysisFailed, EvalToolkitError, StrictStop
 
     try:
         # standalone mode: typer prints usage errors itself (short usage + one error line, status 2)
@@ -369,7 +443,7 @@ def _run(args: list[str]) -> int:
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
-    except AnalysisFailed as exc:
+    except (AnalysisFailed, StrictStop) as exc:
         _err_console().print(f"[red]error:[/red] {_escape(' '.join(str(exc).split()))}")
         return 1
     except EvalToolkitError as exc:

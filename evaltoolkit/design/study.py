@@ -185,7 +185,7 @@ class Study:
         if text.isin(names).all():
             return text
         table = {" ".join(str(k).lower().split()): n for n in names for k in (n, labels.get(n, n))}
-        return text.map(lambda v: table.get(" ".join(v.lower().split()), v))
+        return text.map(lambda v: table.get(" ".join(v.lower().split()), v) if isinstance(v, str) else v)
 
     def _read_scored_columns(self, data: pd.DataFrame) -> pd.DataFrame:
         """Scored data name a measure by its instrument scale (``ncs_attitudes``); read it as the design's column.

@@ -427,6 +427,12 @@ def _outcome_column(df: pd.DataFrame, outcome: str, dichotomise) -> pd.DataFrame
     df = df.assign(__y=y.to_numpy())
     if not np.isfinite(df["__y"].to_numpy()).all():
         raise DataError("outcome has infinite values", column=outcome)
+    if len(df) and df["__y"].nunique() < 2:
+        raise EstimationError(
+            "the outcome has the same value in every analysed row, so there is no change to compare; check that "
+            "the column holds the scores (not a constant or a code)",
+            column=outcome,
+        )
     return df
 
 
@@ -604,6 +610,8 @@ def _hedges_g(p: _Panel, a: _Args, rows, pooled: bool) -> list[dict[str, Any]]:
     sd_pooled = (
         math.sqrt(((n1 - 1) * bt.var() + (n0 - 1) * bc.var()) / (n1 + n0 - 2)) if n1 + n0 > 2 else np.nan
     )
+    if not sd_pooled > 0:  # no spread at baseline: g is undefined, not infinite
+        sd_pooled = np.nan
     J = 1 - 3 / (4 * (n1 + n0) - 9)
     return [
         dict(wave=w, term=r["term"], g=J * r["estimate"] / sd_pooled, ci_lower=J * r["ci_lower"] / sd_pooled,

@@ -145,6 +145,33 @@ def _decode(raw: bytes, encoding: str | None, file: str) -> tuple[str, str | Non
         return raw.decode("latin-1"), "not valid UTF-8; decoded as Latin-1 (check accented characters)"
 
 
+def _utf16_without_bom(raw: bytes) -> str | None:
+    """``"utf-16-le"``/``"utf-16-be"`` when text without a byte-order mark is UTF-16 (every other byte zero)."""
+    head = raw[:4096]
+    if len(head) < 8 or raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return None
+    even, odd = head[0::2], head[1::2]
+    zeros_even, zeros_odd = even.count(0) / len(even), odd.count(0) / len(odd)
+    if zeros_odd > 0.6 and zeros_even < 0.05:
+        return "utf-16-le"
+    if zeros_even > 0.6 and zeros_odd < 0.05:
+        return "utf-16-be"
+    return None
+
+
+def _refuse_title_row(names: list[str], second: list[str], file: str) -> None:
+    """A title line above the header (one filled cell, then a row of many): say so instead of reading it."""
+    filled = [n for n in names if n.strip()]
+    below = [v for v in second if str(v).strip()]
+    if len(filled) <= 2 and len(below) >= max(4, 2 * len(filled) + 1):
+        raise DataError(
+            f"row 1 looks like a title above the header ({len(filled)} filled cell(s), row 2 has {len(below)}); "
+            "delete the rows above the column names so that they are on the first row",
+            file=file,
+            row=1,
+        )
+
+
 def _sniff_delimiter(first_line: str) -> str:
     counts = {d: first_line.count(d) for d in (",", ";", "\t")}
     best = max(counts, key=lambda d: counts[d])
@@ -159,9 +186,16 @@ def _read_csv(path: Path, opts: ReadOptions) -> RawTable:
     raw = path.read_bytes()
     if not raw.strip():
         raise DataError("the file is empty", file=file)
-    if b"\x00" in raw[:4096] and not raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+    utf16 = None if encoding else _utf16_without_bom(raw)
+    if utf16:
+        encoding = utf16
+    elif b"\x00" in raw[:4096] and not raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise DataError("this is not a text (CSV) file: it contains binary data", file=file)
     text, enc_note = _decode(raw, encoding, file)
+    if utf16:
+        enc_note = (
+            f"decoded as UTF-16 ({'little' if utf16.endswith('le') else 'big'}-endian, no byte-order mark)"
+        )
     text = text.lstrip("\ufeff")
     del raw
     first_line = text.split("\n", 1)[0]
@@ -173,6 +207,7 @@ def _read_csv(path: Path, opts: ReadOptions) -> RawTable:
     if not head_rows or not any(c.strip() for c in head_rows[0]):
         raise DataError("the first row (the header with column names) is empty", file=file)
     names = [c.strip() for c in head_rows[0]]
+    _refuse_title_row(names, head_rows[1] if len(head_rows) > 1 else [], file)
     fmt = "csv"
     skip: list[int] = []
     if len(head_rows) >= 3 and any(c.strip().startswith('{"ImportId"') for c in head_rows[2]):
@@ -267,6 +302,8 @@ def _read_excel(path: Path, opts: ReadOptions) -> RawTable:
     if frame.empty:
         raise DataError("the sheet is empty", file=file)
     names = [("" if pd.isna(v) else fmt_value(v)).strip() for v in frame.iloc[0].tolist()]
+    second = frame.iloc[1].tolist() if len(frame) > 1 else []
+    _refuse_title_row(names, ["" if pd.isna(v) else str(v) for v in second], file)
     fmt = "excel"
     skip = 1
     if len(frame) >= 3 and any(str(v).strip().startswith('{"ImportId"') for v in frame.iloc[2].tolist()):
@@ -410,13 +447,14 @@ def read_raw(
 def read_table(path: str | Path) -> pd.DataFrame:
     """Read an already-scored data table into a typed DataFrame, through the same readers as raw exports.
 
-    Blank lines are skipped; numbers, text and dates get their types (Excel cells are typed as pandas would
-    read them). Notes from reading (separator, encoding fallback) are in ``frame.attrs["read_notes"]``.
+    Blank lines are skipped and counted (``frame.attrs["blank_rows"]``); numbers, text and dates get their types
+    (Excel cells are typed as pandas would read them). Notes from reading (separator, encoding fallback) are in
+    ``frame.attrs["read_notes"]``.
 
     Raises
     ------
     DataError
-        As :func:`read_raw`, and for a header that names a column twice.
+        As :func:`read_raw`, for a header that names a column twice, and for a file without data rows.
     """
     raw = read_raw(path)
     seen: dict[str, int] = {}
@@ -429,8 +467,14 @@ def read_table(path: str | Path) -> pd.DataFrame:
                 column=name,
             )
         seen[name] = pos
+    if raw.frame.empty:
+        raise DataError("the file has a header but no data rows", file=str(path))
     frame = raw.frame.dropna(how="all").infer_objects()
+    blank = len(raw.frame) - len(frame)
+    if frame.empty:
+        raise DataError(f"the file has a header but no data: all {blank} rows are blank", file=str(path))
     frame.columns = raw.names
     frame = frame.reset_index(drop=True)
     frame.attrs["read_notes"] = [*raw.notes, *([raw.encoding_note] if raw.encoding_note else [])]
+    frame.attrs["blank_rows"] = blank  # rows with no value at all (a line of commas): left out, and counted
     return frame

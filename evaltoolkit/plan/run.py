@@ -24,15 +24,18 @@ import pandas as pd
 from evaltoolkit.design.schema import Analysis
 from evaltoolkit.design.study import Study
 from evaltoolkit.errors import EvalToolkitError, EvalToolkitWarning
-from evaltoolkit.plan.registry import REGISTRY, AnalysisResults, Section, runner
-from evaltoolkit.plan.screening import screen_values
+from evaltoolkit.plan.registry import REGISTRY, AnalysisResults, Callout, Section, runner
+from evaltoolkit.plan.screening import merge_small_categories, screen_values
 from evaltoolkit.results import ESTIMATE_COLUMNS
 
 __all__ = ["AnalysisResults", "Section", "run_plan", "runner"]
 
 
-def run_plan(study: Study, *, seed: int = 20240601) -> AnalysisResults:
+def run_plan(study: Study, *, seed: int = 20240601, strict: bool = False) -> AnalysisResults:
     """Run every analysis in ``study.design.analyses`` and return the collected results.
+
+    ``strict=True``: a missing-value code or out-of-range value in an analysed column stops the run
+    (:class:`~evaltoolkit.errors.StrictStop`) instead of being set to missing with a caution.
 
     Estimation problems in one analysis (e.g. a model that cannot be fitted), and unexpected failures, are
     reported as cautions in the results and the report (``extras["failed"]`` lists the analyses); the other
@@ -40,12 +43,17 @@ def run_plan(study: Study, *, seed: int = 20240601) -> AnalysisResults:
     """
     design = study.design
     _check_instruments(design)
-    study, screened = screen_values(study)  # missing-value codes and out-of-range scores are never analysed
+    study, screened = screen_values(
+        study, strict=strict
+    )  # missing-value codes and out-of-range scores are never analysed
     out = AnalysisResults(design=design, study=study, estimates=pd.DataFrame(columns=list(ESTIMATE_COLUMNS)))
     out.extras["seed"] = seed
     for ex in study.excluded:
         out.warnings.append(f"{ex.n_rows} rows were set aside before analysis: {ex.reason}.")
     out.warnings.extend(screened)
+    study, merged = merge_small_categories(study)  # no category label or coefficient for a handful of people
+    out.study = study
+    out.warnings.extend(merged)
     import evaltoolkit.plan.runners  # noqa: F401  (registers the runners)
 
     plan = list(design.analyses)
@@ -70,15 +78,16 @@ def run_plan(study: Study, *, seed: int = 20240601) -> AnalysisResults:
                     out.extras["types_run"].append(analysis.type)
             except EvalToolkitError as exc:
                 out.warnings.append(f"Analysis '{analysis.id}' could not be completed: {exc}")
-                out.extras.setdefault("failed", []).append(analysis.id)
+                _record_failure(out, analysis, str(exc))
             except Exception as exc:  # an unexpected failure stays in its analysis; the others still run
                 # the message of an unexpected error may quote data values: name only its kind
                 out.warnings.append(
                     f"Analysis '{analysis.id}' ({analysis.type}) failed unexpectedly ({type(exc).__name__}); "
-                    "the other analyses ran. Check this analysis's columns and options, and please report it "
+                    "the other analyses ran. "
+                    "Check this analysis's columns and options, and please report it "
                     "(run `evaltoolkit -v analyse ...` to see the details)."
                 )
-                out.extras.setdefault("failed", []).append(analysis.id)
+                _record_failure(out, analysis, None)
                 out.extras.setdefault("unexpected_errors", []).append(exc)
         for w in caught:
             if issubclass(w.category, EvalToolkitWarning):
@@ -94,6 +103,37 @@ def run_plan(study: Study, *, seed: int = 20240601) -> AnalysisResults:
         extra = [c for c in ("family", "p_adjusted", "adjustment") if c in est.columns]
         out.estimates = est[[*ESTIMATE_COLUMNS, *extra]]
     return out
+
+
+def _record_failure(out: AnalysisResults, analysis: Analysis, message: str | None) -> None:
+    """A failed analysis: listed in ``extras["failed"]`` and given its own plain-language report section
+    (what failed, the likely cause, what to try), in place of the section it would have written."""
+    out.extras.setdefault("failed", []).append(analysis.id)
+    out.sections = [s for s in out.sections if s.id != f"analysis-{analysis.id}"]
+    if message is not None:
+        cause = (
+            "the data or the design do not give this analysis what it needs; the message above names the "
+            "column, row or design field"
+        )
+        fix = "correct that column or design field and run the analysis again"
+    else:
+        message = "it stopped on an internal error"
+        cause = (
+            "the data hold something this analysis cannot handle yet, such as a column with no variation or a "
+            "group with very few people"
+        )
+        fix = (
+            "check the columns this analysis uses, run `evaltoolkit -v analyse ...` to see the details, and "
+            "please report it"
+        )
+    out.extras.setdefault("failure_reasons", {})[analysis.id] = message
+    what = f"{analysis.type.replace('_', ' ')} analysis '{analysis.id}'"
+    sec = Section(id=f"analysis-{analysis.id}", title=f"Not completed: {what}")
+    sec.blocks.append(Callout(f"What failed: {message}.", lead="This analysis could not be completed."))
+    sec.text.extend(
+        [f"Likely cause: {cause}.", f"What to try: {fix}. The other analyses in this report ran."]
+    )
+    out.sections.append(sec)
 
 
 def _check_instruments(design) -> None:

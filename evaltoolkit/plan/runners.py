@@ -22,6 +22,27 @@ from evaltoolkit.privacy import suppress_small_cells
 from evaltoolkit.results import p_phrase, unbounded_intervals
 
 
+def left_out_text(label: str, dropped: dict[str, int], n_total: int, unit: str = "rows") -> str:
+    """What an analysis left out, by reason, for its own report section ("5 of 209 people left out: ...").
+
+    The count analysed and the counts left out add up to ``n_total`` (the rows the analysis was given).
+
+    Examples
+    --------
+    >>> left_out_text("Attitudes", {"missing age": 5, "other arms": 0}, 209, "people")
+    'Attitudes: 5 of 209 people left out: missing age (5); 204 analysed.'
+    """
+    lost = {k: int(v) for k, v in dropped.items() if v}
+    if not lost:
+        return f"{label}: all {n_total:,} {unit} analysed, none left out."
+    reasons = ", ".join(f"{reason} ({k:,})" for reason, k in lost.items())
+    n_lost = sum(lost.values())
+    return f"{label}: {n_lost:,} of {n_total:,} {unit} left out: {reasons}; {n_total - n_lost:,} analysed."
+
+
+_WEIGHT_REASON = "weight 0 (a baseline covariate missing, trimmed or unmatched)"
+
+
 @runner(
     "did",
     methods=(
@@ -65,8 +86,11 @@ def run_did(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
     data = study.data
     weighting = options.pop("weighting", None)
     weight_covs = options.pop("weighting_covariates", None)
+    n_total = len(data)
+    zero_weight = 0
     if weighting:
         data = _propensity_weights(study, data, outcomes, weighting, weight_covs, options, sec, out)
+        zero_weight = int(data.attrs.get("n_zero_weight", n_total - len(data)))
     results = []
     tables = []
     for name in outcomes:
@@ -101,6 +125,9 @@ def run_did(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
             )
         for w in res.warnings:
             out.note(f"{o.display}: {w}")
+        lost = {_WEIGHT_REASON: zero_weight} if zero_weight else {}
+        lost.update({k.replace("missing _ps_weight", "no weight"): v for k, v in res.dropped.items()})
+        sec.text.append(left_out_text(o.display, lost, n_total))
     est = pd.concat(tables, ignore_index=True)
     if d.families and d.multiplicity != "none":
         from evaltoolkit.inference.multiple import correct
@@ -121,6 +148,32 @@ def run_did(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
         sec.blocks.extend(_inference_comparison(few, cluster))
     _did_figures(study, est, results, outcomes, sec)
     out.sections.append(sec)
+
+
+def _missing_counts(frame: pd.DataFrame, columns: list[str]) -> dict[str, int]:
+    """Rows left out for a missing value, by the first missing column in ``columns`` (each row counted once)."""
+    left = pd.Series(True, index=frame.index)
+    lost: dict[str, int] = {}
+    for col in dict.fromkeys(columns):
+        if col not in frame:
+            continue
+        miss = left & frame[col].isna()
+        if miss.any():
+            what = f"no baseline {col.removesuffix('_baseline')} score" if col.endswith("_baseline") else col
+            lost[f"missing {what}" if not col.endswith("_baseline") else what] = int(miss.sum())
+            left &= ~miss
+    return lost
+
+
+def _missing_by_column(frame, dropped: dict[str, int], columns: list[str], arm: str, arms: list[str]) -> dict:
+    """An estimator's "missing values" count split by column (the rest of its reasons as they are)."""
+    rest = {k: v for k, v in dropped.items() if k != "missing values"}
+    if not dropped.get("missing values"):
+        return rest
+    by_col = _missing_counts(frame[frame[arm].isin(arms)], columns)
+    if sum(by_col.values()) != dropped["missing values"]:  # not the same rows: keep the estimator's own count
+        return dropped
+    return {**by_col, **rest}
 
 
 def _propensity_weights(study: Study, data, outcomes, weighting, weight_covs, options, sec: Section, out):
@@ -326,6 +379,26 @@ def run_ancova(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
                 )
             for msg in res.warnings:
                 out.note(f"{o.display}: {msg}")
+            where = "" if post_only else f" ({d.wave(w).display.lower()})"
+            sec.text.append(
+                left_out_text(
+                    o.display + where,
+                    _missing_by_column(
+                        frame,
+                        res.dropped,
+                        [
+                            name,
+                            *([] if post_only else [f"{name}_baseline"]),
+                            *d.covariates,
+                            *([cluster] if cluster else []),
+                        ],
+                        c.arm,
+                        d.arms.all,
+                    ),
+                    len(frame),
+                    "people",
+                )
+            )
     sec.blocks.append(
         Table(pd.concat(tables, ignore_index=True), caption="ANCOVA estimates", kind="estimates")
     )
@@ -467,6 +540,11 @@ def run_moderation(study: Study, analysis: Analysis, out: AnalysisResults) -> No
             tab["analysis"] = analysis.id
             out.tables.append(tab)
             sec.text.append(f"{d.outcome(name).display} by {mod.replace('_', ' ')}: {res.summary()}")
+            sec.text.append(
+                left_out_text(
+                    f"{d.outcome(name).display} by {mod.replace('_', ' ')}", res.dropped, len(frame), "people"
+                )
+            )
             sec.blocks.append(FigureBlock(moderation_plot(res), f"moderation of {name} by {mod}"))
             sec.blocks.append(Table(res.simple_slopes, caption=f"Simple slopes: {name} by {mod}"))
     out.sections.append(sec)
@@ -499,6 +577,8 @@ def run_multilevel(study: Study, analysis: Analysis, out: AnalysisResults) -> No
     )
     for name in outcomes:
         rhs = ["programme"] + ([] if post_only else [f"{name}_baseline"]) + list(d.covariates)
+        lost = _missing_counts(frame, [name, *rhs[1:], *groups])
+        sec.text.append(left_out_text(d.outcome(name).display, lost, len(frame), "people"))
         fit = multilevel(
             frame.dropna(subset=[name, *rhs[1:]]),
             f"{name} ~ " + " + ".join(rhs),
@@ -804,6 +884,7 @@ def run_bayes_did(study: Study, analysis: Analysis, out: AnalysisResults) -> Non
         out.tables.append(tab)
         out.results.append(res)
         sec.text.append(f"{o.display}: {res.summary().removeprefix(f'{name}: ')}")
+        sec.text.append(left_out_text(o.display, res.dropped, len(data)))
         sec.blocks.append(FigureBlock(posterior_plot(res), f"posterior of the effect on {name}"))
         sec.blocks.append(FigureBlock(ppc_plot(res), f"posterior predictive check for {name}"))
         if kwargs["groups"]:

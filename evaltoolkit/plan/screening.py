@@ -6,7 +6,11 @@ many times over. :func:`screen_values` runs before the plan: each such value is 
 column, and reported as a caution that names the column, the rule and the first row (never a respondent's ID).
 
 * **Range**: when the design says which instrument scale produces a column (``outcomes[].scale``), values outside
-  the scale's possible range (the mean or sum of its items' codes) are out of range.
+  the scale's possible range (the mean or sum of its items' codes) are out of range. Without a named scale, a
+  column the design's ``simulation`` block describes (a construct, the mean of Likert items coded
+  ``1..categories``, or one of its items) has that range.
+* **Strict** (``evaltoolkit analyse --strict``): the first such column stops the run instead
+  (:class:`~evaltoolkit.errors.StrictStop`, naming the file, column, first row and the count).
 * **Missing-value codes** (any analysed column): the codes the design's instruments declare as missing, and the
   survey conventions :data:`MISSING_CODES`, when they lie outside the column's other values.
 
@@ -28,30 +32,41 @@ import pandas as pd
 
 from evaltoolkit.design.study import Study
 
-__all__ = ["MISSING_CODES", "scale_ranges", "screen_values"]
+__all__ = ["MISSING_CODES", "OTHER", "merge_small_categories", "scale_ranges", "screen_values"]
+
+#: the category that text covariates' categories of fewer than ``MIN_CELL`` people are merged into
+OTHER = "other (categories of fewer than 10 people)"
 
 #: values that survey tools write for "don't know", "refused", "not asked"... and are never a scored answer
 MISSING_CODES: tuple[float, ...] = (-999.0, -99.0, -98.0, -97.0, -96.0, -9.0, -8.0, -7.0, 99.0, 999.0, 9999.0)
 
 
 def scale_ranges(study: Study) -> dict[str, tuple[float, float]]:
-    """The possible range of each design column produced by an instrument scale or item (``Design.sources``)."""
+    """The possible range of each design column produced by an instrument scale or item (``Design.sources``), else
+    of a column that the design's simulation block describes as a Likert construct or item (1 to ``categories``)."""
     from evaltoolkit.instruments.library import load_instruments
     from evaltoolkit.scoring.scales import resolve_scales
 
     d = study.design
-    if not (d.instruments and d.sources):
-        return {}
+    ranges: dict[str, tuple[float, float]] = {}
+    sources = d.sources
+    if d.simulation is not None:
+        analysed = ({o.name for o in d.outcomes} | set(d.mediators)) - set(sources)
+        for name, spec in d.simulation.constructs.items():
+            for col in (name, *spec.items):
+                if col in analysed:
+                    ranges[col] = (1.0, float(spec.categories))
+    if not (d.instruments and sources):
+        return ranges
     insts = load_instruments(list(d.instruments))
     scale_ids = {sc.id for inst in insts for sc in inst.scales}
-    ranges: dict[str, tuple[float, float]] = {}
     for inst in insts:  # single items: the response scale's valid codes
         for item in inst.items:
             rs = inst.response_scales[item.response_scale]
-            for column, source in d.sources.items():
+            for column, source in sources.items():
                 if source == item.code and source not in scale_ids:
                     ranges[column] = (float(rs.min_code), float(rs.max_code))
-    by_scale = {source: column for column, source in d.sources.items() if source in scale_ids}
+    by_scale = {source: column for column, source in sources.items() if source in scale_ids}
     if not by_scale:
         return ranges
     for spec in resolve_scales(list(d.instruments), scales=list(by_scale)):
@@ -84,8 +99,11 @@ def _row_label(data: pd.DataFrame, pos: int) -> int:
     return int(label) + 2 if isinstance(label, int | np.integer) and data.index.is_unique else pos + 2
 
 
-def screen_values(study: Study) -> tuple[Study, list[str]]:
+def screen_values(study: Study, *, strict: bool = False) -> tuple[Study, list[str]]:
     """Set missing-value codes and out-of-range values of the analysed columns to missing; say what was done.
+
+    With ``strict=True`` the first column holding such values raises
+    :class:`~evaltoolkit.errors.StrictStop` (file, column, first row, count) instead.
 
     Returns
     -------
@@ -109,12 +127,12 @@ def screen_values(study: Study) -> tuple[Study, list[str]]:
         if name in ranges:
             lo, hi = ranges[name]
             bad = (x < lo - 1e-9) | (x > hi + 1e-9)
-            found = sorted(set(x[bad]))
-            rule = (
-                "a missing-value code (" + ", ".join(f"{v:g}" for v in found) + ")"
-                if found and set(found) <= codes
-                else f"outside the scale's range {lo:g} to {hi:g}"
-            )
+            coded = sorted(set(x[bad]) & codes)
+            rule = f"outside the scale's range {lo:g} to {hi:g}"
+            if coded and len(coded) == len(set(x[bad])):
+                rule = "a missing-value code (" + ", ".join(f"{v:g}" for v in coded) + ")"
+            elif coded:
+                rule = f"missing-value codes ({', '.join(f'{v:g}' for v in coded)}) or otherwise {rule}"
         else:
             is_code = np.isin(x, list(codes))
             others = x[~is_code & ~np.isnan(x)]
@@ -124,10 +142,20 @@ def screen_values(study: Study) -> tuple[Study, list[str]]:
                 rule = "a missing-value code (" + ", ".join(f"{v:g}" for v in sorted(set(x[bad]))) + ")"
         if not bad.any():
             continue
+        first = _row_label(data, int(np.flatnonzero(bad)[0]))
+        if strict:
+            from evaltoolkit.errors import StrictStop
+
+            raise StrictStop(
+                f"holds {int(bad.sum())} value(s) that are {rule} (the first at this row); --strict stops here (without it they "
+                "are set to missing, counted and named in the report)",
+                file=study.source,
+                column=name,
+                row=first,
+            )
         if screened is None:
             screened = data.copy()
         screened.loc[bad, name] = np.nan
-        first = _row_label(data, int(np.flatnonzero(bad)[0]))
         label = next((o.display for o in d.outcomes if o.name == name), name.replace("_", " "))
         notes.append(
             f"{label} (column '{name}'): {int(bad.sum())} value(s) {rule} were treated as missing, not as scores "
@@ -138,4 +166,46 @@ def screen_values(study: Study) -> tuple[Study, list[str]]:
     out = Study(d, screened, source=study.source)
     out.excluded = [*study.excluded, *out.excluded]
     out.read_as = {**study.read_as, **out.read_as}
+    return out, notes
+
+
+def merge_small_categories(study: Study) -> tuple[Study, list[str]]:
+    """Merge the categories of text covariates and moderators held by fewer than ``MIN_CELL`` people into one.
+
+    A category label is a data value (one person's free-text answer can be a name or a postcode) and a
+    coefficient or balance row for a handful of people describes them: neither may reach the report. Returns a
+    study over the merged data (the input is not modified) and one caution per column merged (never quoting
+    the labels).
+    """
+    from evaltoolkit.privacy import MIN_CELL
+
+    d = study.design
+    data = study.data
+    merged = None
+    notes: list[str] = []
+    for col in dict.fromkeys([*d.covariates, *d.moderators]):
+        if (
+            col not in data.columns
+            or pd.api.types.is_numeric_dtype(data[col])
+            or pd.api.types.is_bool_dtype(data[col])
+        ):
+            continue
+        people = data.dropna(subset=[col]).groupby(data[col].dropna().astype(str))[d.columns.id].nunique()
+        small = people.index[people < MIN_CELL]
+        if not len(small):
+            continue
+        if merged is None:
+            merged = data.copy()
+        hit = merged[col].notna() & merged[col].astype(str).isin(small)
+        merged[col] = merged[col].astype(object)
+        merged.loc[hit, col] = OTHER
+        notes.append(
+            f"Column '{col}': {len(small)} categor{'y' if len(small) == 1 else 'ies'} with fewer than {MIN_CELL} "
+            f"people ({int(people[small].sum())} people) merged into '{OTHER}', so that no category names or "
+            "describes a few people."
+        )
+    if merged is None:
+        return study, notes
+    out = Study(d, merged, source=study.source)
+    out.excluded = [*study.excluded, *out.excluded]
     return out, notes

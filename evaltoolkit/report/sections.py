@@ -20,7 +20,7 @@ from typing import Literal
 from evaltoolkit.plan.registry import AnalysisResults, Section, Table
 from evaltoolkit.privacy import suppress_small_cells
 
-__all__ = ["SECTIONS", "StandAloneSection", "section", "stand_alone"]
+__all__ = ["SECTIONS", "StandAloneSection", "rows_accounted", "section", "stand_alone"]
 
 
 @dataclass(frozen=True)
@@ -62,5 +62,25 @@ def flow(results: AnalysisResults) -> Section:
     counts["retention"] = (counts["retention"] * 100).round(0)
     shown = suppress_small_cells(counts, "n", ["retention"]).rename(columns={"retention": "% of baseline"})
     sec = Section(id="flow", title="Who took part")
+    sec.text.append(rows_accounted(results))
     sec.blocks.append(Table(shown, caption="People responding at each wave", digits=0))
     return sec
+
+
+def rows_accounted(results: AnalysisResults) -> str:
+    """The file's data rows: how many were analysed and how many set aside, by reason (they add up).
+
+    ``extras["rows_in_file"]`` (set by ``evaltoolkit analyse``) counts every data row of the file, blank ones
+    included; without it the rows given to the study are counted.
+    """
+    study = results.study
+    n_used = len(study.data)
+    aside = [(ex.n_rows, ex.reason) for ex in study.excluded if ex.n_rows]
+    n_given = n_used + sum(k for k, _ in aside)
+    n_file = int(results.extras.get("rows_in_file", n_given))
+    if n_file > n_given:
+        aside.append((n_file - n_given, "blank: no value in any column"))
+    text = f"The data file has {n_file:,} data row{'s' if n_file != 1 else ''}: {n_used:,} analysed"
+    if aside:
+        text += "; set aside: " + "; ".join(f"{k:,} ({reason})" for k, reason in aside)
+    return text + "."

@@ -380,10 +380,7 @@ CORRUPTIONS: list[Corruption] = [
         for name, v in CODES.items()
     ),
     Corruption("text-in-number", "flag-or-refuse", frame=set_cells("about five"), names=(OUTCOME, ITEM)),
-    Corruption("phone-in-number", "flag-or-refuse", frame=set_cells("07700 900123"), names=(OUTCOME, ITEM),
-               xfail={"validate": "intake: an invalid answer is quoted in the problems table and issues file",
-                      "score": "intake: an invalid answer is quoted in the problems table and issues file",
-                      "analyse": "intake: design.study quotes a non-numeric outcome cell in its error"}),
+    Corruption("phone-in-number", "flag-or-refuse", frame=set_cells("07700 900123"), names=(OUTCOME, ITEM)),
     Corruption("blank-arm", "flag", frame=set_some("arm", None), commands=ANALYSE, names=("arm",)),
     Corruption("arm-not-in-design", "flag", frame=set_some("arm", "LS6 1AB"), commands=ANALYSE, names=("arm",)),
     Corruption("one-arm-empty", "refuse", frame=_one_arm_empty, commands=ANALYSE, names=("arm",)),
@@ -391,8 +388,7 @@ CORRUPTIONS: list[Corruption] = [
     Corruption("constant-outcome", "flag-or-refuse", frame=set_column(3.0), names=(OUTCOME, ITEM),
                expect_by={"validate": "ok", "score": "ok"}),
     Corruption("all-missing-outcome", "flag-or-refuse", frame=set_column(np.nan),
-               names=(OUTCOME, ITEM, "ncs_cohesion"),  # score names the scale built from the item
-               xfail={"validate": "intake: validate does not report an item column with no answers at all"}),
+               names=(OUTCOME, ITEM, "ncs_cohesion")),  # score names the scale built from the item
     Corruption("trailing-commas", "ok", raw=_trailing_commas, formats=("csv",), extra_rows=1),
     Corruption("header-only", "refuse", raw=_header_only),
     Corruption("empty-file", "refuse", raw=lambda df, fmt, kind: b""),
@@ -421,8 +417,6 @@ CORRUPTIONS: list[Corruption] = [
     Corruption("yaml-misspelt-family-outcome", "refuse", names=("families",),
                design=_design_edit(lambda d: d["families"]["primary"].append("atitudes"))),
     Corruption("yaml-misspelt-instrument", "refuse", names=("instruments",),
-               xfail={cmd: "intake: --design with a misspelt instrument is accepted when --instrument is given"
-                      for cmd in INTAKE},
                design=_design_edit(lambda d: d.__setitem__("instruments", ["ncs_social_mixng"]))),
     Corruption("yaml-unknown-analysis", "refuse", names=("analyses",),
                design=_design_edit(lambda d: d["analyses"].append({"id": "x", "type": "diff_in_diff"}))),
@@ -777,7 +771,6 @@ def test_out_naming_a_file_is_refused_before_any_work(clean, tmp_path):
     assert run.code == 2 and "is a file" in run.stderr and not run.files
 
 
-@pytest.mark.xfail(strict=True, reason="intake: design.study renumbers rows after setting some aside")
 def test_a_caution_names_the_files_row_after_rows_were_set_aside(clean, tmp_path):
     data = clean["analyse"].copy()
     data.loc[[0, 1], "arm"] = "other"  # set aside by Study

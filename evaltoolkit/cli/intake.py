@@ -91,8 +91,12 @@ def _instruments(instrument: list[str] | None, design: Path | None) -> tuple[lis
     dsg = None
     if design is not None:
         from evaltoolkit.design.schema import load_design
+        from evaltoolkit.plan.run import check_instruments
 
         dsg = load_design(design)
+        check_instruments(
+            dsg
+        )  # a misspelt instrument or scale in the design stops here, with the closest match
     names = list(instrument or [])
     if not names and dsg is not None:
         names = list(dsg.instruments)

@@ -54,6 +54,8 @@ class Study:
     source: str | None = None
     excluded: list[Exclusion] = field(default_factory=list)
     read_as: dict[str, str] = field(default_factory=dict)
+    #: the row of the file (as the user sees it: header on row 1) of each row of ``data``
+    file_rows: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.design, Design):
@@ -176,6 +178,9 @@ class Study:
                     field="columns.clusters",
                     file=src,
                 )
+        labels = data.index
+        ints = labels.is_unique and all(isinstance(x, int | np.integer) for x in labels[:1000])
+        self.file_rows = np.asarray(labels, dtype=int) + 2 if ints else np.arange(len(data)) + 2
         return data.reset_index(drop=True)
 
     @staticmethod
@@ -218,7 +223,7 @@ class Study:
             )
             raise DataError(
                 f"column '{name}' should hold numbers (it is an outcome or mediator of the design), "
-                f"but holds {value!r} ({int(bad.sum())} such cells){hint}",
+                f"but holds text ({int(bad.sum())} such cell(s), the first at the row named){hint}",
                 column=name,
                 row=row,
                 file=self.source,

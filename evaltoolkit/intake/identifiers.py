@@ -59,6 +59,7 @@ __all__ = [
     "drop_identifiers",
     "find_identifiers",
     "load_or_create_key",
+    "mask_value",
     "pseudonymise",
 ]
 
@@ -249,6 +250,22 @@ def _classify(text: str) -> str | None:
         if test(text):
             return kind
     return None
+
+
+def mask_value(value: str) -> str:
+    """``value``, or a placeholder naming its kind when it looks like an e-mail, phone, postcode, IP or location.
+
+    Examples
+    --------
+    >>> mask_value("07700 900123"), mask_value("7")
+    ('(looks like a phone number; not shown)', '7')
+    """
+    kind = _classify(value) if value else None
+    return value if kind is None else f"(looks like {_A[kind]}; not shown)"
+
+
+_A = {"e-mail": "an e-mail address", "phone": "a phone number", "postcode": "a postcode",
+      "ip address": "an IP address", "location": "a location"}  # fmt: skip
 
 
 def _is_text(col: pd.Series) -> bool:

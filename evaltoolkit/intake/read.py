@@ -725,6 +725,9 @@ def _build_data(frame, names, rows, assigned, dups, items, id_name, wave_name, h
             )
             out_cols[target] = vals
             recode_rows.append(counts)
+            if counts["n_values"] == 0 and counts["n_missing_codes"] == 0 and counts["n_set_na"] == 0:
+                report.add(file, name, None, "", "empty column", "warning",
+                           "the item's column holds no answers at all: check the export (or the column mapping)")  # fmt: skip
         elif target is not None and target == id_name:
             out_cols[target] = _ids_as_text(col).to_numpy()
         elif target is not None:
@@ -765,7 +768,7 @@ def _build_data(frame, names, rows, assigned, dups, items, id_name, wave_name, h
     data = pd.DataFrame(out_cols, index=index)
     if has_wave and pd.api.types.is_float_dtype(data[wave_name]):
         w = data[wave_name]
-        if w.notna().all() and (w == np.round(w)).all():
+        if w.notna().all() and np.isfinite(w).all() and (w == np.round(w)).all():
             data[wave_name] = w.astype("int64")  # a blank row had made an integer column float
     report.recodes = pd.DataFrame(recode_rows, columns=report.recodes.columns)
 

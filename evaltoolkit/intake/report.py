@@ -54,6 +54,7 @@ PROBLEMS: dict[str, str] = {
     "missing id column": "the ID column was not found; ID checks were skipped",
     "missing wave column": "the wave column was not found; wave checks were skipped",
     "missing column": "an item of the instruments has no column; it was added as all-NA",
+    "empty column": "an item column without a single answer",
     "extra column": "a column that is not an item of the instruments; kept unchanged",
     "value labels": "the file's value labels differ from the instrument's labels",
     "identifier": "a column (or cells) that identify people; left out of the data unless asked to keep it",
@@ -140,7 +141,9 @@ class ValidationReport:
         rows = list(rows)
         if not rows:
             return
-        vals = ["" if _isna(v) else str(v) for v in values]
+        from evaltoolkit.intake.identifiers import mask_value
+
+        vals = ["" if _isna(v) else mask_value(str(v)) for v in values]  # never a phone number or an e-mail
         part = pd.DataFrame(
             {
                 "file": file,

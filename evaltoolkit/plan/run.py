@@ -42,7 +42,7 @@ def run_plan(study: Study, *, seed: int = 20240601, strict: bool = False) -> Ana
     analyses still run.
     """
     design = study.design
-    _check_instruments(design)
+    check_instruments(design)
     study, screened = screen_values(
         study, strict=strict
     )  # missing-value codes and out-of-range scores are never analysed
@@ -136,7 +136,7 @@ def _record_failure(out: AnalysisResults, analysis: Analysis, message: str | Non
     out.sections.append(sec)
 
 
-def _check_instruments(design) -> None:
+def check_instruments(design) -> None:
     """The design's instruments must exist before anything runs (a misspelt one is named, with the closest match)."""
     from evaltoolkit.design.schema import did_you_mean
     from evaltoolkit.errors import InstrumentError

@@ -94,9 +94,11 @@ def _declared_missing(study: Study) -> set[float]:
     return codes
 
 
-def _row_label(data: pd.DataFrame, pos: int) -> int:
-    label = data.index[pos]
-    return int(label) + 2 if isinstance(label, int | np.integer) and data.index.is_unique else pos + 2
+def _row_label(study: Study, pos: int) -> int:
+    """The file's row (header on row 1) of the study's ``pos``-th data row, counted before rows were set aside."""
+    if study.file_rows is not None and pos < len(study.file_rows):
+        return int(study.file_rows[pos])
+    return pos + 2
 
 
 def screen_values(study: Study, *, strict: bool = False) -> tuple[Study, list[str]]:
@@ -142,7 +144,7 @@ def screen_values(study: Study, *, strict: bool = False) -> tuple[Study, list[st
                 rule = "a missing-value code (" + ", ".join(f"{v:g}" for v in sorted(set(x[bad]))) + ")"
         if not bad.any():
             continue
-        first = _row_label(data, int(np.flatnonzero(bad)[0]))
+        first = _row_label(study, int(np.flatnonzero(bad)[0]))
         if strict:
             from evaltoolkit.errors import StrictStop
 
@@ -166,6 +168,7 @@ def screen_values(study: Study, *, strict: bool = False) -> tuple[Study, list[st
     out = Study(d, screened, source=study.source)
     out.excluded = [*study.excluded, *out.excluded]
     out.read_as = {**study.read_as, **out.read_as}
+    out.file_rows = study.file_rows
     return out, notes
 
 
@@ -208,4 +211,5 @@ def merge_small_categories(study: Study) -> tuple[Study, list[str]]:
         return study, notes
     out = Study(d, merged, source=study.source)
     out.excluded = [*study.excluded, *out.excluded]
+    out.read_as, out.file_rows = dict(study.read_as), study.file_rows
     return out, notes

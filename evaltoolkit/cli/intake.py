@@ -125,7 +125,7 @@ def _read(
 
     names, dsg = _instruments(instrument, design)
     kwargs: dict[str, Any] = {
-        "mapping": _mapping(mapping),
+        "mapping": _mapping(mapping, map_file),
         "design": dsg,
         "strict": strict,
         **(options or {}),
@@ -177,8 +177,24 @@ def _print_report(con, report, max_issues: int = 20) -> None:
     from rich.table import Table
 
     con.print(f"[bold]{report.file}[/bold]: {report.n_rows_in} data row(s) read, {report.n_rows_out} kept")
-    for note in report.notes:
+    for note in dict.fromkeys(report.notes):  # one line per distinct note, also when several files were read
         con.print(f"  [dim]{note}[/dim]")
+    if report.links is not None and len(report.links):
+        lt = Table(title="Waves linked by ID")
+        for col in (
+            "wave",
+            "file",
+            "IDs",
+            "linked to baseline",
+            "unmatched",
+            "duplicated",
+            "other ID format",
+        ):
+            lt.add_column(col)
+        for r in report.links.itertuples():
+            lt.add_row(str(r.wave), r.file, str(r.ids), str(r.linked), str(r.unmatched), str(r.duplicates),
+                       str(r.format_differs))  # fmt: skip
+        con.print(lt)
     counts = report.counts()
     if counts.empty:
         con.print("[green]No problems found.[/green]")

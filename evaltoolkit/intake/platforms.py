@@ -18,7 +18,7 @@ Examples
 >>> import pandas as pd
 >>> from evaltoolkit.intake.report import ValidationReport
 >>> rep = ValidationReport(file="f.csv")
->>> df = pd.DataFrame({"admin/site": ["S1", "S2"], "admin/langs": ["en cy", "en"]}, index=[2, 3])
+>>> df = pd.DataFrame({"admin/site": ["S1", "S2", "S1", "S2"], "admin/langs": ["en cy", "en", "cy", "en cy"]})
 >>> strip_group_prefixes(df, set(), rep, "f.csv").columns.tolist()
 ['site', 'langs', 'langs_cy', 'langs_en']
 """
@@ -158,8 +158,10 @@ def _select_multiple(data: pd.DataFrame, used: set[str]) -> dict[str, dict[str, 
             or not text.str.fullmatch(r"[A-Za-z0-9_]+( [A-Za-z0-9_]+)*").all()
         ):
             continue
-        choices = sorted({tok for t in text for tok in t.split()})
-        if 1 < len(choices) <= 30:
+        tokens = [tok for t in text for tok in t.split()]
+        choices = sorted(set(tokens))
+        # choice names recur: a few distinct names, each chosen by several people (free text and names do not)
+        if 1 < len(choices) <= min(30, len(text) // 2) and min(tokens.count(c) for c in choices) >= 2:
             found[c] = {ch: "" for ch in choices}
     return found
 

@@ -588,12 +588,16 @@ def read_responses(
 
 def _platform_steps(data, raw, names, assigned, items, dsg, id_name, wave_name, arm_name, report, file,
                     keep_previews, keep_unfinished, keep_identifiers) -> pd.DataFrame:  # fmt: skip
-    """Test responses out, group prefixes off, design columns decoded, identifying columns out (platforms.py)."""
+    """Test responses out, identifying columns out, group prefixes off, design columns decoded (platforms.py)."""
     if raw.fmt == "qualtrics":
         data = platforms.drop_test_responses(data, report, file, keep_previews=keep_previews,
                                              keep_unfinished=keep_unfinished)  # fmt: skip
     protected = {*items, id_name, *(x for x in (wave_name, arm_name) if x)}
     design_cols = [*dsg.columns.clusters, *dsg.covariates, *dsg.moderators] if dsg is not None else []
+    # identifying columns go first, before any of their text can be taken for a select_multiple question
+    known = protected | set(design_cols)
+    exclude = {c for c in data.columns if str(c).rsplit("/", 1)[-1] in known}
+    data = platforms.drop_identifier_columns(data, exclude, id_name, report, file, keep=keep_identifiers)
     data = platforms.strip_group_prefixes(data, protected, report, file, design_columns=design_cols)
     if dsg is not None:
         labels = {
@@ -602,8 +606,7 @@ def _platform_steps(data, raw, names, assigned, items, dsg, id_name, wave_name, 
             if name in raw.value_labels
         }
         data = platforms.decode_design_columns(data, dsg, labels, report, file)
-    return platforms.drop_identifier_columns(data, protected | set(design_cols), id_name, report, file,
-                                             keep=keep_identifiers)  # fmt: skip
+    return data
 
 
 def _drop_blank_rows(frame: pd.DataFrame, rows: np.ndarray, report: ValidationReport, file: str):

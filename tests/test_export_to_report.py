@@ -221,3 +221,13 @@ def test_design_init_refuses_unknown_columns_and_existing_files(tmp_path, capsys
     assert main(["design", "init", str(f), "-i", "ncs_social_mixing", "--out", str(tmp_path / "d.yaml")]) == 2
     assert "already exists" in capsys.readouterr().err
     assert (tmp_path / "d.yaml").read_text() == "keep me"
+
+
+def test_the_report_says_which_scored_columns_it_read(tmp_path):
+    files = simulate_exports("cluster_rct", tmp_path / "raw", format="kobo", n=150, seed=5)
+    _run("score", *files, "--design", "cluster_rct", "--out", tmp_path / "scored")
+    _run("analyse", tmp_path / "scored" / "scored.csv", "--design", "cluster_rct", "--out", tmp_path / "r")
+    html = (tmp_path / "r" / "report.html").read_text(encoding="utf-8")
+    assert "Attitudes to other ethnic groups from &#39;ncs_attitudes&#39;" in html or (
+        "Attitudes to other ethnic groups from 'ncs_attitudes'" in html
+    )

@@ -63,6 +63,16 @@ def flow(results: AnalysisResults) -> Section:
     shown = suppress_small_cells(counts, "n", ["retention"]).rename(columns={"retention": "% of baseline"})
     sec = Section(id="flow", title="Who took part")
     sec.text.append(rows_accounted(results))
+    read_as = results.study.read_as
+    if read_as:
+        sec.text.append(
+            "Scores were read from the scored columns of the instruments' scales: "
+            + "; ".join(
+                f"{d.outcome(c).display if c in d.outcome_names else c} from '{s}'"
+                for c, s in read_as.items()
+            )
+            + "."
+        )
     sec.blocks.append(Table(shown, caption="People responding at each wave", digits=0))
     return sec
 

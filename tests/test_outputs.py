@@ -89,3 +89,13 @@ def test_refusal_names_both_paths(tmp_path):
         UsageError, match=r"data\.csv would overwrite the input file .*data\.csv; choose another --out"
     ):
         refuse_overwriting_inputs([tmp_path / "sub" / ".." / "data.csv"], [f])
+
+
+def test_outputs_get_the_permissions_a_plain_write_would(tmp_path):
+    """Atomic writes go through a private (0600) temporary file; the result has the umask's permissions, as any
+    file the user writes (0644 under the usual umask 022), not 0600."""
+    from evaltoolkit.io.outputs import _umask, write_text
+
+    p = write_text(tmp_path / "report.html", "<p>x</p>")
+    assert p.stat().st_mode & 0o777 == 0o666 & ~_umask()
+    assert 0o666 & ~_umask() != 0o600 or _umask() == 0o066  # the check can fail: 0600 only under umask 066

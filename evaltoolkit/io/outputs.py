@@ -22,6 +22,7 @@ UsageError
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from collections.abc import Callable, Iterable
@@ -57,6 +58,14 @@ def refuse_overwriting_inputs(outputs: Iterable[str | Path], inputs: Iterable[st
                 )
 
 
+@functools.lru_cache(maxsize=1)
+def _umask() -> int:
+    """The process's umask, read once (reading it means setting it for an instant)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then move it into place in one step."""
     target = Path(path)
@@ -66,6 +75,9 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
     tmp = Path(tmp_name)
     try:
         write(tmp)
+        os.chmod(
+            tmp, 0o666 & ~_umask()
+        )  # mkstemp makes 0600: give the file the permissions a plain write would
         os.replace(tmp, target)
     finally:
         if tmp.exists():

@@ -46,7 +46,7 @@ COLUMN_LABELS: dict[str, str] = {
     "posterior_mean": "Posterior mean", "posterior_median": "Posterior median", "posterior_sd": "Posterior SD",
     "hdi_lower": "95% HDI low", "hdi_upper": "95% HDI high", "prob_positive": "Probability the effect is positive",
     "prob_rope": "Probability the effect is negligible", "prior": "Prior", "prior_mean": "Prior mean",
-    "prior_sd": "Prior SD", "diagnostics_ok": "Sampler checks passed", "group": "Level", "variance": "Variance",
+    "prior_sd": "Prior SD", "diagnostics_ok": "Sampler checks passed", "checks": "Sampler checks", "group": "Level", "variance": "Variance",
     "sd_cor": "SD or correlation", "term1": "Term", "term2": "Second term", "test": "Test", "type": "Type",
     "moderator_value": "Moderator value", "ci_low": "95% CI low", "ci_high": "95% CI high",
     "retention": "Retention", "hedges_g": "Hedges' g", "icc": "Intra-cluster correlation",

@@ -267,6 +267,12 @@ class Design(_Strict):
     multiplicity: Literal["holm", "bh", "bonferroni", "hochberg", "by", "none"] = Field(
         "holm", description="adjustment of p-values for several outcomes within each family"
     )
+    cost_per_participant: float | None = Field(
+        None,
+        ge=0,
+        description="what the programme costs per participant (the summary gives the cost per 0.1 SD)",
+    )
+    currency: str = Field("£", description="currency symbol for the cost")
     simulation: Simulation | None = None
     source: Path | None = Field(None, exclude=True)
 

@@ -259,13 +259,21 @@ class Study:
             ["arm", "wave"], key=lambda s: s.map(order if s.name == "wave" else arm_order)
         ).reset_index(drop=True)
 
-    def cell_means(self, outcome: str, alpha: float = 0.05) -> pd.DataFrame:
-        """Mean, SD, n and 95% CI of ``outcome`` per arm and wave (raw; suppress before publishing)."""
+    def cell_means(self, outcome: str, alpha: float = 0.05, transform=None) -> pd.DataFrame:
+        """Mean, SD, n and 95% CI of ``outcome`` per arm and wave (raw; suppress before publishing).
+
+        ``transform`` (a function of the column) is applied first, e.g. a % agree indicator times 100; missing
+        values stay missing.
+        """
         from scipy import stats
 
         d, c = self.design, self.design.columns
         by = [c.arm] if d.kind == "post_only" else [c.arm, c.wave]
-        g = self.data.groupby(by)[outcome]
+        data = self.data
+        if transform is not None:
+            col = data[outcome]
+            data = data.assign(**{outcome: pd.Series(transform(col), index=col.index).where(col.notna())})
+        g = data.groupby(by)[outcome]
         out = g.agg(mean="mean", sd="std", n="count").reset_index()
         if d.kind == "post_only":
             out.insert(1, "wave", "post")

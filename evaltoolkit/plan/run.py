@@ -102,6 +102,9 @@ def run_plan(study: Study, *, seed: int = 20240601, strict: bool = False) -> Ana
         est = pd.concat(out.tables, ignore_index=True)
         extra = [c for c in ("family", "p_adjusted", "adjustment") if c in est.columns]
         out.estimates = est[[*ESTIMATE_COLUMNS, *extra]]
+    from evaltoolkit.plan.summary import summarise
+
+    summarise(out)  # the four questions a funder asks, answered (extras["summary"])
     return out
 
 

@@ -211,7 +211,15 @@ def _did_figures(study: Study, est, results, outcomes, sec: Section) -> None:
     sec.blocks.append(
         FigureBlock(forest_plot(fp, title="Effects with 95% confidence intervals"), "forest plot")
     )
-    cells = pd.concat([study.cell_means(name) for name in outcomes], ignore_index=True)
+    from evaltoolkit.estimators.did import parse_dichotomise
+
+    def percent(name: str):  # % agree outcomes are described in percentages everywhere
+        rule = parse_dichotomise(d.outcome(name).dichotomise) if name in dichotomised else None
+        return None if rule is None else (lambda s: rule(s) * 100)
+
+    cells = pd.concat(
+        [study.cell_means(name, transform=percent(name)) for name in outcomes], ignore_index=True
+    )
     fig = means_plot(
         cells,
         waves=d.wave_names,
@@ -221,6 +229,12 @@ def _did_figures(study: Study, est, results, outcomes, sec: Section) -> None:
         outcome_labels=labels,
     )
     sec.blocks.append(FigureBlock(fig, "means by arm and wave"))
+    if dichotomised:
+        sec.text.append(
+            "For "
+            + ", ".join(labels[n] for n in outcomes if n in dichotomised)
+            + " the means are percentages of people (e.g. % who agree), and its effects are in percentage points."
+        )
     show = suppress_small_cells(cells, "n", ["mean", "sd", "ci_lower", "ci_upper"])
     show["outcome"] = show["outcome"].map(labels)
     show["arm"] = show["arm"].map(d.arms.label)
@@ -686,7 +700,12 @@ def run_measurement(study: Study, analysis: Analysis, out: AnalysisResults) -> N
         )
     )
     scales = res.scales.copy()
-    scales["scale"] = scales["scale"].map(lambda s: d.outcome(names[s]).display if s in names else s)
+    # one name column for the reader: the outcome's label (the instrument's own scale label when it has none)
+    labels = dict(zip(scales["scale"], scales["label"], strict=False)) if "label" in scales else {}
+    scales["scale"] = scales["scale"].map(
+        lambda s: d.outcome(names[s]).display if s in names else (labels.get(s) or s)
+    )
+    scales = scales.drop(columns=[c for c in ("label",) if c in scales])
     if "arm" in scales:
         scales["arm"] = scales["arm"].map(lambda a: d.arms.label(a) if a in d.arms.all else a)
     sec.blocks.append(Table(scales, caption="Reliability by scale, wave and group"))
@@ -871,6 +890,9 @@ def run_bayes_did(study: Study, analysis: Analysis, out: AnalysisResults) -> Non
             sens = prior_sensitivity(data, name, c.arm, c.wave, c.id, **kwargs)
             res = next(iter(sens.results.values()))
             tab = sens.table
+            for prior, fit in list(sens.results.items())[1:]:  # the other priors' fits: their own warnings
+                for msg in fit.warnings:
+                    out.note(f"{o.display} (Bayesian, {prior} prior): {msg}")
             sec.text.append(f"{o.display}: {sens.sentence}")
             if sens.rests_on_prior:  # say it plainly in the summary too
                 out.headline.append(f"{o.display} (Bayesian analysis): {sens.sentence}")

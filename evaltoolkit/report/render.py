@@ -27,9 +27,10 @@ from typing import Any
 
 import pandas as pd
 
-from evaltoolkit.inference.policy import FEW_CLUSTERS, VERY_FEW_CLUSTERS
+from evaltoolkit.inference.policy import FEW_CLUSTERS
 from evaltoolkit.io.outputs import refuse_overwriting_inputs, write_csv, write_excel, write_text
 from evaltoolkit.plan.registry import REGISTRY, AnalysisResults, Block, Callout, FigureBlock, Section, Table
+from evaltoolkit.plan.summary import evidence_strength, group_cautions
 from evaltoolkit.privacy import format_count
 from evaltoolkit.report.embed import figure_to_html
 from evaltoolkit.report.sections import stand_alone
@@ -53,12 +54,24 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def render_block(block: Block) -> str:
+def reader_names(results: AnalysisResults) -> dict[str, dict[str, str]]:
+    """Wave labels and the labels of outcomes, mediators, moderators and analyses, for putting names into words."""
+    d = results.design
+    names = {o.name: o.display for o in d.outcomes}
+    for col in (*d.mediators, *d.moderators, *d.covariates):
+        names.setdefault(col, col.replace("_", " "))
+    names.update({f"{o.name}_baseline": f"{o.display} at baseline" for o in d.outcomes})
+    names.update({a.id: a.id.replace("_", " ").capitalize() for a in d.analyses})
+    names.update({a: d.arms.label(a) for a in d.arms.all})
+    return {"waves": {w.name: w.display for w in d.waves}, "names": names}
+
+
+def render_block(block: Block, names: dict[str, dict[str, str]] | None = None) -> str:
     """One section block as HTML: a paragraph, a table, an embedded figure or a callout."""
     if isinstance(block, Table):
         if block.kind == "estimates":
-            return estimates_html(block.frame, caption=block.caption or "", digits=block.digits)
-        return table_html(block.frame, caption=block.caption, digits=block.digits)
+            return estimates_html(block.frame, caption=block.caption or "", digits=block.digits, names=names)
+        return table_html(block.frame, caption=block.caption, digits=block.digits, names=names)
     if isinstance(block, FigureBlock):
         return figure_to_html(block.figure, block.alt)
     if isinstance(block, Callout):
@@ -67,52 +80,14 @@ def render_block(block: Block) -> str:
     return f"<p>{_html.escape(str(block), quote=False)}</p>"
 
 
-def section_context(section: Section) -> dict:
+def section_context(section: Section, names: dict[str, dict[str, str]] | None = None) -> dict:
     """A section as the template's JSON-serialisable dict (its blocks rendered to HTML)."""
     return {
         "id": section.id,
         "title": section.title,
         "text": list(section.text),
-        "blocks": [render_block(b) for b in section.blocks],
+        "blocks": [render_block(b, names) for b in section.blocks],
     }
-
-
-def evidence_strength(results: AnalysisResults) -> tuple[str, str]:
-    """A short rating of the design's evidence strength and the reason (Maryland SMS style).
-
-    Returns
-    -------
-    (rating, explanation)
-    """
-    d = results.design
-    n_clusters = None
-    if d.columns.clusters:
-        n_clusters = int(results.study.data[d.columns.clusters[0]].nunique())
-    if d.kind == "cluster_rct":
-        rating, why = (
-            "Strong (randomised; Maryland Scientific Methods Scale level 5)",
-            "Sites were allocated to the programme at random, so the groups should differ only by chance.",
-        )
-    elif d.kind == "panel":
-        rating, why = (
-            "Moderate (before-and-after with a comparison group; Maryland SMS level 3)",
-            "Participants chose to take part, so they may differ from the comparison group in ways the "
-            "before-and-after comparison does not remove; the estimate assumes both groups would have "
-            "changed in the same way without the programme (parallel trends).",
-        )
-    else:
-        rating, why = (
-            "Limited (after-only comparison with a matched group; Maryland SMS level 2)",
-            "Without a baseline measurement, differences between the groups that existed before the "
-            "programme cannot be separated from its effect.",
-        )
-    if n_clusters is not None and n_clusters < VERY_FEW_CLUSTERS:
-        rating = rating.split(" (")[0] + " - weakened: only " + f"{n_clusters} {d.columns.clusters[0]}s"
-        why += (
-            f" With only {n_clusters} independent {d.columns.clusters[0]}s, any difference between them is "
-            "confounded with the programme and conventional cluster-robust standard errors cannot be trusted."
-        )
-    return rating, why
 
 
 def report_context(results: AnalysisResults, title: str | None = None) -> dict:
@@ -121,6 +96,7 @@ def report_context(results: AnalysisResults, title: str | None = None) -> dict:
 
     d = results.design
     rating, why = evidence_strength(results)
+    names = reader_names(results)
     study = results.study
     design_rows = [
         ("Design", d.title),
@@ -139,13 +115,15 @@ def report_context(results: AnalysisResults, title: str | None = None) -> dict:
         "generated": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "version": evaltoolkit.__version__,
         "headline": list(results.headline),
+        "summary": [list(qa) for qa in results.extras.get("summary", [])],
+        "caution_groups": [[g, items] for g, items in group_cautions(list(results.warnings))],
         "rating": rating,
         "rating_why": why,
         "warnings": list(results.warnings),
         "design_rows": [list(r) for r in design_rows],
-        "before_sections": [section_context(s) for s in stand_alone(results, "before")],
-        "after_sections": [section_context(s) for s in stand_alone(results, "after")],
-        "sections": [section_context(x) for x in results.sections],
+        "before_sections": [section_context(s, names) for s in stand_alone(results, "before")],
+        "after_sections": [section_context(s, names) for s in stand_alone(results, "after")],
+        "sections": [section_context(x, names) for x in results.sections],
         "seed": results.extras.get("seed"),
         "methods": methods_text(results.extras.get("types_run", [])),
         "few_clusters": FEW_CLUSTERS,

@@ -15,27 +15,13 @@ import html as _html
 import numpy as np
 import pandas as pd
 
+from evaltoolkit.labels import TERM_COLUMNS, column_label, term_label
 from evaltoolkit.privacy import drop_identifiers
 from evaltoolkit.results import format_p, unbounded_intervals
 
-_HEADERS = {
-    "analysis": "Analysis",
-    "outcome": "Outcome",
-    "term": "Term",
-    "estimate": "Estimate",
-    "std_error": "Std. error",
-    "ci_lower": "95% CI low",
-    "ci_upper": "95% CI high",
-    "p_value": "p",
-    "n_obs": "Rows",
-    "n_clusters": "Clusters",
-    "method": "Method",
-    "arm": "Arm",
-    "wave": "Wave",
-    "n": "People",
-    "mean": "Mean",
-    "sd": "SD",
-}
+#: what a reader's table needs to put names into words: wave labels and column/outcome labels
+ReaderNames = dict[str, dict[str, str]]
+_NAMED_CELLS = ("outcome", "analysis", "variable", "covariate", "scale", "moderator")
 
 
 def _fmt(value, col: str, digits: int) -> str:
@@ -57,8 +43,29 @@ def _fmt(value, col: str, digits: int) -> str:
     return str(value)
 
 
-def table_html(df: pd.DataFrame, caption: str | None = None, digits: int = 3, index: bool = False) -> str:
-    """Render ``df`` as an HTML table (identifying columns removed, numbers rounded)."""
+def _cell_text(value, col: str, digits: int, names: ReaderNames | None) -> str:
+    """A cell as the reader sees it: terms and known names in words (evaltoolkit.labels), numbers rounded."""
+    if isinstance(value, str) and names is not None:
+        if col in TERM_COLUMNS:
+            return term_label(value, waves=names.get("waves"), names=names.get("names"))
+        if col in _NAMED_CELLS:
+            known = names.get("names", {})
+            return known.get(value) or term_label(value, waves=names.get("waves"), names=known)
+    return _fmt(value, col, digits)
+
+
+def table_html(
+    df: pd.DataFrame,
+    caption: str | None = None,
+    digits: int = 3,
+    index: bool = False,
+    names: ReaderNames | None = None,
+) -> str:
+    """Render ``df`` as an HTML table (identifying columns removed, numbers rounded, headers and terms labelled).
+
+    ``names`` (``{"waves": {name: label}, "names": {column: label}}``) puts wave and outcome names into words.
+    The table sits in a container that scrolls sideways, so the page is never wider than the screen.
+    """
     df = drop_identifiers(df.reset_index() if index else df)
     if {"ci_lower", "ci_upper", "std_error"} <= set(df.columns):
         df = df.copy()
@@ -70,20 +77,21 @@ def table_html(df: pd.DataFrame, caption: str | None = None, digits: int = 3, in
         if unbounded.any():
             df[["ci_lower", "ci_upper"]] = df[["ci_lower", "ci_upper"]].astype(object)
             df.loc[unbounded, ["ci_lower", "ci_upper"]] = "unbounded"
-    head = "".join(f"<th>{_html.escape(_HEADERS.get(str(c), str(c)))}</th>" for c in df.columns)
+    head = "".join(f'<th scope="col">{_html.escape(column_label(str(c)))}</th>' for c in df.columns)
     body = []
     for row in df.itertuples(index=False):
         cells = "".join(
             f'<td class="{"num" if isinstance(v, int | float | np.number) else "txt"}">'
-            f"{_html.escape(_fmt(v, str(c), digits))}</td>"
+            f"{_html.escape(_cell_text(v, str(c), digits, names))}</td>"
             for c, v in zip(df.columns, row, strict=True)
         )
         body.append(f"<tr>{cells}</tr>")
     cap = f"<caption>{_html.escape(caption)}</caption>" if caption else ""
-    return f'<table class="data">{cap}<thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    table = f'<table class="data">{cap}<thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    return f'<div class="table-wrap">{table}</div>'
 
 
-def estimates_html(est: pd.DataFrame, caption: str, digits: int = 3) -> str:
+def estimates_html(est: pd.DataFrame, caption: str, digits: int = 3, names: ReaderNames | None = None) -> str:
     """An estimates table for the report: long descriptive columns (method, adjustment) become notes below."""
     shown = est.copy()
     notes = []
@@ -102,7 +110,7 @@ def estimates_html(est: pd.DataFrame, caption: str, digits: int = 3) -> str:
         if adjustments:
             notes.append("Adjusted p-values: " + "; ".join(adjustments) + ".")
         shown = shown.drop(columns="adjustment")
-    html = table_html(shown, caption=caption, digits=digits)
+    html = table_html(shown, caption=caption, digits=digits, names=names)
     if notes:
         html += '<p class="note">' + _html.escape(" ".join(notes)) + "</p>"
     return html

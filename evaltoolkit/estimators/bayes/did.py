@@ -1645,7 +1645,7 @@ def prior_sensitivity(
     results: dict[str, BayesDiDResult] = {}
     rows = []
     for p in priors:
-        with warnings.catch_warnings(record=True):
+        with warnings.catch_warnings(record=True):  # each fit keeps its own warnings in r.warnings
             warnings.simplefilter("always", EvalToolkitWarning)
             r = bayes_did(data, outcome, arm, wave, unit, prior=p, **kwargs)
         label = r.prior["name"] if isinstance(p, str) or hasattr(p, "mu") else f"N({p[0]:g}, {p[1]:g})"
@@ -1665,11 +1665,30 @@ def prior_sensitivity(
                 "prob_positive": r.prob_positive,
                 "prob_rope": r.prob_rope,
                 "diagnostics_ok": bool(r.diagnostics.get("ok")),
+                "checks": _checks_text(r.diagnostics),
             }
         )
     comp = pd.DataFrame(rows)
     sentence, rests = _sensitivity_sentence(comp, next(iter(results.values())))
     return PriorSensitivityResult(results=results, sentence=sentence, rests_on_prior=rests, comparison=comp)
+
+
+def _checks_text(diag: dict) -> str:
+    """The sampler checks of one fit in a few words: "passed", or what failed (shown beside its numbers)."""
+    if diag.get("ok"):
+        return "passed"
+    failed = []
+    if diag.get("divergences"):
+        failed.append(f"{diag['divergences']} divergent transition(s)")
+    rhat = diag.get("max_rhat", float("nan"))
+    if not np.isfinite(rhat) or rhat > RHAT_MAX:
+        failed.append(f"R-hat {rhat:.3f} > {RHAT_MAX}")
+    ess = min(diag.get("min_ess_bulk", math.inf), diag.get("min_ess_tail", math.inf))
+    if ess < diag.get("min_ess_required", 0):
+        failed.append(f"effective draws {ess:.0f} < {diag['min_ess_required']}")
+    if np.any(np.asarray(diag.get("bfmi", []), dtype=float) < BFMI_MIN):
+        failed.append(f"energy-BFMI < {BFMI_MIN}")
+    return "failed: " + "; ".join(failed or ["see the warnings"])
 
 
 def _sensitivity_sentence(comp: pd.DataFrame, first: BayesDiDResult) -> tuple[str, bool]:
@@ -1711,6 +1730,17 @@ def _sensitivity_sentence(comp: pd.DataFrame, first: BayesDiDResult) -> tuple[st
             f"The posterior mean moves by only {spread:.2f} ({ratio:.1f} posterior SDs) across priors, so "
             "the conclusion is driven by the data, not the prior."
         )
+    failed = [str(p) for p, ok in zip(comp["prior"], comp["diagnostics_ok"], strict=True) if not ok]
+    if failed:  # never "driven by the data" when a fit did not pass its checks
+        failure = (
+            f"The fit under the {', '.join(failed)} prior{'s' if len(failed) > 1 else ''} failed the sampler's "
+            "checks (see 'Sampler checks' in the table)"
+        )
+        verdict = (
+            f"{verdict} {failure}, too." if rests
+            else f"{failure}, so how much the conclusion rests on the prior cannot be judged yet: run longer "
+            "chains (more draws and warm-up) before relying on this comparison."
+        )  # fmt: skip
     return "; ".join(parts) + ". " + verdict, rests
 
 

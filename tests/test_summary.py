@@ -1,0 +1,65 @@
+"""The report's summary answers the four questions a funder asks, and cautions are grouped and ranked."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+import evaltoolkit as et
+from evaltoolkit.plan.summary import PALUCK_2019_D, group_cautions
+
+
+@pytest.fixture(scope="module")
+def results():
+    sim = et.simulate_study("ncs_prepost_control", n=900, seed=4)
+    keep = [a for a in sim.design.analyses if a.type in ("did", "moderation", "balance")]
+    return et.run_plan(et.Study(sim.design.model_copy(update={"analyses": keep}), sim.data))
+
+
+def test_the_four_questions_in_order_with_the_numbers_of_the_estimates(results):
+    summary = dict(results.extras["summary"])
+    assert list(summary)[:4] == ["Did it work?", "How sure are we?", "For whom?", "Does it last?"]
+    est = results.estimates
+    row = est[
+        (est.analysis == "did_primary") & (est.outcome == "attitudes") & (est.term == "treat:post")
+    ].iloc[0]
+    worked = summary["Did it work?"]
+    assert (
+        f"{abs(row.estimate):.2f} points" in worked
+        and f"{row.ci_lower:+.2f} to {row.ci_upper:+.2f}" in worked
+    )
+    assert "standard deviations" in worked
+    assert "self-selection" in summary["How sure are we?"] and "moderate" in summary["How sure are we?"]
+    mod = est[(est.analysis == "moderation_segregation") & est.term.str.contains(":")].iloc[0]
+    assert "segregation" in summary["For whom?"] and f"{mod.estimate:+.2f}" in summary["For whom?"]
+    last = est[
+        (est.analysis == "did_primary") & (est.outcome == "attitudes") & (est.term == "treat:followup")
+    ].iloc[0]
+    assert (
+        "about a year after" in summary["Does it last?"]
+        and f"{last.estimate:+.2f}" in summary["Does it last?"]
+    )
+    assert str(PALUCK_2019_D) in summary["Beside other contact programmes"]
+    # cost per 0.1 SD: 1800 * 0.1 / g, with g the SD-unit effect quoted in "Did it work?"
+    g = float(re.search(r"about (-?\d\.\d\d) standard deviations", worked).group(1))
+    cost = float(re.search(r"about £([\d,]+) per participant", summary["Cost"]).group(1).replace(",", ""))
+    assert cost == pytest.approx(1800 * 0.1 / g, rel=0.04)  # g is quoted to 2 decimals
+
+
+def test_the_report_shows_the_answers_and_grouped_cautions(results, tmp_path):
+    html = (et.write_report(results, tmp_path)["report"]).read_text(encoding="utf-8")
+    for q in ("Did it work?", "How sure are we?", "For whom?", "Does it last?"):
+        assert f"<dt>{q}</dt>" in html
+    assert "<h4>Data handling</h4>" in html
+
+
+def test_cautions_are_grouped_threats_first():
+    groups = group_cautions([
+        "Attitudes (Bayesian): The chains disagree (largest R-hat 1.02 > 1.01)",
+        "Only 3 schools: the programme is confounded with the cluster",
+        "Cohesion: 12 of 300 rows were not analysed: 12 missing outcome",
+        "Connectedness to the local community: 5 of 300 rows were not analysed",
+    ])  # fmt: skip
+    assert [g for g, _ in groups] == ["Threats to the design", "Data handling", "Model diagnostics"]
+    assert len(groups[1][1]) == 2  # "connectedness" is data handling, not a diagnostic

@@ -73,7 +73,12 @@ def layout_problems(fig) -> list[str]:
     problems = []
     canvas = fig.bbox
     for t, e in texts:
-        if e.x0 < canvas.x0 - TOL or e.y0 < canvas.y0 - TOL or e.x1 > canvas.x1 + TOL or e.y1 > canvas.y1 + TOL:
+        if (
+            e.x0 < canvas.x0 - TOL
+            or e.y0 < canvas.y0 - TOL
+            or e.x1 > canvas.x1 + TOL
+            or e.y1 > canvas.y1 + TOL
+        ):
             problems.append(f"{_name(t)} lies outside the canvas ({e.bounds} in {canvas.bounds})")
     for i, (t, e) in enumerate(texts):
         for u, f in texts[i + 1 :]:

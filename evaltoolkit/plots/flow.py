@@ -10,7 +10,7 @@ import pandas as pd
 
 from evaltoolkit.errors import DataError
 from evaltoolkit.estimators.attrition import AttritionResult
-from evaltoolkit.plots.style import PALETTE, figure_and_axes, finish, renderer_of
+from evaltoolkit.plots.style import PALETTE, figure_and_axes, finish, fit_canvas, inches_of, renderer_of
 from evaltoolkit.privacy import MIN_CELL, format_count
 
 __all__ = ["consort_figure"]
@@ -142,7 +142,7 @@ def _draw_flow(columns: list[_Column], headers: list[str], title: str | None, no
     sides = [[ax.text(0, 0, t, ha="left", va="center", fontsize=7.5, bbox=_SIDE) if t else None
               for t in c.losses] for c in columns]  # fmt: skip
     size = {
-        t: _inches(t, r)
+        t: inches_of(t, r)
         for t in [*heads, *(t for c in mains for t in c), *(t for c in sides for t in c if t)]
     }
     main_w = [max(size[t][0] for t in c) for c in mains]
@@ -161,7 +161,7 @@ def _draw_flow(columns: list[_Column], headers: list[str], title: str | None, no
     head_h = max(size[h][1] for h in heads)
     height = top + _GAP + head_h + (0.45 if title else 0.1) + box_h / 2 + 0.45
     width = right + _GAP
-    _fit_canvas(fig, ax, width, height, offset=box_h / 2 + 0.4)
+    fit_canvas(fig, ax, width, height, offset=box_h / 2 + 0.4)
     for j, x in enumerate(xs):
         heads[j].set_position((x, top + _GAP))
         for i, t in enumerate(mains[j]):
@@ -181,26 +181,6 @@ def _draw_flow(columns: list[_Column], headers: list[str], title: str | None, no
         ax.text(width / 2, top + _GAP + head_h + 0.15, title, ha="center", va="bottom", fontsize=11)
     ax.text(_GAP, -box_h / 2 - 0.35, note, fontsize=7, color="grey", ha="left", va="bottom")
     return fig
-
-
-def _inches(text: Any, renderer: Any) -> tuple[float, float]:
-    """Width and height of a text (with its box, if any) in inches."""
-    ext = text.get_window_extent(renderer)
-    pad = 0.0
-    patch = text.get_bbox_patch()
-    if patch is not None:
-        pad = 2 * patch.get_boxstyle().pad * text.get_fontsize() / 72 + 2 * patch.get_linewidth() / 72
-    dpi = text.figure.dpi
-    return ext.width / dpi + pad, ext.height / dpi + pad
-
-
-def _fit_canvas(fig: Any, ax: Any, width: float, height: float, offset: float) -> None:
-    """Make data units inches: the axes fills a figure of ``width`` x ``height`` (unless drawn on a given axes)."""
-    if fig.get_layout_engine() is None and len(fig.axes) == 1:
-        fig.set_size_inches(width, height)
-        ax.set_position((0, 0, 1, 1))
-    ax.set_xlim(0, width)
-    ax.set_ylim(-offset, height - offset)
 
 
 def _flow_description(columns: list[_Column], headers: list[str], min_cell: int) -> str:

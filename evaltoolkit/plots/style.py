@@ -25,7 +25,18 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["PALETTE", "describe", "drop_unbounded", "figure_and_axes", "finish", "new_figure", "renderer_of"]
+__all__ = [
+    "PALETTE",
+    "describe",
+    "drop_unbounded",
+    "figure_and_axes",
+    "finish",
+    "fit_canvas",
+    "inches_of",
+    "new_figure",
+    "renderer_of",
+    "wrap_to_width",
+]
 
 #: colour-blind-safe palette (Okabe-Ito)
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
@@ -64,7 +75,7 @@ def renderer_of(fig: Any) -> Any:
     return fig.canvas.get_renderer()
 
 
-def _wrap_to(text: Any, room_px: float, renderer: Any, *, vertical: bool = False) -> None:
+def wrap_to_width(text: Any, room_px: float, renderer: Any, *, vertical: bool = False) -> None:
     """Re-wrap a Text artist's string (on word boundaries) until it is no longer than ``room_px``."""
     import textwrap
 
@@ -79,6 +90,26 @@ def _wrap_to(text: Any, room_px: float, renderer: Any, *, vertical: bool = False
         text.set_text(textwrap.fill(words, width))
 
 
+def inches_of(text: Any, renderer: Any) -> tuple[float, float]:
+    """Width and height of a text (with its box, if any) in inches."""
+    ext = text.get_window_extent(renderer)
+    pad = 0.0
+    patch = text.get_bbox_patch()
+    if patch is not None:
+        pad = 2 * patch.get_boxstyle().pad * text.get_fontsize() / 72 + 2 * patch.get_linewidth() / 72
+    dpi = text.figure.dpi
+    return ext.width / dpi + pad, ext.height / dpi + pad
+
+
+def fit_canvas(fig: Any, ax: Any, width: float, height: float, offset: float) -> None:
+    """Make data units inches: the axes fills a figure of ``width`` x ``height`` (unless drawn on a given axes)."""
+    if fig.get_layout_engine() is None and len(fig.axes) == 1:
+        fig.set_size_inches(width, height)
+        ax.set_position((0, 0, 1, 1))
+    ax.set_xlim(0, width)
+    ax.set_ylim(-offset, height - offset)
+
+
 def finish(fig: Any, description: str | None = None) -> Any:
     """Make a figure readable and self-describing; returns it.
 
@@ -89,9 +120,10 @@ def finish(fig: Any, description: str | None = None) -> Any:
     renderer = renderer_of(fig)
     room_w, room_h = 0.95 * fig.bbox.width, 0.9 * fig.bbox.height
     for ax in fig.axes:
-        _wrap_to(ax.title, room_w, renderer)
-        _wrap_to(ax.xaxis.label, room_w / max(1, len(fig.axes) ** 0.5), renderer)
-        _wrap_to(ax.yaxis.label, room_h, renderer, vertical=True)
+        panel_w = max(ax.get_position().width * fig.bbox.width, 150.0)
+        wrap_to_width(ax.title, min(room_w, 1.05 * panel_w), renderer)
+        wrap_to_width(ax.xaxis.label, room_w / max(1, len(fig.axes) ** 0.5), renderer)
+        wrap_to_width(ax.yaxis.label, room_h, renderer, vertical=True)
     if description is not None:
         setattr(fig, _ALT, " ".join(description.split()))
     return fig

@@ -11,12 +11,12 @@ box patch, if it has one) and the test fails on
 - a text outside the canvas,
 - a diagram label (gid ``label:<key>``) outside its box (the patch with gid ``box:<key>``).
 
-It can fail: on the figures before this test (commit ea35daa) it reported, among others, the flow diagram's
-"Not followed up ..." boxes overlapping the next arm's boxes and their arrows, "Assessed at baseline (Before the
-programme)" overlapping the other arm's box, the path diagram's labels outside their boxes ("change in attitudes
-to other ethnic groups") and the note running off the canvas, and the posterior predictive check's x label
-("... 78 cells under 10 people not shown") off the right edge. ``test_the_check_catches_overlaps`` keeps
-that power: it builds figures with those faults and asserts each is reported.
+It can fail: run on the figures of commit ea35daa (with this branch's ``plots/style.py`` for ``renderer_of``), the
+flow diagram fails ("Assessed at baseline (Before the programme) n = 184" overlaps the other arm's box, 18 x 37 px)
+and the two ``standardised=True`` path diagrams fail (no such option). The box check needs the ``box:``/``label:``
+gids the new diagrams set, so the old path diagram (labels outside their boxes) was only caught by eye.
+``test_the_check_catches_overlaps`` keeps the check's power: it builds figures with an overlap, a label off the
+canvas and a label outside its box, and asserts each is reported.
 """
 
 from __future__ import annotations

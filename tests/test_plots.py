@@ -17,7 +17,7 @@ import pytest
 from evaltoolkit import plots
 
 PKG = Path(__file__).resolve().parents[1] / "evaltoolkit"
-HELPERS = {"PALETTE", "drop_unbounded", "figure_and_axes", "new_figure"}
+HELPERS = {"PALETTE", "describe", "drop_unbounded", "figure_and_axes", "finish", "new_figure", "renderer_of"}
 PLOTS = sorted(set(plots.__all__) - HELPERS)
 
 

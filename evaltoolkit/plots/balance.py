@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from evaltoolkit.errors import DataError
-from evaltoolkit.plots.style import PALETTE, figure_and_axes
+from evaltoolkit.plots.style import PALETTE, figure_and_axes, finish
 
 __all__ = ["love_plot"]
 
@@ -80,5 +80,8 @@ def love_plot(
     est = table.attrs.get("estimand")
     ax.set_title(title or ("Covariate balance" + (f" ({est})" if est else "")))
     ax.legend(loc="lower right", frameon=False)
-    fig.tight_layout()
-    return fig
+    worst = un.abs().max()
+    after = "" if adj is None else f"; after adjustment the largest is {adj.abs().max():.2f}"
+    return finish(fig, f"Love plot of standardised mean differences for {len(table)} covariates; the largest "
+                  f"before adjustment is {worst:.2f} ({table.index[np.nanargmax(un.abs().to_numpy())]}){after}; "
+                  f"reference line at {thr:g}.")  # fmt: skip

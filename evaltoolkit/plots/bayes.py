@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from evaltoolkit.estimators.bayes.did import _flat, hdi
-from evaltoolkit.plots.style import PALETTE, figure_and_axes
+from evaltoolkit.plots.style import PALETTE, figure_and_axes, finish
 from evaltoolkit.privacy import MIN_CELL
 
 __all__ = ["posterior_plot", "ppc_plot", "prior_sensitivity_plot", "shrinkage_plot"]
@@ -89,8 +89,8 @@ def shrinkage_plot(result: Any, *, level: str | None = None, max_clusters: int =
     ax.set_xlabel("effect (outcome units)")
     ax.set_title(f"Shrinkage of {level} effects towards the overall effect")
     ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    return fig
+    return finish(fig, f"Raw and partially pooled effects of {len(tab)} {level} groups (from {tab['mean'].min():+.2f} "
+                  f"to {tab['mean'].max():+.2f}), towards the overall effect {result.estimate:+.2f}.")  # fmt: skip
 
 
 def posterior_plot(result: Any, *, bins: int = 60, ax: Any = None):
@@ -129,8 +129,8 @@ def posterior_plot(result: Any, *, bins: int = 60, ax: Any = None):
     ax.set_xlabel("effect (outcome units)" if name == "effect" else "effect (log-odds)")
     ax.set_yticks([])
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return finish(fig, f"Posterior of the effect on {result.outcome}: 95% HDI {lo:+.2f} to {hi:+.2f}; "
+                  f"P(effect > 0) = {100 * p:.0f}%.")  # fmt: skip
 
 
 def ppc_plot(result: Any, *, prob: float = 0.9, min_n: int = MIN_CELL, ax: Any = None):
@@ -165,7 +165,7 @@ def ppc_plot(result: Any, *, prob: float = 0.9, min_n: int = MIN_CELL, ax: Any =
         ax.text(0.5, 0.5, f"Posterior predictive check not shown: every team-by-arm cell has fewer than {min_n} "
                 "people.", ha="center", va="center", fontsize=9, wrap=True)  # fmt: skip
         ax.set_axis_off()
-        return fig
+        return finish(fig, f"Posterior predictive check not shown: every cell has fewer than {min_n} people.")
     lo = np.quantile(rep, (1 - prob) / 2, axis=0)
     hi = np.quantile(rep, 1 - (1 - prob) / 2, axis=0)
     mid = np.median(rep, axis=0)
@@ -185,8 +185,8 @@ def ppc_plot(result: Any, *, prob: float = 0.9, min_n: int = MIN_CELL, ax: Any =
     ax.set_ylabel("mean change")
     ax.set_title(f"Posterior predictive check: {100 * inside:.0f}% of cells inside their interval")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return finish(fig, f"Posterior predictive check: {100 * inside:.0f}% of {len(obs)} team-by-arm cells lie inside "
+                  f"their {int(100 * prob)}% predictive intervals (about {int(100 * prob)}% expected).")  # fmt: skip
 
 
 def prior_sensitivity_plot(sensitivity: Any, *, ax: Any = None):
@@ -230,5 +230,8 @@ def prior_sensitivity_plot(sensitivity: Any, *, ax: Any = None):
     ax.set_xlabel("effect (outcome units)")
     ax.set_title("How much does the conclusion depend on the prior?")
     ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    return fig
+    items = "; ".join(
+        f"{r.prior}: {r.posterior_mean:+.2f} ({r.hdi_lower:+.2f} to {r.hdi_upper:+.2f}), P(>0) = {100 * r.prob_positive:.0f}%"
+        for r in comp.itertuples(index=False)
+    )
+    return finish(fig, f"Posterior of the effect under each prior: {items}.")

@@ -19,7 +19,7 @@ import pandas as pd
 
 from evaltoolkit.errors import DataError
 from evaltoolkit.estimators.meta import MetaResult
-from evaltoolkit.plots.style import PALETTE, drop_unbounded, figure_and_axes
+from evaltoolkit.plots.style import PALETTE, drop_unbounded, figure_and_axes, finish
 from evaltoolkit.results import p_label
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -114,8 +114,11 @@ def _forest_table(table: pd.DataFrame, label_col: str, title: str, ref: float, a
     ax.set_yticklabels(table[label_col], fontsize=8)
     ax.set_title(title, fontsize=10)
     ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    return fig
+    items = "; ".join(
+        f"{lab}: {e:.2f} ({lo:.2f} to {hi:.2f})"
+        for lab, e, lo, hi in zip(table[label_col], table["estimate"], table["ci_lower"], table["ci_upper"])
+    )
+    return finish(fig, f"Forest plot{': ' + title if title else ''}. Estimates with 95% intervals: {items}.")
 
 
 def _forest_meta(
@@ -182,5 +185,6 @@ def _forest_meta(
     )
     ax.set_title(title or f"{result.method}\n{het}", fontsize=8)
     ax.spines[["top", "right"]].set_visible(False)
-    fig.subplots_adjust(left=0.22, right=0.68, top=1 - 0.75 / height, bottom=0.6 / height)
-    return fig
+    items = "; ".join(f"{r.label}: {r.effect:.2f}" for r in st.itertuples(index=False))
+    return finish(fig, f"Meta-analysis forest plot of {k} studies ({items}). {pooled}: {est:.2f} "
+                  f"({lo:.2f} to {hi:.2f}); {het}.")  # fmt: skip

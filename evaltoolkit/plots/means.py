@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from evaltoolkit.errors import DataError
-from evaltoolkit.plots.style import PALETTE, drop_unbounded, figure_and_axes, new_figure
+from evaltoolkit.plots.style import PALETTE, drop_unbounded, figure_and_axes, finish, new_figure
 from evaltoolkit.privacy import MIN_CELL
 
 __all__ = ["event_study_plot", "means_plot"]
@@ -89,11 +89,22 @@ def means_plot(
     for k in range(len(outcomes), nrows * ncols):
         axes[k // ncols][k % ncols].set_visible(False)
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(
-        handles, labels, loc="lower center", ncol=len(arms), frameon=False, bbox_to_anchor=(0.5, -0.02)
-    )
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
-    return fig
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(arms), frameon=False)
+    return finish(fig, _means_description(cells, outcomes, arms, waves, min_n, arm_labels, outcome_labels))
+
+
+def _means_description(cells, outcomes, arms, waves, min_n, arm_labels, outcome_labels) -> str:
+    """Each outcome's mean per arm at the first and last wave (for alt text)."""
+    parts = []
+    for outcome in outcomes:
+        sub = cells[(cells["outcome"] == outcome) & (cells["n"] >= min_n)].set_index(["arm", "wave"])["mean"]
+        arms_txt = [
+            f"{arm_labels.get(a, a)} {sub[(a, waves[0])]:.2f} to {sub[(a, waves[-1])]:.2f}"
+            for a in arms
+            if (a, waves[0]) in sub.index and (a, waves[-1]) in sub.index
+        ]
+        parts.append(f"{outcome_labels.get(outcome, outcome)}: {', '.join(arms_txt) or 'not shown'}")
+    return f"Mean scores by arm from the first to the last wave. {'; '.join(parts)}."
 
 
 def event_study_plot(
@@ -155,5 +166,10 @@ def event_study_plot(
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    return fig
+    items = "; ".join(
+        f"{label}: "
+        + ", ".join(f"{wave_labels.get(w, w)} {e:+.2f}" for w, e in zip(es["wave"], es["estimate"]))
+        for label, es in studies.items()
+        if es is not None and not es.empty
+    )
+    return finish(fig, f"{title}, relative to baseline. {items}.")

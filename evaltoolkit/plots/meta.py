@@ -9,7 +9,7 @@ from scipy import stats
 
 from evaltoolkit.errors import DataError
 from evaltoolkit.estimators.meta import MetaResult, egger_test
-from evaltoolkit.plots.style import PALETTE, figure_and_axes
+from evaltoolkit.plots.style import PALETTE, figure_and_axes, finish
 from evaltoolkit.results import p_label
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -78,5 +78,5 @@ def funnel_plot(
         )
     ax.set_title(text, fontsize=8)
     ax.spines[["top", "right"]].set_visible(False)
-    fig.tight_layout()
-    return fig
+    return finish(fig, f"Funnel plot of {len(st)} studies around the pooled estimate {centre:.2f}. "
+                  + " ".join(text.splitlines()[1:]))  # fmt: skip

@@ -6,7 +6,7 @@ import numpy as np
 
 from evaltoolkit.errors import DataError
 from evaltoolkit.estimators.moderation import ModerationResult
-from evaltoolkit.plots.style import PALETTE, figure_and_axes
+from evaltoolkit.plots.style import PALETTE, figure_and_axes, finish
 
 __all__ = ["moderation_plot"]
 
@@ -94,5 +94,7 @@ def moderation_plot(result: ModerationResult, *, title: str | None = None, ax=No
     ax.set_ylabel(f"effect of {result.arm} = {result.treated} on {result.outcome}")
     ax.set_title(title or f"Effect of {result.arm} by {result.moderator} (Johnson-Neyman plot)", fontsize=10)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
+    bounds = ", ".join(f"{b:.2f}" for b in result.jn.get("bounds_in_range", [])) or "none in range"
+    return finish(fig, f"Effect of {result.arm} on {result.outcome} across {result.moderator}: from "
+                  f"{c['estimate'].iloc[0]:.2f} to {c['estimate'].iloc[-1]:.2f} with {level} band; "
+                  f"Johnson-Neyman boundaries: {bounds}.")  # fmt: skip

@@ -8,7 +8,7 @@ import numpy as np
 from scipy import stats
 
 from evaltoolkit.estimators.bayes.priors import Prior, get_prior, prior_sensitivity
-from evaltoolkit.plots.style import PALETTE, figure_and_axes
+from evaltoolkit.plots.style import PALETTE, figure_and_axes, finish
 
 __all__ = ["prior_plot"]
 
@@ -72,5 +72,8 @@ def prior_plot(
     )
     ax.legend(fontsize=7, frameon=False)
     ax.spines[["top", "right"]].set_visible(False)
-    fig.tight_layout()
-    return fig
+    what = "; ".join(f"{p.name}: {p.label()}" for p in ps)
+    data = (
+        "" if post is None else f" Estimate {estimate:.2f} (SE {std_error:.2f}) and the posterior under each."
+    )
+    return finish(fig, f"Densities of the effect priors ({what}).{data}")

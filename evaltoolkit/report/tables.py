@@ -166,6 +166,9 @@ def reader_table(frame: pd.DataFrame, results: AnalysisResults) -> pd.DataFrame:
     for col in ("arm", "group"):
         if col in df:
             df = df.assign(**{col: df[col].map(lambda a: d.arms.label(a) if a in d.arms.all else a)})
+    for col in df.columns.difference(["term", "term1", "term2"]):  # machine names in any other text column
+        if not pd.api.types.is_numeric_dtype(df[col]):
+            df = df.assign(**{col: df[col].map(lambda v: names.get(v, v) if isinstance(v, str) else v)})
     return label_table(df, waves=waves, names=names)
 
 

@@ -31,6 +31,7 @@ from evaltoolkit.inference.policy import FEW_CLUSTERS
 from evaltoolkit.io.outputs import refuse_overwriting_inputs, write_csv, write_excel, write_text
 from evaltoolkit.plan.registry import REGISTRY, AnalysisResults, Block, Callout, FigureBlock, Section, Table
 from evaltoolkit.plan.summary import evidence_strength, group_cautions
+from evaltoolkit.plots.style import describe
 from evaltoolkit.privacy import format_count
 from evaltoolkit.report.embed import figure_to_html
 from evaltoolkit.report.sections import stand_alone
@@ -72,8 +73,10 @@ def render_block(block: Block, names: dict[str, dict[str, str]] | None = None) -
         if block.kind == "estimates":
             return estimates_html(block.frame, caption=block.caption or "", digits=block.digits, names=names)
         return table_html(block.frame, caption=block.caption, digits=block.digits, names=names)
-    if isinstance(block, FigureBlock):
-        return figure_to_html(block.figure, block.alt)
+    if isinstance(
+        block, FigureBlock
+    ):  # the figure's own description (what it shows, its numbers) as alt text
+        return figure_to_html(block.figure, describe(block.figure) or block.alt)
     if isinstance(block, Callout):
         lead = f"<strong>{_html.escape(block.lead, quote=False)}</strong> " if block.lead else ""
         return f"<p>{lead}{_html.escape(block.text, quote=False)}</p>"

@@ -122,7 +122,7 @@ def _global_options(
 
 def _analyse_and_report(
     study, out: Path, title: str | None = None, seed: int = 20240601, *, strict: bool = False,
-    rows_in_file: int | None = None,
+    rows_in_file: int | None = None, pdf: bool = False,
 ) -> dict[str, Path]:  # fmt: skip
     import traceback
 
@@ -136,7 +136,7 @@ def _analyse_and_report(
         if rows_in_file is not None:
             results.extras["rows_in_file"] = rows_in_file
         progress.update(task, description="Writing the report...")
-        paths = write_report(results, out, title=title)
+        paths = write_report(results, out, title=title, pdf=pdf)
     con = _console()
     for sentence in results.headline:
         con.print(f"• {sentence}")
@@ -188,7 +188,7 @@ def demo(
     write_csv(sim.data, out / "simulated_data.csv", index=False)
     write_csv(sim.truth, out / "true_effects.csv", index=False)
     study = Study(sim.design, sim.data, source="simulated_data.csv")
-    paths = _analyse_and_report(study, out, title=f"{design.title} (simulated example)", seed=seed)
+    paths = _analyse_and_report(study, out, title=f"{design.title} (simulated example)", seed=seed, pdf=True)
     con = _console()
     con.print(f"Report:    {paths['report'].resolve()}")
     con.print(f"Estimates: {paths['estimates'].resolve()}")
@@ -275,8 +275,9 @@ def analyse(
             "moderator, instead of setting it to missing with a caution."
         ),
     ] = False,
+    pdf: Annotated[bool, typer.Option(help="Also print report.pdf (A4) through headless Chromium.")] = False,
 ) -> None:
-    """Run a design's analysis plan on DATA and write DIR/report.html and DIR/estimates.csv."""
+    """Run a design's analysis plan on DATA and write DIR/report.html, estimates.csv/.xlsx and summary.docx."""
     from evaltoolkit.design.schema import load_design
     from evaltoolkit.design.study import Study
     from evaltoolkit.io.readers import read_table
@@ -284,13 +285,23 @@ def analyse(
     d = load_design(design)
     _refuse_file_as_folder(out)
     refuse_overwriting_inputs(
-        [out / n for n in ("report.html", "estimates.csv", "estimates.xlsx", "results.json")],
+        [
+            out / n
+            for n in (
+                "report.html",
+                "estimates.csv",
+                "estimates.xlsx",
+                "results.json",
+                "summary.docx",
+                "report.pdf",
+            )
+        ],
         [data, Path(design)],
     )  # before any work: nothing is lost if the answer is no
     frame = read_table(data)
     study = Study(d, frame, source=str(data))
     rows = len(frame) + int(frame.attrs.get("blank_rows", 0))
-    paths = _analyse_and_report(study, out, seed=seed, strict=strict, rows_in_file=rows)
+    paths = _analyse_and_report(study, out, seed=seed, strict=strict, rows_in_file=rows, pdf=pdf)
     _console().print(f"Report: {paths['report'].resolve()}\nEstimates: {paths['estimates'].resolve()}")
 
 

@@ -124,6 +124,11 @@ class AnalysisResults:
         if not any(message in w or w in message for w in self.warnings):
             self.warnings.append(message)
 
+    @property
+    def summary(self) -> dict[str, str]:
+        """The report summary's answers, question -> answer ("Did it work?", ...; see plan.summary)."""
+        return dict(self.extras.get("summary", []))
+
     def section(self, id: str) -> Section | None:
         return next((s for s in self.sections if s.id == id), None)
 

@@ -28,7 +28,7 @@ from typing import Any
 import pandas as pd
 
 from evaltoolkit.inference.policy import FEW_CLUSTERS
-from evaltoolkit.io.outputs import refuse_overwriting_inputs, write_csv, write_excel, write_text
+from evaltoolkit.io.outputs import refuse_overwriting_inputs, write_csv, write_text
 from evaltoolkit.plan.registry import REGISTRY, AnalysisResults, Block, Callout, FigureBlock, Section, Table
 from evaltoolkit.plan.summary import evidence_strength, group_cautions
 from evaltoolkit.plots.style import describe
@@ -152,9 +152,16 @@ def render_html(results: AnalysisResults, title: str | None = None) -> str:
 
 
 def write_report(
-    results: AnalysisResults, out_dir: str | Path, title: str | None = None, *, inputs: tuple = ()
+    results: AnalysisResults,
+    out_dir: str | Path,
+    title: str | None = None,
+    *,
+    inputs: tuple = (),
+    pdf: bool = False,
 ) -> dict[str, Path]:
-    """Write ``report.html``, ``estimates.csv``, ``estimates.xlsx`` and ``results.json`` into ``out_dir``.
+    """Write ``report.html``, ``estimates.csv``, ``estimates.xlsx`` (seven sheets), ``summary.docx`` (the funders'
+    summary) and ``results.json`` into ``out_dir``; with ``pdf=True`` also ``report.pdf`` (A4, through headless
+    Chromium when it is installed).
 
     ``results.json`` holds the rendered report context (no data, no identifiers), so
     ``evaltoolkit report DIR`` can re-render or pool reports later. Nothing is written if an output would
@@ -164,18 +171,30 @@ def write_report(
     Returns
     -------
     dict
-        ``{"report": path, "estimates": path, "xlsx": path, "json": path}``.
+        ``{"report": path, "estimates": path, "xlsx": path, "summary": path, "json": path}`` (and ``"pdf"``).
     """
     import json
 
+    from evaltoolkit.report.docx import write_summary_docx
+    from evaltoolkit.report.pdf import write_pdf
+    from evaltoolkit.report.tables import write_xlsx
+
     out = Path(out_dir)
     paths = {k: out / name for k, name in
-             (("report", "report.html"), ("estimates", "estimates.csv"), ("xlsx", "estimates.xlsx"), ("json", "results.json"))}  # fmt: skip
+             (("report", "report.html"), ("estimates", "estimates.csv"), ("xlsx", "estimates.xlsx"),
+              ("summary", "summary.docx"), ("json", "results.json"))}  # fmt: skip
+    if pdf:
+        paths["pdf"] = out / "report.pdf"
     refuse_overwriting_inputs(paths.values(), [results.study.source, *inputs])
     context = report_context(results, title)
     write_text(paths["report"], render_context(context))
     est: pd.DataFrame = results.estimates
     write_csv(est, paths["estimates"], index=False)
-    write_excel(est, paths["xlsx"], sheet_name="estimates", index=False)
+    write_xlsx(results, paths["xlsx"])
+    write_summary_docx(results, paths["summary"], rating=evidence_strength(results))
     write_text(paths["json"], json.dumps(context))
+    if pdf:
+        printed = write_pdf(paths["report"], paths["pdf"])
+        if printed is None:
+            del paths["pdf"]
     return paths

@@ -69,6 +69,7 @@ _LAZY: dict[str, str] = {
     # results and report
     "EffectResult": "evaltoolkit.results",
     "write_report": "evaltoolkit.report.render",
+    "etable": "evaltoolkit.report.etable",
 }
 
 __all__ = [*sorted(_LAZY), "__version__"]

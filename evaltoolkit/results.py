@@ -19,9 +19,14 @@ Examples
 
 from __future__ import annotations
 
+import html
 import math
+from collections.abc import Callable
 from dataclasses import InitVar, dataclass, field
+from importlib import import_module
 from typing import Any
+
+from evaltoolkit.labels import column_label, label_table, plain, term_label
 
 #: Columns of ``estimates.csv`` and of every result's ``table`` (the public contract).
 ESTIMATE_COLUMNS: tuple[str, ...] = (
@@ -59,7 +64,248 @@ class DroppedRows:
         return {"missing values": n} if n else {}
 
 
-class TableHeadline(DroppedRows):
+#: ``analysis`` values in words (for notebook tables and :func:`evaltoolkit.report.etable.etable` headers)
+ANALYSIS_LABELS: dict[str, str] = {
+    "did": "DiD", "ancova": "ANCOVA", "bayes_did": "Bayesian DiD", "multilevel": "Multilevel model",
+    "moderation": "Moderation", "mediation": "Mediation", "causal_mediation": "Causal mediation",
+    "moderated_mediation": "Moderated mediation", "prepost_mediation": "Pre/post mediation",
+    "meta": "Meta-analysis",
+}  # fmt: skip
+
+#: the columns a notebook shows of a result's table (``outcome`` too when there are several)
+_SHOWN = ("term", "estimate", "std_error", "ci_lower", "ci_upper", "p_value")
+
+
+def analysis_label(name: Any) -> str:
+    """The analysis in words: ``"did" -> "DiD"``; unknown names in plain words.
+
+    Examples
+    --------
+    >>> analysis_label("ancova"), analysis_label("prepost_moderated_mediation")
+    ('ANCOVA', 'Prepost moderated mediation')
+    """
+    return ANALYSIS_LABELS.get(str(name), plain(str(name)))
+
+
+def outcome_label(name: Any, names: dict[str, str] | None = None) -> str:
+    """An outcome column in words: from ``names`` if given there, else plain words (``"positive_contact"``).
+
+    Examples
+    --------
+    >>> outcome_label("positive_contact"), outcome_label("att", {"att": "Attitudes"})
+    ('Positive contact', 'Attitudes')
+    """
+    return (names or {}).get(str(name), plain(str(name)))
+
+
+def format_number(x: Any, sig: int = 3) -> str:
+    """A number for a reader: ``sig`` significant digits, whole numbers from ``10**sig`` up, "" for missing.
+
+    Examples
+    --------
+    >>> [format_number(v) for v in (0.25, -12.345, 0.000123456, 123456.7, float("nan"), 0)]
+    ['0.250', '-12.3', '0.000123', '123,457', '', '0.00']
+    """
+    if x is None or not isinstance(x, int | float) or not math.isfinite(x):
+        return "" if x is None or x != x else str(x)  # NaN != NaN; infinities shown as such
+    if x == 0:
+        return f"{0:.{sig - 1}f}"
+    magnitude = math.floor(math.log10(abs(x)))
+    if magnitude >= sig:
+        return f"{x:,.0f}"
+    return f"{x:.{min(max(sig - 1 - magnitude, 0), 8)}f}"
+
+
+def _shown_table(result: Any, names: dict[str, str] | None = None):
+    """The reader's view of ``result.table``: shown columns, numbers rounded, terms and headers labelled."""
+    t = result.table
+    cols = [
+        c for c in ("outcome", *_SHOWN) if c in t.columns and (c != "outcome" or t["outcome"].nunique() > 1)
+    ]
+    out = t[cols].copy()
+    unbounded = unbounded_intervals(t["ci_lower"], t["ci_upper"], t["std_error"])
+    for c in ("estimate", "std_error", "ci_lower", "ci_upper"):
+        out[c] = [format_number(float(v)) for v in t[c]]
+    out.loc[unbounded, ["ci_lower", "ci_upper"]] = "unbounded"
+    out["p_value"] = [format_p(float(v)) for v in t["p_value"]]
+    if "outcome" in out:
+        out["outcome"] = [outcome_label(v, names) for v in out["outcome"]]
+    return label_table(out, names=names)
+
+
+def _footer(result: Any) -> str:
+    """``method; n = 800 rows in 40 clusters``, the line below a result's table."""
+    n = f"n = {result.n_obs:,} {column_label('n_obs').lower()}"
+    if getattr(result, "n_clusters", None):
+        n += f" in {result.n_clusters:,} {column_label('n_clusters').lower()}"
+    return f"{result.method}; {n}"
+
+
+#: result class name -> figure function ``f(result, **options) -> Figure`` (see :func:`register_plot`)
+PLOTS: dict[str, Callable[..., Any]] = {}
+
+
+def register_plot(*kinds: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register the figure that ``.plot()`` draws for results of the classes named ``kinds``.
+
+    The plotting layer sits above results, so results never import it; figures are registered here by name
+    (``"EffectResult"`` is the fallback for every result), and ``.plot()`` finds the nearest class in the
+    result's MRO.
+
+    Examples
+    --------
+    >>> @register_plot("ToyResult")
+    ... def toy_figure(result, **options):
+    ...     return "a figure"
+    >>> PLOTS["ToyResult"] is toy_figure
+    True
+    >>> del PLOTS["ToyResult"]
+    """
+
+    def add(func: Callable[..., Any]) -> Callable[..., Any]:
+        for kind in kinds:
+            PLOTS[kind] = func
+        return func
+
+    return add
+
+
+class ResultViews(DroppedRows):
+    """Mixin for every result: the notebook and broom-style views of its ``table``.
+
+    ``_repr_html_`` (Jupyter shows a labelled, rounded table with the method and n below), :meth:`tidy`,
+    :meth:`glance` and :meth:`plot`. A result needs ``table``, ``n_obs``, ``n_clusters``, ``method``,
+    ``warnings`` and ``details``.
+    """
+
+    table: Any
+    n_obs: int
+    n_clusters: int | None
+    method: str
+    warnings: list[str]
+
+    def _repr_html_(self) -> str:
+        """The labelled table as compact HTML (Jupyter's rich display), the method and n below it."""
+        shown = _shown_table(self)
+        t = self.table
+        title = f"{outcome_label(t['outcome'].iloc[0])}: {analysis_label(t['analysis'].iloc[0])}"
+        cautions = len(self.warnings)
+        caution = (
+            f"<br>{cautions} caution{'s' * (cautions > 1)}: see <code>.warnings</code>" if cautions else ""
+        )
+        return (
+            f'<div class="evaltoolkit-result"><strong>{html.escape(title)}</strong>'
+            + shown.to_html(index=False, border=0, escape=True)
+            + f"<small>{html.escape(_footer(self))}{caution}</small></div>"
+        )
+
+    def tidy(self):  # -> pandas.DataFrame
+        """The table broom-style: ``outcome, term, estimate, std_error, statistic, p_value, conf_low, conf_high``.
+
+        ``statistic`` is the Wald ratio ``estimate / std_error``; the rows and numbers are those of ``table``.
+
+        Examples
+        --------
+        >>> r = EffectResult(analysis="did", outcome="y", term="treat:post", estimate=0.5, std_error=0.25,
+        ...                  ci_lower=0.0, ci_upper=1.0, p_value=0.05, n_obs=10, n_clusters=None, method="OLS")
+        >>> r.tidy().iloc[0].to_dict()["statistic"], list(r.tidy())[-2:]
+        (2.0, ['conf_low', 'conf_high'])
+        """
+        t = self.table
+        out = t[["outcome", "term", "estimate", "std_error"]].copy()
+        out["statistic"] = t["estimate"] / t["std_error"]
+        out["p_value"] = t["p_value"]
+        out["conf_low"], out["conf_high"] = t["ci_lower"], t["ci_upper"]
+        return out.reset_index(drop=True)
+
+    def glance(self):  # -> pandas.DataFrame
+        """One row about the model: ``analysis, outcome, n_obs, n_clusters, method, df, r2`` (NaN if unknown).
+
+        Examples
+        --------
+        >>> r = EffectResult(analysis="did", outcome="y", term="treat:post", estimate=0.5, std_error=0.25,
+        ...                  ci_lower=0.0, ci_upper=1.0, p_value=0.05, n_obs=10, n_clusters=None, method="OLS",
+        ...                  details={"df": 8})
+        >>> r.glance().iloc[0].to_dict()
+        {'analysis': 'did', 'outcome': 'y', 'n_obs': 10, 'n_clusters': None, 'method': 'OLS', 'df': 8, 'r2': nan}
+        """
+        import pandas as pd
+
+        head = self.table.iloc[0]
+        details = getattr(self, "details", {}) or {}
+        row = {"analysis": head["analysis"], "outcome": head["outcome"], "n_obs": self.n_obs,
+               "n_clusters": self.n_clusters, "method": self.method, "df": details.get("df", math.nan),
+               "r2": details.get("r2", math.nan)}  # fmt: skip
+        return pd.DataFrame([row], dtype=object).infer_objects()
+
+    def plot(self, **options: Any):  # -> matplotlib.figure.Figure
+        """The result's figure: the one registered for its class (:data:`PLOTS`), else a forest plot of the table.
+
+        Options go to the figure function (``title=``, ``ax=``...); the figures are those of
+        :mod:`evaltoolkit.plots`, found by name when drawn (see :func:`register_plot`).
+        """
+        for cls in type(self).__mro__:
+            if cls.__name__ in PLOTS:
+                return PLOTS[cls.__name__](self, **options)
+        raise TypeError(f"no figure is registered for {type(self).__name__}")  # pragma: no cover
+
+
+def _figure(name: str) -> Callable[..., Any]:
+    """A figure function of :mod:`evaltoolkit.plots`, by name at call time (results never import the plots)."""
+    return getattr(import_module("evaltoolkit.plots"), name)
+
+
+@register_plot("EffectResult", "TableHeadline")
+def _forest(result: Any, *, names: dict[str, str] | None = None, **options: Any):
+    """Forest plot of every row of the table, labelled (outcome first when there are several)."""
+    t = result.table
+    several = t["outcome"].nunique() > 1
+    labels = [
+        (f"{outcome_label(o, names)}: " if several else "") + term_label(term, names=names)
+        for o, term in zip(t["outcome"], t["term"])
+    ]
+    options.setdefault(
+        "title", f"{outcome_label(t['outcome'].iloc[0], names)}: {analysis_label(t['analysis'].iloc[0])}"
+    )
+    return _figure("forest_plot")(t.assign(label=labels), **options)
+
+
+@register_plot("DiDResult")
+def _event_study(result: Any, *, names: dict[str, str] | None = None, **options: Any):
+    """The event study (the effect at each wave against baseline); a forest plot when there is none."""
+    es = getattr(result, "event_study", None)
+    if es is None or es.empty or "wave" not in es:
+        return _forest(result, names=names, **options)
+    return _figure("event_study_plot")(
+        {outcome_label(result.outcome, names): es}, waves=list(es["wave"]), **options
+    )
+
+
+@register_plot("MetaResult")
+def _meta_forest(result: Any, **options: Any):
+    """The meta-analysis forest plot (studies, pooled diamond, prediction interval)."""
+    return _figure("forest_plot")(result, **options)
+
+
+@register_plot("ModerationResult")
+def _moderation(result: Any, **options: Any):
+    """The conditional effect across the moderator with its Johnson-Neyman boundaries."""
+    return _figure("moderation_plot")(result, **options)
+
+
+@register_plot("MediationResult")
+def _paths(result: Any, **options: Any):
+    """The path diagram of a mediation model."""
+    return _figure("path_diagram")(result, **options)
+
+
+@register_plot("BayesDiDResult", "BayesOrdinalResult")
+def _posterior(result: Any, **options: Any):
+    """The posterior of the programme effect with its HDI, the ROPE and the prior."""
+    return _figure("posterior_plot")(result, **options)
+
+
+class TableHeadline(ResultViews):
     """Mixin for results whose numbers live in a tidy ``table``: the headline attributes are read from it.
 
     The table is the single source of numbers (pyfixest's ``TidyColumnAccessors`` idea); a result says which row
@@ -121,7 +367,7 @@ class Inference:
 
 
 @dataclass
-class EffectResult(DroppedRows):
+class EffectResult(ResultViews):
     """One headline effect estimate with its uncertainty, table-first.
 
     The tidy ``table`` (one row per reported term, :data:`ESTIMATE_COLUMNS`) is the single source of the numbers:

@@ -53,6 +53,7 @@ from evaltoolkit.estimators.balance import (
     covariate_columns,
     covariate_frame,
 )
+from evaltoolkit.estimators.formula import outcome_and_covariates
 from evaltoolkit.inference.core import ols
 from evaltoolkit.inference.core import vcov as vcov_matrix
 from evaltoolkit.inference.policy import InferenceSpec, decide, infer
@@ -128,7 +129,8 @@ def ancova(
     data : DataFrame
         One row per person (post-test outcome, baseline score and covariates as columns).
     outcome : str
-        Post-test outcome column.
+        Post-test outcome column, or a formula ``"outcome ~ x1 + C(x2)"`` whose right-hand side gives the
+        covariates (see :mod:`evaltoolkit.estimators.formula`).
     arm : str
         Arm column.
     treated, control : scalar
@@ -164,7 +166,7 @@ def ancova(
         ``hedges_g_conditional``. ``details`` holds ``hedges_g`` (both versions, with the
         textbook and the model-based intervals), ``coefficients`` (all terms),
         ``n_treated``, ``n_control``, ``n_dropped``, ``sd_total``, ``sigma_resid``,
-        ``df`` and ``vcov``.
+        ``r2`` (the model's R-squared, weighted with weights), ``df`` and ``vcov``.
 
     Raises
     ------
@@ -182,7 +184,7 @@ def ancova(
     >>> round(res.estimate, 3), round(res.std_error, 3)  # doctest: +SKIP
     (1.794, 0.633)
     """
-    covariates = [covariates] if isinstance(covariates, str) else list(covariates)
+    outcome, covariates = outcome_and_covariates(outcome, covariates)
     needed = [outcome, arm]
     if baseline is not None:
         needed.append(baseline)
@@ -276,6 +278,7 @@ def ancova(
             },
             "sd_total": sd_total,
             "sigma_resid": sigma_resid,
+            "r2": _r_squared(fit, y, w),
             "df": df_used,
             "vcov": choice,
             "bootstrap": None if boot is None else {k: v for k, v in boot.items() if k != "t_star"},
@@ -327,6 +330,13 @@ def _effect_sizes(fit, y, w, est, se, lo, hi, n_t, n_c, alpha, *, clustered: boo
         g_["std_error_model"] = g_["j"] * se / s_
         g_["interval"] = "model-based (design-aware)" if model_based else "eefAnalytics formula"
     return sd_total, sigma_resid, g_tot, g_cond, model_based
+
+
+def _r_squared(fit, y: np.ndarray, w: np.ndarray | None) -> float:
+    """R-squared of the (weighted) least-squares fit, as R's ``summary(lm(...))$r.squared``."""
+    w = np.ones_like(y) if w is None else w
+    total = float(w @ (y - np.average(y, weights=w)) ** 2)
+    return 1.0 - float(fit.resid @ fit.resid) / total
 
 
 def _g_row(term, g_, analysis, outcome, p, n_obs, n_clusters, model_based) -> dict[str, Any]:

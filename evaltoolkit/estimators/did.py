@@ -47,6 +47,7 @@ import pandas as pd
 from scipy import stats
 
 from evaltoolkit.errors import DataError, EstimationError, EvalToolkitWarning, file_row
+from evaltoolkit.estimators.formula import covariate_column, outcome_and_covariates
 from evaltoolkit.inference.core import ols
 from evaltoolkit.inference.fixed_effects import FixedEffects, encode, is_nested
 from evaltoolkit.inference.policy import InferenceSpec, decide, infer
@@ -169,7 +170,8 @@ def did(
     data : DataFrame
         Long data, one row per person (or respondent) per wave.
     outcome : str
-        Outcome column (scale score or item).
+        Outcome column (scale score or item), or a formula ``"outcome ~ x1 + C(x2)"`` whose right-hand side
+        gives the covariates (see :mod:`evaltoolkit.estimators.formula`).
     arm : str
         Column with arm labels.
     wave : str
@@ -189,7 +191,8 @@ def did(
         Cluster column (team, school, site) for cluster-robust inference. With a panel
         and no cluster, inference is clustered by person.
     covariates : list of str
-        Extra regressors (numeric, or categorical turned into dummies). With person
+        Extra regressors (numeric, or categorical turned into dummies; ``"C(x)"`` dummy-codes a numeric
+        column). With person
         fixed effects, covariates constant within person are absorbed and dropped
         (with a warning).
     weights : str, optional
@@ -231,6 +234,7 @@ def did(
     # validate -> select rows -> outcome -> panel checks -> design -> fit -> infer -> event study -> summarise
     if not isinstance(data, pd.DataFrame):
         raise DataError("data must be a pandas DataFrame (long format: one row per person per wave)")
+    outcome, covariates = outcome_and_covariates(outcome, covariates)
     a = _arguments(data, outcome, arm, wave, treated, control, pre, post, unit, cluster, covariates, weights,
                    fixed_effects)  # fmt: skip
     df, dropped = _select_rows(data, a)
@@ -370,7 +374,7 @@ def _arguments(data, outcome, arm, wave, treated, control, pre, post, unit, clus
         absorb_cols = []
     else:
         absorb_cols = _as_list(fixed_effects)
-    needed = [outcome, arm, wave, *covariates, *absorb_cols]
+    needed = [outcome, arm, wave, *(covariate_column(c)[0] for c in covariates), *absorb_cols]
     for extra in (unit, cluster, weights):
         if extra is not None:
             needed.append(extra)
@@ -503,9 +507,10 @@ def _design(p: _Panel, a: _Args, pooled: bool) -> _Design:
         names.append("treated")
     notes: list[str] = []
     dropped_covs: list[str] = []
-    for c in a.covariates:
+    for term in a.covariates:
+        c, categorical = covariate_column(term)
         col = df[c]
-        if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+        if not categorical and pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
             mats = {c: col.to_numpy(dtype=float)}
         else:
             dummies = pd.get_dummies(col.astype("category"), prefix=c, drop_first=True, dtype=float)

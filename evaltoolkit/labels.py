@@ -124,7 +124,8 @@ def term_label(
             return f"Indirect effect through {_name(inside, names)}"
         return f"Path {m['path']}: programme to {_name(inside, names)}"
     special = {"c'": "Direct effect (c')", "total_indirect": "Total indirect effect", "total": "Total effect",
-               "Intercept": "Intercept"}  # fmt: skip
+               "Intercept": "Intercept", "treatment": "Programme effect", "programme": "Programme effect",
+               "hedges_g_total": "Hedges' g (total SD)", "hedges_g_conditional": "Hedges' g (residual SD)"}  # fmt: skip
     if t in special:
         return special[t]
     if ":" in t:  # an interaction such as arm[ncs]:segregation

@@ -101,7 +101,8 @@ def table_html(
         body.append(f"<tr>{cells}</tr>")
     cap = f"<caption>{_html.escape(caption)}</caption>" if caption else ""
     table = f'<table class="data">{cap}<thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
-    return f'<div class="table-wrap">{table}</div>'
+    label = _html.escape(caption or "table", quote=True)
+    return f'<div class="table-wrap" tabindex="0" role="region" aria-label="{label}">{table}</div>'
 
 
 def estimates_html(est: pd.DataFrame, caption: str, digits: int = 3, names: ReaderNames | None = None) -> str:

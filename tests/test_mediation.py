@@ -484,12 +484,12 @@ def test_path_diagram_labels_paths_with_coefficients_and_intervals(tal_or):
     fig = path_diagram(res, labels={"pmi": "Presumed media influence"})
     texts = [t.get_text() for t in fig.axes[0].texts]
     # a = 0.477 (p = .045), b = 0.506 (p < .001) with OLS t intervals, as in Hayes (2013) Fig. 3.3
-    assert "0.48*\n[0.01, 0.94]" in texts
-    assert "0.51***\n[0.31, 0.70]" in texts
-    assert "c' = 0.25  (c = 0.50)" in texts
+    assert "a = 0.48*\n[0.01, 0.94]" in texts
+    assert "b = 0.51***\n[0.31, 0.70]" in texts
+    assert "c' = 0.25\n(c = 0.50)" in texts
     assert "Presumed media influence" in texts
     std = path_diagram(res, standardized=True)
-    assert any(t.get_text().startswith("0.43") for t in std.axes[0].texts)  # lavaan std.all b = 0.432
+    assert any(t.get_text().startswith("b = 0.43") for t in std.axes[0].texts)  # lavaan std.all b = 0.432
     forest = indirect_effects_plot(res)
     assert [t.get_text() for t in forest.axes[0].get_yticklabels()] == [
         "reaction: indirect[pmi]",

@@ -15,7 +15,7 @@ Examples
 >>> res = run_plan(et.Study(sim.design, sim.data))
 >>> paths = et.write_report(res, tempfile.mkdtemp())
 >>> sorted(p.name for p in paths.values())
-['estimates.csv', 'estimates.xlsx', 'report.html', 'results.json']
+['estimates.csv', 'estimates.xlsx', 'report.html', 'results.json', 'summary.docx']
 """
 
 from __future__ import annotations

@@ -52,6 +52,9 @@ def test_the_report_shows_the_answers_and_grouped_cautions(results, tmp_path):
     for q in ("Did it work?", "How sure are we?", "For whom?", "Does it last?"):
         assert f"<dt>{q}</dt>" in html
     assert "<h4>Data handling</h4>" in html
+    assert (
+        '<section id="glossary">' in html and "Hedges&#39; g" in html
+    )  # technical words explained at the end
 
 
 def test_cautions_are_grouped_threats_first():

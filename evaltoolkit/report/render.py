@@ -29,6 +29,7 @@ import pandas as pd
 
 from evaltoolkit.inference.policy import FEW_CLUSTERS
 from evaltoolkit.io.outputs import refuse_overwriting_inputs, write_csv, write_text
+from evaltoolkit.labels import GLOSSARY
 from evaltoolkit.plan.registry import REGISTRY, AnalysisResults, Block, Callout, FigureBlock, Section, Table
 from evaltoolkit.plan.summary import evidence_strength, group_cautions
 from evaltoolkit.plots.style import describe
@@ -130,6 +131,7 @@ def report_context(results: AnalysisResults, title: str | None = None) -> dict:
         "seed": results.extras.get("seed"),
         "methods": methods_text(results.extras.get("types_run", [])),
         "few_clusters": FEW_CLUSTERS,
+        "glossary": [[k, v] for k, v in GLOSSARY.items()],
         "design_source": str(d.source.name) if d.source else "(in memory)",
         "design_name": d.name,
     }

@@ -155,7 +155,9 @@ def label_table(
             out[col] = out[col].map(
                 lambda v: term_label(v, waves=waves, names=names) if isinstance(v, str) else v
             )
-    for col in ("outcome", "analysis", "variable", "covariate", "scale"):
+    for col in ("outcome", "analysis", "variable", "covariate", "scale", "arm", "group"):
         if col in out.columns and names:
             out[col] = out[col].map(lambda v: names.get(v, v) if isinstance(v, str) else v)
+    if "wave" in out.columns and waves:
+        out["wave"] = out["wave"].map(lambda v: waves.get(v, v) if isinstance(v, str) else v)
     return out.rename(columns={c: column_label(c) for c in out.columns})

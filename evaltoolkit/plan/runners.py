@@ -495,7 +495,9 @@ def run_attrition(study: Study, analysis: Analysis, out: AnalysisResults) -> Non
     labels = {a: d.arms.label(a) for a in d.arms.all}
     waves = {w.name: w.display for w in d.waves}
     sec.blocks.append(FigureBlock(consort_figure(res, arm_labels=labels, wave_labels=waves), "CONSORT flow"))
-    sec.blocks.append(Table(res.differential, caption="Differential attrition (retention by arm)"))
+    arms = res.differential.attrs.get("arms", {})  # retention_0, retention_1 -> the arm each one is
+    shown = res.differential.rename(columns={k: f"Retention, {d.arms.label(a)}" for k, a in arms.items()})
+    sec.blocks.append(Table(shown, caption="Differential attrition (retention by arm)"))
     shown = res.dropout_balance.drop(columns=["n_missing"], errors="ignore")
     for col in ("n_completers", "n_dropouts"):
         if col in shown:

@@ -26,7 +26,7 @@ from evaltoolkit.results import format_p, unbounded_intervals
 
 #: what a reader's table needs to put names into words: wave labels and column/outcome labels
 ReaderNames = dict[str, dict[str, str]]
-_NAMED_CELLS = ("outcome", "analysis", "variable", "covariate", "scale", "moderator")
+_NAMED_CELLS = ("outcome", "analysis", "variable", "covariate", "scale", "moderator", "arm")
 
 
 def _fmt(value, col: str, digits: int) -> str:
@@ -71,6 +71,8 @@ def _cell_text(value, col: str, digits: int, names: ReaderNames | None) -> str:
     if isinstance(value, str) and names is not None:
         if col in TERM_COLUMNS:
             return term_label(value, waves=names.get("waves"), names=names.get("names"))
+        if col == "wave" and value in names.get("waves", {}):
+            return names["waves"][value]
         if col in _NAMED_CELLS:
             known = names.get("names", {})
             return known.get(value) or term_label(value, waves=names.get("waves"), names=known)
@@ -142,7 +144,9 @@ _SHEET_OF_TYPE = {
     "attrition": "Attrition",
     "flow": "Attrition",
 }
-_PERCENT = re.compile(r"^(retention(_\d+)?|overall_attrition|differential_attrition|prob_\w+|% of baseline)$")
+_PERCENT = re.compile(
+    r"^(retention(_\d+)?|Retention, .+|overall_attrition|differential_attrition|prob_\w+|% of baseline)$"
+)
 _COUNT = re.compile(r"^(n|n_\w+|df)$")
 _FORMATS = {"estimate": "0.00", "p": '[<0.001]"<0.001";0.000', "percent": "0%", "count": "#,##0"}
 

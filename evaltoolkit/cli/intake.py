@@ -374,12 +374,11 @@ def score_cmd(
 
     from rich.table import Table
 
-    from evaltoolkit.design.schema import load_design
     from evaltoolkit.errors import EvalToolkitWarning
     from evaltoolkit.scoring.reliability import DEFAULT_BY, reliability
     from evaltoolkit.scoring.scales import score
 
-    names, _ = _instruments(instrument, design)
+    names, dsg = _instruments(instrument, design)
     files = ("scored.csv", "reliability.csv", "reliability_items.csv", "validation_issues.csv")
     refuse_overwriting_inputs([out / f for f in files], [*data, design])
     clean, report = _read(
@@ -391,7 +390,7 @@ def score_cmd(
         warnings.simplefilter("always", EvalToolkitWarning)
         scored = score(clean, names, standardise=standardise, by=by or None)
         rel = reliability(clean, names, by=tuple(by) if by else DEFAULT_BY)
-    ids = id_col or (load_design(design).columns.id if design is not None else "id")
+    ids = id_col or (dsg.columns.id if dsg is not None else "id")
     table, id_note = _shareable(scored.data, ids, raw_ids, id_key)
     write_csv(table, out / "scored.csv")
     write_csv(rel.scales, out / "reliability.csv", index=False)

@@ -680,27 +680,16 @@ def _assign_columns(names, items, mapping, id_name, wave_name, wave_col, arm_nam
             "error",
             "no ID column: name it with --id-col or --map COLUMN=id, or in the design's columns: id:",
         )
-    if wave_col == "auto" and needs_wave and not has_wave:
-        report.add(
-            file,
-            wave_name,
-            None,
-            "",
-            "missing wave column",
-            "error",
+    wave_missing = not has_wave and (wave_col not in (None, "auto") or (wave_col == "auto" and needs_wave))
+    if wave_missing:
+        detail = (
             "the design has several waves but the file has no wave column: give one file per wave (in wave order, "
-            "with --waves) or name the wave column with --wave-col",
+            "with --waves) or name the wave column with --wave-col"
+            if wave_col == "auto"
+            else "no wave column: name it with --wave-col (or 'none' for a one-wave file), or in the design's "
+            "columns: wave:"
         )
-    if wave_col not in (None, "auto") and not has_wave:
-        report.add(
-            file,
-            wave_name,
-            None,
-            "",
-            "missing wave column",
-            "error",
-            "no wave column: name it with --wave-col (or 'none' for a one-wave file), or in the design's columns: wave:",
-        )
+        report.add(file, wave_name, None, "", "missing wave column", "error", detail)
 
     return assigned, dups, has_id, has_wave
 

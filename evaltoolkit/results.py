@@ -219,7 +219,10 @@ class ResultViews(DroppedRows):
         return out.reset_index(drop=True)
 
     def glance(self):  # -> pandas.DataFrame
-        """One row about the model: ``analysis, outcome, n_obs, n_clusters, method, df, r2`` (NaN if unknown).
+        """One row about the model: ``analysis, outcome, n_obs, n_clusters, method, df, r2, r2_within``.
+
+        ``r2_within`` is the R-squared within the absorbed fixed effects (DiD with person effects); NaN where a
+        model has no such number.
 
         Examples
         --------
@@ -227,7 +230,7 @@ class ResultViews(DroppedRows):
         ...                  ci_lower=0.0, ci_upper=1.0, p_value=0.05, n_obs=10, n_clusters=None, method="OLS",
         ...                  details={"df": 8})
         >>> r.glance().iloc[0].to_dict()
-        {'analysis': 'did', 'outcome': 'y', 'n_obs': 10, 'n_clusters': None, 'method': 'OLS', 'df': 8, 'r2': nan}
+        {'analysis': 'did', 'outcome': 'y', 'n_obs': 10, 'n_clusters': None, 'method': 'OLS', 'df': 8, 'r2': nan, 'r2_within': nan}
         """
         import pandas as pd
 
@@ -235,7 +238,7 @@ class ResultViews(DroppedRows):
         details = getattr(self, "details", {}) or {}
         row = {"analysis": head["analysis"], "outcome": head["outcome"], "n_obs": self.n_obs,
                "n_clusters": self.n_clusters, "method": self.method, "df": details.get("df", math.nan),
-               "r2": details.get("r2", math.nan)}  # fmt: skip
+               "r2": details.get("r2", math.nan), "r2_within": details.get("r2_within", math.nan)}  # fmt: skip
         return pd.DataFrame([row], dtype=object).infer_objects()
 
     def plot(self, **options: Any):  # -> matplotlib.figure.Figure

@@ -174,6 +174,18 @@ def test_report_rerenders_and_pools(demo_dir, tmp_path, seed):
     again = tmp_path / "again"
     assert main(["report", str(demo_dir), "--title", "Board summary", "--out", str(again)]) == 0
     assert "Board summary" in (again / "report.html").read_text()
+    # results.json carries no images: the figures sit beside it and come back into the re-rendered report
+    saved = (demo_dir / "results.json").read_text()
+    figures = sorted((demo_dir / "figures").glob("figure-*.png"))
+    assert (
+        "base64" not in saved and len(figures) >= 3 and saved.count('src=\\"figures/figure-') == len(figures)
+    )
+    first, second = ((f / "report.html").read_text() for f in (demo_dir, again))
+    embedded = re.compile(r'src="data:image/png;base64,[^"]+"')
+    assert embedded.findall(first) == embedded.findall(second) and len(embedded.findall(first)) == len(
+        figures
+    )
+    assert len(saved) < 200_000  # the numbers and text only (the images alone are several hundred KB)
     # pool two studies: the pooled DiD lies between the two studies' estimates (random-effects mean)
     other = tmp_path / "other"
     assert main(["demo", "--out", str(other), "--n", "900", "--seed", str(seed(8))]) == 0

@@ -74,6 +74,12 @@ def test_organ_donations_twfe_through_did(organ):
     assert round(cr1.estimate, 4) == -0.0225
     assert cr1.std_error == pytest.approx(0.006131232005640862, rel=1e-9)
     assert cr1.n_clusters == 27 and cr1.details["df"] == 26 and cr1.term == "treat:post"
+    # R-squared, overall and within the State effects (the quarters are regressors here), as pyfixest 0.60.0:
+    #   f = feols("Rate ~ Treated + C(Quarter) | State", data=od); f._r2, f._r2_within
+    #   -> 0.9793245799690627, 0.10125175070966275
+    fit = cr1.glance().iloc[0]
+    assert fit["r2"] == pytest.approx(0.9793245799690627, rel=1e-10)
+    assert fit["r2_within"] == pytest.approx(0.10125175070966275, rel=1e-9)
     cr2 = did(od, "Rate", "arm", "Quarter", vcov="CR2", **kw)
     assert cr2.std_error == pytest.approx(0.00602035530305, rel=1e-9)
     assert cr2.details["df"] == pytest.approx(25.0, rel=1e-9)

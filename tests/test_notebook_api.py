@@ -95,13 +95,20 @@ def test_tidy_is_the_table_broom_style(fits):
 def test_glance_is_one_row_about_the_model(fits, study):
     g = fits["ancova"].glance()
     assert g.shape[0] == 1
-    assert list(g) == ["analysis", "outcome", "n_obs", "n_clusters", "method", "df", "r2"]
+    assert list(g) == ["analysis", "outcome", "n_obs", "n_clusters", "method", "df", "r2", "r2_within"]
     post = study[study["wave"] == "post"]
     X = np.column_stack([np.ones(len(post)), post["arm"] == "ncs", post["female"], post["age"]]).astype(float)
     y = post["positive_contact"].to_numpy(dtype=float)
     resid = y - X @ np.linalg.lstsq(X, y, rcond=None)[0]
     assert g["r2"].iloc[0] == pytest.approx(1 - resid @ resid / ((y - y.mean()) @ (y - y.mean())), abs=1e-10)
     assert fits["did"].glance()["n_clusters"].iloc[0] == fits["did"].n_clusters
+    assert np.isnan(g["r2_within"].iloc[0]) and 0 < fits["did"].glance()["r2_within"].iloc[0] < 1  # person FE
+
+
+def test_etable_footer_gives_each_models_r_squared(fits):
+    df = et.etable([fits["did"], fits["ancova"]], format="dataframe", digits=3)
+    r2 = df.loc[("R²", "")].tolist()
+    assert [float(v) for v in r2] == [round(fits[k].glance()["r2"].iloc[0], 3) for k in ("did", "ancova")]
 
 
 @pytest.mark.parametrize("kind", ["did", "ancova"])

@@ -98,9 +98,19 @@ def test_small_cells_are_withheld_as_in_the_report(workbook):
 def test_summary_and_notes_sheets(workbook, results):
     summary = [c.value for c in workbook["Summary"]["A"] if c.value]
     assert summary[0] == results.design.title and results.headline[0] in summary
+    for question, answer in results.extras["summary"]:  # the four answers first, as in the report
+        assert f"{question} {answer}" in summary
     notes = [c.value for c in workbook["Notes"]["A"] if c.value]
-    assert {"Cautions", "Methods", "Glossary"} <= set(notes)
-    assert results.warnings[0] in notes
+    assert {"Methods", "Privacy", "Glossary"} <= set(notes)
+    from evaltoolkit.plan.summary import left_out_table, ranked_cautions
+
+    groups, left_out = ranked_cautions(results)
+    assert left_out.equals(left_out_table(results))
+    assert [g for g, _ in groups] == [
+        n for n in notes if n in {g for g, _ in groups}
+    ]  # in the report's order
+    assert all(w in notes for _, items in groups for w in items)
+    assert len([n for n in notes if " left out (" in n]) == len(left_out_table(results))
 
 
 def test_summary_docx_reads_back_with_the_headline(results, tmp_path):

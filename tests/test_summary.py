@@ -66,3 +66,35 @@ def test_cautions_are_grouped_threats_first():
     ])  # fmt: skip
     assert [g for g, _ in groups] == ["Threats to the design", "Data handling", "Model diagnostics"]
     assert len(groups[1][1]) == 2  # "connectedness" is data handling, not a diagnostic
+
+
+def test_rows_left_out_are_one_table_that_adds_up_to_what_each_analysis_was_given(results, tmp_path):
+    """Data handling: the rows each analysis left out, by reason, in one compact table; the estimators' own
+    sentences about them are not repeated beside it, every other caution still is."""
+    import io
+
+    import pandas as pd
+
+    from evaltoolkit.plan.summary import left_out_table, ranked_cautions
+
+    tab = left_out_table(results)
+    assert list(tab.columns) == ["Analysis", "What", "Left out", "Why"]
+    did = results.extras["left_out"]
+    for rec in did:  # each record adds up: the reasons' counts are the rows left out of those given
+        if rec["lost"] and rec["analysis"] == "did_primary":
+            row = tab[(tab["What"] == rec["label"]) & tab["Analysis"].str.startswith("Difference")].iloc[0]
+            n = sum(rec["lost"].values())
+            assert row["Left out"] == f"{n:,} of {rec['n_total']:,} rows" and n < rec["n_total"]
+            assert all(reason in row["Why"] for reason in rec["lost"])
+    assert not tab["Why"].str.contains(r"[a-z]+_[a-z]+").any()  # reasons in words
+    groups, _ = ranked_cautions(results)
+    shown = [w for _, items in groups for w in items]
+    assert not [w for w in shown if "rows were not analysed" in w]  # in the table instead
+    hidden = [w for w in results.warnings if w not in shown]
+    assert hidden and all(
+        re.search(r": ([a-z_]+: )?[\d,]+ (of [\d,]+ )?(rows|row\(s\)|person\(s\))", w) for w in hidden
+    ), hidden
+    html = et.write_report(results, tmp_path)["report"].read_text(encoding="utf-8")
+    block = html[html.index('id="warnings"') : html.index("</div>", html.index('id="warnings"'))]
+    shown_tab = pd.read_html(io.StringIO(block))[0]
+    assert len(shown_tab) == len(tab) and "Rows not analysed, by reason" in block

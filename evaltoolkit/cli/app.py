@@ -379,12 +379,10 @@ def report(
     title: Annotated[str | None, typer.Option(help="Report title.")] = None,
 ) -> None:
     """Re-render a saved report (one folder), or pool several studies' results by meta-analysis."""
-    import json
-
     from evaltoolkit.errors import DataError
     from evaltoolkit.plan.pool import read_results
     from evaltoolkit.report.pooled import pooled_context
-    from evaltoolkit.report.render import render_context
+    from evaltoolkit.report.render import load_context, render_context, save_context
 
     if len(results) == 1:
         folder = results[0]
@@ -393,6 +391,7 @@ def report(
             raise DataError(
                 "no results.json here (written by 'evaltoolkit analyse' from version 0.1)", file=str(folder)
             )
+        ctx = load_context(folder, ctx)
         if title:
             ctx["title"] = title
         target = out or folder
@@ -413,7 +412,7 @@ def report(
     refuse_overwriting_inputs(outputs, [f / n for f in results for n in ("estimates.csv", "results.json")])
     write_text(outputs[0], render_context(ctx))
     write_csv(pooled, outputs[1], index=False)
-    write_text(outputs[2], json.dumps(ctx))
+    save_context(ctx, target)
     _console().print(f"Pooled {len(pooled)} estimates across {len(studies)} studies.")
     _console().print(f"Report: {(target / 'report.html').resolve()}")
 

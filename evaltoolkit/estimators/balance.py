@@ -448,6 +448,7 @@ def balance_table(
     judge = out["smd_adjusted"] if w is not None else out["smd_unadjusted"]
     out["imbalanced"] = judge.abs() > threshold
     out.attrs["warnings"] = cautions  # the result carries its cautions (the plan reads them from here)
+    out.attrs["dropped"] = {"missing covariates": int(miss.sum())} if miss.any() else {}
     out.attrs.update(
         estimand=estimand,
         s_d_denom=denom,

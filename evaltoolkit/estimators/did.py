@@ -289,6 +289,7 @@ def did(
         "inference": {t: inf.alternatives for t, inf in inference.items()},
         "coef": dict(zip(fit.names, fit.coef.tolist())),
         "alpha": alpha,
+        **_r_squared(fit, p.y, x.w_arr),
     }
     return DiDResult(
         **table_row(rows[0]),
@@ -623,6 +624,20 @@ def _hedges_g(p: _Panel, a: _Args, rows, pooled: bool) -> list[dict[str, Any]]:
              ci_upper=J * r["ci_upper"] / sd_pooled, sd_baseline=sd_pooled, correction=J)
         for r, w in zip(rows, ["post (pooled)"] if pooled else a.posts)
     ]  # fmt: skip
+
+
+def _r_squared(fit, y: np.ndarray, w: np.ndarray | None) -> dict[str, float]:
+    """R-squared of the whole model and, with fixed effects absorbed, within them (pyfixest's ``_r2``, ``_r2_within``).
+
+    The residuals of the demeaned fit are those of the full model (Frisch-Waugh-Lovell), so the overall
+    R-squared compares them with the outcome's spread around its mean, the within R-squared with its spread
+    around the fixed effects.
+    """
+    w = np.ones_like(y) if w is None else w
+    rss = float(fit.resid @ fit.resid)
+    total = float(w @ (y - np.average(y, weights=w)) ** 2)
+    within = 1.0 - rss / float(fit.y @ fit.y) if fit.fe is not None else math.nan  # fit.y: demeaned, weighted
+    return {"r2": 1.0 - rss / total, "r2_within": within}
 
 
 def _constant_within(values: np.ndarray, groups: np.ndarray) -> bool:

@@ -38,6 +38,7 @@ __all__ = [
     "FigureBlock",
     "Section",
     "Table",
+    "left_out_text",
     "runner",
 ]
 
@@ -100,6 +101,24 @@ class Section:
         return [b for b in self.blocks if isinstance(b, FigureBlock)]
 
 
+def left_out_text(label: str, dropped: dict[str, int], n_total: int, unit: str = "rows") -> str:
+    """What an analysis left out, by reason, for its own report section ("5 of 209 people left out: ...").
+
+    The count analysed and the counts left out add up to ``n_total`` (the rows the analysis was given).
+
+    Examples
+    --------
+    >>> left_out_text("Attitudes", {"missing age": 5, "other arms": 0}, 209, "people")
+    'Attitudes: 5 of 209 people left out: missing age (5); 204 analysed.'
+    """
+    lost = {k: int(v) for k, v in dropped.items() if v}
+    if not lost:
+        return f"{label}: all {n_total:,} {unit} analysed, none left out."
+    reasons = ", ".join(f"{reason} ({k:,})" for reason, k in lost.items())
+    n_lost = sum(lost.values())
+    return f"{label}: {n_lost:,} of {n_total:,} {unit} left out: {reasons}; {n_total - n_lost:,} analysed."
+
+
 @dataclass
 class AnalysisResults:
     """Everything one run of the plan produced."""
@@ -118,6 +137,20 @@ class AnalysisResults:
         """Record a result and its rows for ``estimates.csv`` (default: ``result.table``)."""
         self.results.append(result)
         self.tables.append(result.table if table is None else table)
+
+    def left_out(
+        self, analysis: str, label: str, dropped: dict[str, int], n_total: int, unit: str = "rows"
+    ) -> str:
+        """Record what ``analysis`` left out of ``label``, by reason, and say it in a sentence.
+
+        The records (``extras["left_out"]``) become the report's one table of rows not analysed; the sentence
+        (:func:`left_out_text`) goes in the analysis's own section.
+        """
+        lost = {str(k): int(v) for k, v in dropped.items() if v}
+        self.extras.setdefault("left_out", []).append(
+            {"analysis": analysis, "label": label, "n_total": int(n_total), "lost": lost, "unit": unit}
+        )
+        return left_out_text(label, lost, n_total, unit)
 
     def note(self, message: str) -> None:
         """Add a caution for the report, once."""

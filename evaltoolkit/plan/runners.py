@@ -21,25 +21,6 @@ from evaltoolkit.plots.moderation import moderation_plot
 from evaltoolkit.privacy import suppress_small_cells
 from evaltoolkit.results import p_phrase, unbounded_intervals
 
-
-def left_out_text(label: str, dropped: dict[str, int], n_total: int, unit: str = "rows") -> str:
-    """What an analysis left out, by reason, for its own report section ("5 of 209 people left out: ...").
-
-    The count analysed and the counts left out add up to ``n_total`` (the rows the analysis was given).
-
-    Examples
-    --------
-    >>> left_out_text("Attitudes", {"missing age": 5, "other arms": 0}, 209, "people")
-    'Attitudes: 5 of 209 people left out: missing age (5); 204 analysed.'
-    """
-    lost = {k: int(v) for k, v in dropped.items() if v}
-    if not lost:
-        return f"{label}: all {n_total:,} {unit} analysed, none left out."
-    reasons = ", ".join(f"{reason} ({k:,})" for reason, k in lost.items())
-    n_lost = sum(lost.values())
-    return f"{label}: {n_lost:,} of {n_total:,} {unit} left out: {reasons}; {n_total - n_lost:,} analysed."
-
-
 _WEIGHT_REASON = "weight 0 (a baseline covariate missing, trimmed or unmatched)"
 
 
@@ -127,7 +108,7 @@ def run_did(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
             out.note(f"{o.display}: {w}")
         lost = {_WEIGHT_REASON: zero_weight} if zero_weight else {}
         lost.update({k.replace("missing _ps_weight", "no weight"): v for k, v in res.dropped.items()})
-        sec.text.append(left_out_text(o.display, lost, n_total))
+        sec.text.append(out.left_out(analysis.id, o.display, lost, n_total))
     est = pd.concat(tables, ignore_index=True)
     if d.families and d.multiplicity != "none":
         from evaltoolkit.inference.multiple import correct
@@ -159,8 +140,10 @@ def _missing_counts(frame: pd.DataFrame, columns: list[str]) -> dict[str, int]:
             continue
         miss = left & frame[col].isna()
         if miss.any():
-            what = f"no baseline {col.removesuffix('_baseline')} score" if col.endswith("_baseline") else col
-            lost[f"missing {what}" if not col.endswith("_baseline") else what] = int(miss.sum())
+            words = col.removesuffix("_baseline").replace("_", " ")  # reasons are read: no snake_case names
+            lost[f"no baseline {words} score" if col.endswith("_baseline") else f"missing {words}"] = int(
+                miss.sum()
+            )
             left &= ~miss
     return lost
 
@@ -395,7 +378,8 @@ def run_ancova(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
                 out.note(f"{o.display}: {msg}")
             where = "" if post_only else f" ({d.wave(w).display.lower()})"
             sec.text.append(
-                left_out_text(
+                out.left_out(
+                    analysis.id,
                     o.display + where,
                     _missing_by_column(
                         frame,
@@ -453,6 +437,9 @@ def run_balance(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
         )
     )
     sec.blocks.append(Table(tab.reset_index(), caption="Baseline balance"))
+    sec.text.append(
+        out.left_out(analysis.id, "Baseline characteristics", tab.attrs.get("dropped", {}), len(data))
+    )
     for msg in tab.attrs.get("warnings", []):
         out.note(f"{analysis.id}: {msg}")
     sec.blocks.append(FigureBlock(love_plot(tab), "love plot"))
@@ -557,8 +544,12 @@ def run_moderation(study: Study, analysis: Analysis, out: AnalysisResults) -> No
             out.tables.append(tab)
             sec.text.append(f"{d.outcome(name).display} by {mod.replace('_', ' ')}: {res.summary()}")
             sec.text.append(
-                left_out_text(
-                    f"{d.outcome(name).display} by {mod.replace('_', ' ')}", res.dropped, len(frame), "people"
+                out.left_out(
+                    analysis.id,
+                    f"{d.outcome(name).display} by {mod.replace('_', ' ')}",
+                    res.dropped,
+                    len(frame),
+                    "people",
                 )
             )
             sec.blocks.append(FigureBlock(moderation_plot(res), f"moderation of {name} by {mod}"))
@@ -594,7 +585,7 @@ def run_multilevel(study: Study, analysis: Analysis, out: AnalysisResults) -> No
     for name in outcomes:
         rhs = ["programme"] + ([] if post_only else [f"{name}_baseline"]) + list(d.covariates)
         lost = _missing_counts(frame, [name, *rhs[1:], *groups])
-        sec.text.append(left_out_text(d.outcome(name).display, lost, len(frame), "people"))
+        sec.text.append(out.left_out(analysis.id, d.outcome(name).display, lost, len(frame), "people"))
         fit = multilevel(
             frame.dropna(subset=[name, *rhs[1:]]),
             f"{name} ~ " + " + ".join(rhs),
@@ -796,6 +787,15 @@ def run_mediation(study: Study, analysis: Analysis, out: AnalysisResults) -> Non
     tab["analysis"] = analysis.id
     out.tables.append(tab)
     sec.text.extend(_mediation_sentences(res, labels, post_only))
+    sec.text.append(
+        out.left_out(
+            analysis.id,
+            " and ".join(labels.get(o, o) for o in outcomes) + " (mediation)",
+            res.dropped,
+            len(frame),
+            "people",
+        )
+    )
     sec.blocks.append(FigureBlock(path_diagram(res, labels=labels), "path diagram"))
     sec.blocks.append(Table(res.indirect, caption="Indirect effects"))
     for msg in res.warnings:
@@ -908,7 +908,7 @@ def run_bayes_did(study: Study, analysis: Analysis, out: AnalysisResults) -> Non
         out.tables.append(tab)
         out.results.append(res)
         sec.text.append(f"{o.display}: {res.summary().removeprefix(f'{name}: ')}")
-        sec.text.append(left_out_text(o.display, res.dropped, len(data)))
+        sec.text.append(out.left_out(analysis.id, o.display, res.dropped, len(data)))
         sec.blocks.append(FigureBlock(posterior_plot(res), f"posterior of the effect on {name}"))
         sec.blocks.append(FigureBlock(ppc_plot(res), f"posterior predictive check for {name}"))
         if kwargs["groups"]:

@@ -26,14 +26,25 @@ Examples
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import pandas as pd
 
 from evaltoolkit.inference.policy import FEW_CLUSTERS, VERY_FEW_CLUSTERS
 from evaltoolkit.plan.registry import AnalysisResults
+from evaltoolkit.privacy import format_count
+from evaltoolkit.results import analysis_label
 
-__all__ = ["CAUTION_GROUPS", "PALUCK_2019_D", "evidence_strength", "group_cautions", "summarise"]
+__all__ = [
+    "CAUTION_GROUPS",
+    "PALUCK_2019_D",
+    "evidence_strength",
+    "group_cautions",
+    "left_out_table",
+    "ranked_cautions",
+    "summarise",
+]
 
 #: Paluck, Green & Green (2019, Behavioural Public Policy 3(2)), 27 randomised contact studies: mean d
 PALUCK_2019_D = 0.39
@@ -104,6 +115,73 @@ def group_cautions(warnings: list[str]) -> list[tuple[str, list[str]]]:
         (groups[group] if group else other).append(w)
     out = [(name, items) for name, items in groups.items() if items]
     return out + ([("Other notes", other)] if other else [])
+
+
+#: an estimator's own sentence about rows it left out ("695 of 5284 rows were not analysed: ...")
+_ROWS_LEFT_OUT = re.compile(
+    r"(?:^|: )(?:[a-z_]+: )?[\d,]+ (?:of [\d,]+ )?(?:rows?|row\(s\)|person\(s\)|people)(?=[\s,.;:])"
+    r".*\b(?:not analysed|left out|dropped|excluded|answered only one)"
+)
+
+
+def left_out_table(results: AnalysisResults) -> pd.DataFrame:
+    """The rows each analysis left out, by reason: one compact table for the report's data-handling cautions.
+
+    One row per analysis and outcome that left anything out (from the records of
+    :meth:`~evaltoolkit.plan.registry.AnalysisResults.left_out`); counts under 10 are shown as "<10".
+
+    Examples
+    --------
+    >>> import evaltoolkit as et
+    >>> sim = et.simulate_study("ncs_prepost_control", n=400, seed=2)
+    >>> d = sim.design.model_copy(update={"analyses": [a for a in sim.design.analyses if a.type == "did"][:1]})
+    >>> tab = left_out_table(et.run_plan(et.Study(d, sim.data)))
+    >>> list(tab.columns), tab["Analysis"].iloc[0]
+    (['Analysis', 'What', 'Left out', 'Why'], 'Difference-in-differences (primary analysis)')
+    """
+    titles = {s.id.removeprefix("analysis-"): s.title for s in results.sections}
+    rows = []
+    for rec in results.extras.get("left_out", []):
+        lost = rec["lost"]
+        if not lost:
+            continue
+        rows.append(
+            {
+                "Analysis": titles.get(rec["analysis"], analysis_label(rec["analysis"])),
+                "What": rec["label"],
+                "Left out": f"{format_count(sum(lost.values()))} of {format_count(rec['n_total'], min_n=0)} "
+                f"{rec['unit']}",
+                "Why": "; ".join(
+                    reason if len(lost) == 1 else f"{reason} ({format_count(k)})"
+                    for reason, k in lost.items()
+                ),
+            }
+        )
+    return pd.DataFrame(rows, columns=["Analysis", "What", "Left out", "Why"])
+
+
+def _in_left_out_table(message: str, records: list[dict]) -> bool:
+    """Whether ``message`` is an estimator's count of rows left out that the left-out table already gives."""
+    if not _ROWS_LEFT_OUT.search(message):
+        return False
+    where = message.split(": ", 1)[0]
+    return any(where == r["analysis"] or where.startswith(r["label"].split(" (")[0]) for r in records)
+
+
+def ranked_cautions(results: AnalysisResults) -> tuple[list[tuple[str, list[str]]], pd.DataFrame]:
+    """The report's cautions in their groups (:func:`group_cautions`), and the table of rows left out.
+
+    Counts of rows left out that the table gives (:func:`left_out_table`) are not repeated as sentences; the
+    data-handling group is there whenever the table has a row.
+    """
+    records = results.extras.get("left_out", [])
+    table = left_out_table(results)
+    groups = group_cautions([w for w in results.warnings if not _in_left_out_table(w, records)])
+    data_group = CAUTION_GROUPS[1][0]
+    if len(table) and all(g != data_group for g, _ in groups):
+        at = 1 if groups and groups[0][0] == CAUTION_GROUPS[0][0] else 0
+        groups.insert(at, (data_group, []))
+    return groups, table
 
 
 # --------------------------------------------------------------------------- finding the numbers

@@ -128,17 +128,24 @@ def _star(p: Any) -> str:
 
 
 def _columns(results: list[Any], names: dict[str, str]) -> list[tuple[str, pd.DataFrame]]:
-    """One (header, rows) per model and outcome; repeated headers numbered."""
+    """One (header, rows) per model and outcome; repeated headers numbered. A model's R-squared (its
+    ``details["r2"]``, ``["r2_within"]``) goes on its rows as columns ``r2`` and ``r2_within``."""
     cols = []
     for res in results:
         table = res.table
+        fit = getattr(res, "details", None) or {}
         for outcome, rows in table.groupby("outcome", sort=False):
+            rows = rows.assign(**{k: fit.get(k, math.nan) for k in _FIT_ROWS})
             cols.append(
                 (f"{outcome_label(outcome, names)} ({analysis_label(rows['analysis'].iloc[0])})", rows)
             )
     headers = [h for h, _ in cols]
     numbered = [f"{h} [{i + 1}]" if headers.count(h) > 1 else h for i, h in enumerate(headers)]
     return [(h, rows) for h, (_, rows) in zip(numbered, cols)]
+
+
+#: goodness-of-fit rows of the footer, shown when some model has them
+_FIT_ROWS = {"r2": "R²", "r2_within": "Within R²"}
 
 
 def _grid(
@@ -167,6 +174,10 @@ def _grid(
         shown = ["" if v is None or (isinstance(v, float) and math.isnan(v)) else str(int(v) if key != "method" else v)
                  for v in cells]  # fmt: skip
         grid.footer.append((column_label(key), shown))
+    for key, label in _FIT_ROWS.items():
+        shown = [_number(rows[key].iloc[0], digits) for _, rows in cols]
+        if any(shown):
+            grid.footer.append((label, shown))
     return grid
 
 

@@ -20,18 +20,23 @@ Examples
 
 from __future__ import annotations
 
+import base64
 import datetime as _dt
 import html as _html
+import json
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from evaltoolkit.errors import DataError
 from evaltoolkit.inference.policy import FEW_CLUSTERS
-from evaltoolkit.io.outputs import refuse_overwriting_inputs, write_csv, write_text
+from evaltoolkit.io.outputs import atomic_write, refuse_overwriting_inputs, write_csv, write_text
 from evaltoolkit.labels import GLOSSARY
 from evaltoolkit.plan.registry import REGISTRY, AnalysisResults, Block, Callout, FigureBlock, Section, Table
-from evaltoolkit.plan.summary import evidence_strength, group_cautions
+from evaltoolkit.plan.summary import evidence_strength, ranked_cautions
 from evaltoolkit.plots.style import describe
 from evaltoolkit.privacy import format_count
 from evaltoolkit.report.embed import figure_to_html
@@ -102,6 +107,7 @@ def report_context(results: AnalysisResults, title: str | None = None) -> dict:
     rating, why = evidence_strength(results)
     names = reader_names(results)
     study = results.study
+    caution_groups, left_out = ranked_cautions(results)
     design_rows = [
         ("Design", d.title),
         ("Programme arm", d.arms.label(d.arms.treated)),
@@ -120,7 +126,8 @@ def report_context(results: AnalysisResults, title: str | None = None) -> dict:
         "version": evaltoolkit.__version__,
         "headline": list(results.headline),
         "summary": [list(qa) for qa in results.extras.get("summary", [])],
-        "caution_groups": [[g, items] for g, items in group_cautions(list(results.warnings))],
+        "caution_groups": [[g, items] for g, items in caution_groups],
+        "left_out_html": table_html(left_out, "Rows not analysed, by reason") if len(left_out) else "",
         "rating": rating,
         "rating_why": why,
         "warnings": list(results.warnings),
@@ -165,8 +172,9 @@ def write_report(
     summary) and ``results.json`` into ``out_dir``; with ``pdf=True`` also ``report.pdf`` (A4, through headless
     Chromium when it is installed).
 
-    ``results.json`` holds the rendered report context (no data, no identifiers), so
-    ``evaltoolkit report DIR`` can re-render or pool reports later. Nothing is written if an output would
+    ``results.json`` holds the rendered report context (no data, no identifiers, no images: the figures are
+    ``figures/figure-NN.png`` beside it, see :func:`save_context`), so ``evaltoolkit report DIR`` can
+    re-render or pool reports later. Nothing is written if an output would
     replace the study's data file or any of ``inputs`` (:class:`~evaltoolkit.errors.UsageError`); each file is
     written atomically.
 
@@ -175,8 +183,6 @@ def write_report(
     dict
         ``{"report": path, "estimates": path, "xlsx": path, "summary": path, "json": path}`` (and ``"pdf"``).
     """
-    import json
-
     from evaltoolkit.report.docx import write_summary_docx
     from evaltoolkit.report.pdf import write_pdf
     from evaltoolkit.report.tables import write_xlsx
@@ -194,9 +200,91 @@ def write_report(
     write_csv(est, paths["estimates"], index=False)
     write_xlsx(results, paths["xlsx"])
     write_summary_docx(results, paths["summary"], rating=evidence_strength(results))
-    write_text(paths["json"], json.dumps(context))
+    save_context(context, out)
     if pdf:
         printed = write_pdf(paths["report"], paths["pdf"])
         if printed is None:
             del paths["pdf"]
     return paths
+
+
+# --------------------------------------------------------------------------- results.json and its figures
+_EMBEDDED = re.compile(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
+_FIGURE_FILE = re.compile(r'src="(figures/figure-\d+\.png)"')
+
+
+def _map_strings(obj: Any, f: Callable[[str], str]) -> Any:
+    """``obj`` (JSON-like: dicts, lists, strings, numbers) with ``f`` applied to every string value."""
+    if isinstance(obj, str):
+        return f(obj)
+    if isinstance(obj, dict):
+        return {k: _map_strings(v, f) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_map_strings(v, f) for v in obj]
+    return obj
+
+
+def save_context(context: dict, out_dir: str | Path) -> Path:
+    """Write ``results.json`` without images: each embedded figure goes to ``figures/figure-NN.png``.
+
+    The JSON refers to each figure by that relative path; :func:`load_context` puts them back, so a
+    re-rendered report is as self-contained as the first. Figure files of an earlier run that this one no
+    longer has are removed. Returns the path of ``results.json``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from evaltoolkit.plots.style import new_figure
+    >>> out = Path(tempfile.mkdtemp())
+    >>> ctx = {"sections": [{"blocks": [figure_to_html(new_figure(width=1.0, height=1.0)[0], alt="a box")]}]}
+    >>> path = save_context(ctx, out)
+    >>> "base64" in path.read_text(), sorted(p.name for p in (out / "figures").iterdir())
+    (False, ['figure-01.png'])
+    >>> load_context(out) == ctx
+    True
+    """
+    out = Path(out_dir)
+    figures: dict[str, bytes] = {}
+
+    def detach(text: str) -> str:
+        def one(m: re.Match[str]) -> str:
+            name = f"figures/figure-{len(figures) + 1:02d}.png"
+            figures[name] = base64.b64decode(m.group(1))
+            return f'src="{name}"'
+
+        return _EMBEDDED.sub(one, text)
+
+    lean = _map_strings(context, detach)
+    for name, png in figures.items():
+        atomic_write(out / name, lambda tmp, png=png: tmp.write_bytes(png))
+    folder = out / "figures"
+    if folder.is_dir():
+        for old in folder.glob("figure-*.png"):
+            if f"figures/{old.name}" not in figures:
+                old.unlink()
+    return write_text(out / "results.json", json.dumps(lean))
+
+
+def load_context(folder: str | Path, context: dict | None = None) -> dict:
+    """The report context saved by :func:`save_context` in ``folder``, its figures embedded again.
+
+    ``context`` is the already-read ``results.json`` (read from ``folder`` when not given). A context
+    written before figures were kept apart (images inside the JSON) is returned as it is.
+    """
+    base = Path(folder)
+    if context is None:
+        context = json.loads((base / "results.json").read_text(encoding="utf-8"))
+
+    def attach(text: str) -> str:
+        def one(m: re.Match[str]) -> str:
+            path = base / m.group(1)
+            if not path.exists():
+                raise DataError(
+                    "a figure of this report is missing; re-run 'evaltoolkit analyse' to write it again",
+                    file=str(path),
+                )
+            return f'src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode("ascii")}"'
+
+        return _FIGURE_FILE.sub(one, text)
+
+    return _map_strings(context, attach)

@@ -20,6 +20,7 @@ import pandas as pd
 from evaltoolkit.io.outputs import atomic_write
 from evaltoolkit.labels import GLOSSARY, TERM_COLUMNS, column_label, label_table, plain, term_label
 from evaltoolkit.plan.registry import REGISTRY, AnalysisResults
+from evaltoolkit.plan.summary import CAUTION_GROUPS, ranked_cautions
 from evaltoolkit.privacy import MIN_CELL, drop_identifiers
 from evaltoolkit.report.sections import stand_alone
 from evaltoolkit.results import format_p, unbounded_intervals
@@ -290,6 +291,13 @@ def _write_lines(ws, groups: list[tuple[str, list[str]]], width: int = 110) -> N
     ws.column_dimensions["A"].width = width
 
 
+def _left_out_lines(table: pd.DataFrame) -> list[str]:
+    """The table of rows not analysed as lines ("Analysis - what: 12 of 300 rows left out (why)")."""
+    return [
+        f"{r['Analysis']} - {r['What']}: {r['Left out']} left out ({r['Why']})" for _, r in table.iterrows()
+    ]
+
+
 def _notes(results: AnalysisResults) -> list[tuple[str, list[str]]]:
     """The Notes sheet: cautions, methods, the small-cell rule and the glossary."""
     import evaltoolkit.plan.runners  # noqa: F401  (registers the analysis types and their methods text)
@@ -299,8 +307,13 @@ def _notes(results: AnalysisResults) -> list[tuple[str, list[str]]]:
     rule = (
         f"Counts under {MIN_CELL} people are shown as <{MIN_CELL} and the values they describe are withheld."
     )
+    groups, left_out = ranked_cautions(results)
+    cautions: list[tuple[str, list[str]]] = [
+        (group, items + (_left_out_lines(left_out) if group == CAUTION_GROUPS[1][0] else []))
+        for group, items in groups
+    ]
     return [
-        ("Cautions", list(results.warnings) or ["None."]),
+        *(cautions or [("Cautions", ["None."])]),
         ("Methods", methods),
         ("Privacy", [rule, "No names, e-mail addresses, ids or other identifying columns are included."]),
         ("Glossary", [f"{k}: {v}" for k, v in GLOSSARY.items()]),
@@ -331,8 +344,11 @@ def write_xlsx(results: AnalysisResults, path: str | Path) -> Path:
     wb = Workbook()
     wb.remove(wb.active)
     tables = sheet_tables(results)
+    answers = [f"{q} {a}" for q, a in results.extras.get("summary", [])]
     _write_lines(
-        wb.create_sheet("Summary"), [(results.design.title, list(results.headline) or ["No headline."])]
+        wb.create_sheet("Summary"),
+        [(results.design.title, answers or list(results.headline) or ["No headline."])]
+        + ([("Every primary estimate", list(results.headline))] if answers and results.headline else []),
     )
     for name, items in tables.items():
         ws = wb.create_sheet(name)

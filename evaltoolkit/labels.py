@@ -50,6 +50,7 @@ COLUMN_LABELS: dict[str, str] = {
     "sd_cor": "SD or correlation", "term1": "Term", "term2": "Second term", "test": "Test", "type": "Type",
     "moderator_value": "Moderator value", "ci_low": "95% CI low", "ci_high": "95% CI high",
     "retention": "Retention", "hedges_g": "Hedges' g", "icc": "Intra-cluster correlation",
+    "smallest_p": "Smallest possible p", "inference": "Inference",
 }  # fmt: skip
 
 #: columns whose cells are model terms (rewritten by :func:`term_label`)
@@ -65,6 +66,10 @@ GLOSSARY: dict[str, str] = {
     "p": "the chance of an effect at least this large if the programme made no difference",
     "Standardised difference": "a group difference in standard deviations; above 0.1 is a notable imbalance",
     "Cronbach's alpha": "how consistently a scale's items measure the same thing (0.7 or more is usual)",
+    "Randomisation inference": "a test that re-estimates the effect for every way the programme could have gone "
+    "to as many clusters; with few clusters there are few ways, so small p-values are impossible",
+    "Wild cluster bootstrap": "a test that re-draws the data cluster by cluster to judge the effect when clusters "
+    "are few",
 }
 
 _RETENTION = re.compile(r"^retention_(\d+)$")

@@ -24,13 +24,14 @@ def _run(name: str, n: int | None = None, seed: int = 3, **option_overrides):
 
 def test_best_of_us_children_three_schools(seed):
     # Issue 5: with three schools the report must say cluster-robust inference cannot be trusted and show
-    # the wild bootstrap; issue 7: it must say how much the conclusion rests on the prior.
+    # the wild bootstrap beside it; issue 14: randomisation inference, and that no test can reach 5% here;
+    # issue 7: it must say how much the conclusion rests on the prior.
     _sim, res, html = _run("best_of_us_children", seed=seed(3), bayes_did={"draws": 300, "chains": 2})
     assert res.estimates["n_clusters"].dropna().eq(3).any()
     did_rows = res.estimates[res.estimates["analysis"] == "did_schools"]
-    assert did_rows["method"].str.contains("wild cluster bootstrap").all()
+    assert did_rows["method"].str.contains("randomisation inference by school").all()
     assert "Only 3 schools" in html
-    assert "cannot be trusted" in html
+    assert "cannot show an effect at the 5% level" in html
     assert "CR1 (conventional cluster-robust)" in html and "wild cluster bootstrap (webb weights)" in html
     assert "rests" in html and "prior" in html
     assert any("prior=" in t for t in res.estimates["term"])

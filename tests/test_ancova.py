@@ -164,10 +164,14 @@ def test_few_clusters_uses_wild_bootstrap_with_cr2_se(jtrain2):
 def test_very_few_clusters_warn(jtrain2):
     # 5 clusters: the toolkit must say cluster-robust inference cannot be trusted (PRODUCT.md)
     df = jtrain2.assign(site=np.clip(jtrain2.educ, 8, 12))
-    with pytest.warns(EvalToolkitWarning, match="Only 5 clusters"):
+    with pytest.warns(
+        EvalToolkitWarning, match="Only 5 sites with programme participants and 5 with comparison"
+    ):
         res = ancova(df, "re78", "train", treated=1, baseline="re75", cluster="site", n_boot=999)
-    assert res.n_clusters == 5
-    assert any("cannot be trusted" in w for w in res.warnings)
+    assert (
+        res.n_clusters == 5 and res.details["vcov"] == "wild"
+    )  # treatment within sites: no cluster-level RI
+    assert any("too small with so few" in w for w in res.warnings)
 
 
 def test_missing_rows_are_counted_and_reported(jtrain2):

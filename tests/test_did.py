@@ -7,6 +7,7 @@ pyfixest 0.60.0 (code in comments). The suite never needs R.
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -84,11 +85,19 @@ def test_organ_donations_twfe_through_did(organ):
     assert cr2.std_error == pytest.approx(0.00602035530305, rel=1e-9)
     assert cr2.details["df"] == pytest.approx(25.0, rel=1e-9)
     assert cr2.p_value == pytest.approx(0.000986469098637, rel=1e-8)
-    # 27 clusters -> auto uses the wild bootstrap, and warns that only one cluster is treated
-    with pytest.warns(EvalToolkitWarning, match="1 clusters with treated"):
+    # one treated state of 27 -> auto uses randomisation inference over the 27 ways to pick the treated state,
+    # and says so; by hand: re-run the DiD with each state in California's place, p = share |b_s| >= |b_CA|
+    with pytest.warns(EvalToolkitWarning, match="Only 1 State with programme participants and 26"):
         auto = did(od, "Rate", "arm", "Quarter", seed=1, **kw)
-    assert auto.details["vcov"] == "wild" and "wild cluster bootstrap" in auto.method
+    assert auto.details["vcov"] == "ri" and "randomisation inference" in auto.method
     assert auto.std_error == pytest.approx(cr2.std_error)
+    placebo = []
+    for state in od["State"].unique():
+        alt = od.assign(arm=np.where(od["State"] == state, "CA", "other"))
+        placebo.append(did(alt, "Rate", "arm", "Quarter", vcov="CR1", **kw).estimate)
+    by_hand = np.mean(np.abs(placebo) >= abs(cr1.estimate) - 1e-12)
+    assert auto.p_value == pytest.approx(by_hand, abs=1e-12) and len(placebo) == 27
+    assert auto.details["inference"]["treat:post"]["ri"]["min_p"] == pytest.approx(1 / 27)
 
 
 def test_panel_equals_difference_in_mean_changes_and_first_differences():
@@ -217,20 +226,67 @@ def test_bad_inputs_give_plain_errors():
         )
 
 
-def test_three_schools_warns_and_uses_wild_bootstrap():
-    # Best of Us children: one arts school against two control schools -> 3 clusters.
+def test_three_schools_say_no_test_can_reject_and_use_randomisation_inference():
+    # Best of Us children: one arts school against two control schools -> 3 clusters, 3 ways to pick the
+    # programme school, so no test that compares schools can give p below 1/3 (issue 14).
     d = make_panel(n_teams=3, size=40, seed=6)
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
         res = did(d, "y", "arm", "wave", treated="ncs", unit="pid", cluster="team", seed=1)
     msgs = [str(w.message) for w in rec if issubclass(w.category, EvalToolkitWarning)]
-    assert any("Only 3 clusters" in m and "cannot be trusted" in m for m in msgs)
-    assert res.details["vcov"] == "wild" and res.n_clusters == 3
-    boot = res.details["inference"]["treat:post"]["wild"]
+    assert any("cannot show an effect at the 5% level" in m and "1/3 = 0.33" in m for m in msgs)
+    assert res.details["vcov"] == "ri" and res.n_clusters == 3 and "all 3 assignments" in res.method
+    inf = res.details["inference"]["treat:post"]
+    assert inf["ri"]["min_p"] == pytest.approx(1 / 3) and inf["ri"]["n_assignments"] == 3
+    assert math.isinf(res.ci_lower) and math.isinf(res.ci_upper)  # no effect size can be rejected
+    # by hand: the DiD with the programme given to each possible pair of the 3 schools (CR1 point estimates)
+    from itertools import combinations
+
+    n_treated = d.loc[d["arm"] == "ncs", "team"].nunique()
+    placebo = [
+        did(d.assign(arm=np.where(d["team"].isin(chosen), "ncs", "control")), "y", "arm", "wave", treated="ncs",
+            unit="pid", cluster="team", vcov="CR1").estimate
+        for chosen in combinations(sorted(d["team"].unique()), n_treated)
+    ]  # fmt: skip
+    assert len(placebo) == 3
+    assert res.p_value == pytest.approx(np.mean(np.abs(placebo) >= abs(res.estimate) - 1e-12), abs=1e-12)
+    # the wild bootstrap beside it (Webb weights, all 216 patterns) can never go below 12/216
+    boot = inf["wild"]
     assert boot["enumerated"] and boot["n_boot"] == 6**3 and boot["weights"] == "webb"
-    assert "all 216 combinations" in res.method
-    assert res.ci_lower <= res.estimate <= res.ci_upper
-    assert any("cannot be trusted" in w for w in res.warnings)
+    assert boot["min_p"] == pytest.approx(12 / 216)
+    assert any("cannot show an effect" in w for w in res.warnings)
+
+
+def test_randomisation_p_by_hand_with_six_clusters():
+    # 6 teams, 3 in the programme: C(6, 3) = 20 assignments, smallest possible p = 2/20 (an assignment and its
+    # mirror image give estimates of equal size); p and interval checked against re-running did() by hand.
+    from itertools import combinations
+
+    d = make_panel(n_teams=6, size=15, seed=11)
+    teams = sorted(d["team"].unique())
+    res = did(d, "y", "arm", "wave", treated="ncs", unit="pid", cluster="team", vcov="ri")
+    est = []
+    for chosen in combinations(teams, 3):
+        alt = d.assign(arm=np.where(d["team"].isin(chosen), "ncs", "control"))
+        est.append(
+            did(alt, "y", "arm", "wave", treated="ncs", unit="pid", cluster="team", vcov="CR1").estimate
+        )
+    assert len(est) == 20
+    assert res.p_value == pytest.approx(np.mean(np.abs(est) >= abs(res.estimate) - 1e-12), abs=1e-12)
+    ri = res.details["inference"]["treat:post"]["ri"]
+    assert ri["n_assignments"] == 20 and ri["enumerated"] and ri["min_p"] == pytest.approx(2 / 20)
+    assert math.isinf(res.ci_lower) and math.isinf(res.ci_upper)  # 2/20 = 0.1 > 0.05: nothing is rejected
+    # at alpha = 0.2 the interval is finite, and its ends are where the p-value crosses 0.2
+    r20 = did(d, "y", "arm", "wave", treated="ncs", unit="pid", cluster="team", vcov="ri", alpha=0.2)
+    lo, hi = r20.ci_lower, r20.ci_upper
+    assert lo < r20.estimate < hi
+
+    def p_at(b0):  # the sharp null "effect b0 for everyone in the programme", tested by hand
+        shifted = d.assign(y=d["y"] - b0 * ((d["arm"] == "ncs") & (d["wave"] == "post")))
+        return did(shifted, "y", "arm", "wave", treated="ncs", unit="pid", cluster="team", vcov="ri").p_value
+
+    assert p_at(lo + 0.01 * (hi - lo)) > 0.2 and p_at(hi - 0.01 * (hi - lo)) > 0.2
+    assert p_at(lo - 0.05 * (hi - lo)) <= 0.2 and p_at(hi + 0.05 * (hi - lo)) <= 0.2
 
 
 def test_did_interval_coverage_clustered_panel(seed):

@@ -377,12 +377,12 @@ def test_choose_inference_rules_and_warnings():
     assert choose_inference("auto", None) == ("HC1", [])
     assert choose_inference("auto", 30) == ("CR1", [])
     assert choose_inference("auto", 29, warn=False)[0] == "wild"
-    with pytest.warns(EvalToolkitWarning, match="cannot be trusted"):
+    with pytest.warns(EvalToolkitWarning, match="too small with so few"):
         choice, notes = choose_inference("auto", 3)
-    assert choice == "wild" and "wild cluster bootstrap" in notes[0]
+    assert choice == "wild" and "wild cluster bootstrap" in notes[0] and "rarely reject" in notes[0]
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
         choose_inference("CR1", 5)
-    assert any("far too small" in str(w.message) for w in rec)
+    assert any("likely too small here, yet CR1 was requested" in str(w.message) for w in rec)
     with pytest.raises(EstimationError, match="unknown vcov"):
         choose_inference("HC3", 40)

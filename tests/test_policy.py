@@ -28,7 +28,7 @@ def _fit(n_clusters: int, seed: int = 0):
 
 @pytest.mark.parametrize(
     "g,expected,cautioned",
-    [(FEW_CLUSTERS, "CR1", False), (FEW_CLUSTERS - 1, "wild", False), (VERY_FEW_CLUSTERS, "wild", False),
+    [(FEW_CLUSTERS, "CR1", False), (FEW_CLUSTERS - 1, "wild", True), (VERY_FEW_CLUSTERS, "wild", True),
      (VERY_FEW_CLUSTERS - 1, "wild", True)],
 )  # fmt: skip
 def test_the_rule_at_its_thresholds(g, expected, cautioned):

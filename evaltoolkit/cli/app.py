@@ -169,19 +169,32 @@ def _refuse_file_as_folder(out: Path) -> None:
         )
 
 
-@app.command(epilog=example("evaltoolkit demo --out my-demo --n 1500 --seed 7"))
+@app.command(
+    epilog=example(
+        "evaltoolkit demo --out my-demo --n 1500 --seed 7",
+        "evaltoolkit demo --design best_of_us_children --out bou-demo",
+    )
+)
 @plain_errors
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the report and tables.")] = Path("evaltoolkit-demo"),
     n: Annotated[int | None, typer.Option(help="People at baseline (default: the design's).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 2024,
+    design_name: Annotated[
+        str,
+        typer.Option(
+            "--design",
+            help="Bundled design to simulate: ncs_prepost_control (NCS, many teams) or best_of_us_children "
+            "(three schools: what so few clusters can and cannot show).",
+        ),
+    ] = "ncs_prepost_control",
 ) -> None:
-    """Simulate the bundled NCS-style study, analyse it as planned and write an HTML report."""
+    """Simulate a bundled example study (the NCS-style one by default), analyse it as planned and write a report."""
     from evaltoolkit.design.schema import load_design
     from evaltoolkit.design.study import Study
     from evaltoolkit.simulate.study import simulate_study
 
-    design = load_design("ncs_prepost_control")
+    design = load_design(design_name)
     with _progress() as progress:
         progress.add_task("Simulating the example study...", total=None)
         sim = simulate_study(design, n=n, seed=seed)

@@ -144,7 +144,7 @@ def ancova(
     weights : str, array or Series, optional
         Analytic weights, e.g. propensity-score weights from
         :func:`evaltoolkit.estimators.weighting.propensity_weights`. Rows with weight 0 are left out.
-    vcov : {"auto", "classical", "HC1", "CR1", "CR2", "wild"}, default "auto"
+    vcov : {"auto", "classical", "HC1", "CR1", "CR2", "wild", "ri"}, default "auto"
         ``auto``: HC1 without clusters; with clusters CR1 (>= 30 clusters) or the wild
         cluster bootstrap with CR2 SEs (< 30), see
         :func:`evaltoolkit.inference.policy.choose_inference`. ``"classical"`` gives the
@@ -218,10 +218,8 @@ def ancova(
     fit = ols(y, Xdf.to_numpy(dtype=float), names=list(Xdf.columns), weights=w)
 
     clusters = sub[cluster].to_numpy() if cluster is not None else None
-    spec = InferenceSpec(
-        vcov=vcov, cluster=clusters, cluster_name=cluster, n_boot=n_boot, seed=seed, alpha=alpha
-    )
-    decision = decide(spec)
+    spec = _inference_spec(vcov, clusters, cluster, n_boot, seed, alpha, t, w)
+    decision = decide(spec, fit=fit, term="treatment")
     n_clusters = decision.n_clusters  # counted once, by the policy
     choice = decision.choice
     for note in decision.notes:
@@ -240,7 +238,7 @@ def ancova(
         fit, y, w, est, se, lo, hi, n_t, n_c, alpha, clustered=clusters is not None
     )
     g_args = (analysis, outcome, p, n_t + n_c, n_clusters, model_based)
-    V = vcov_matrix(fit, "CR2" if choice == "wild" else choice, cluster=clusters)
+    V = vcov_matrix(fit, "CR2" if choice in ("wild", "ri") else choice, cluster=clusters)
     coefs = pd.DataFrame(
         {"estimate": fit.coef, "std_error": np.sqrt(np.diag(V))}, index=pd.Index(fit.names, name="term")
     )
@@ -355,6 +353,21 @@ def _g_row(term, g_, analysis, outcome, p, n_obs, n_clusters, model_based) -> di
         "method": "Hedges' g, "
         + ("total (unconditional) SD, EEF 2022" if term.endswith("total") else "residual (conditional) SD"),
     }
+
+
+def _inference_spec(vcov, clusters, cluster, n_boot, seed, alpha, t: np.ndarray, w) -> InferenceSpec:
+    """The inference spec: clusters, the programme indicator (clusters are counted on each side) and the
+    treatment column under another assignment, for randomisation inference."""
+    sw = None if w is None else np.sqrt(w)
+
+    def treatment_column(treated_rows: np.ndarray) -> np.ndarray:
+        col = treated_rows.astype(float)[:, None]
+        return col if sw is None else col * sw[:, None]
+
+    return InferenceSpec(
+        vcov=vcov, cluster=clusters, cluster_name=cluster, n_boot=n_boot, seed=seed, alpha=alpha,
+        treated=t, ri_terms=("treatment",), ri_columns=treatment_column,
+    )  # fmt: skip
 
 
 def _design_matrix(sub: pd.DataFrame, t: np.ndarray, baseline, covariates, categorical) -> pd.DataFrame:

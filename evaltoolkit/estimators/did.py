@@ -12,9 +12,11 @@ per person per wave):
   percentage points (the NCS convention: % agree or strongly agree).
 
 Inference (``vcov``): ``classical``, ``HC1``, ``CR1``, ``CR2`` (Bell–McCaffrey with
-Satterthwaite df, as clubSandwich) or ``wild`` (restricted wild cluster bootstrap).
-``vcov="auto"`` uses CR1 with 30 or more clusters, the wild cluster bootstrap (CR2
-SEs) with fewer, and warns below 10 clusters; see :mod:`evaltoolkit.inference.policy`.
+Satterthwaite df, as clubSandwich), ``wild`` (restricted wild cluster bootstrap) or ``ri``
+(randomisation inference over the assignments of clusters to arms). ``vcov="auto"`` decides by
+the clusters on each side (programme and comparison) and the effective number of clusters: CR1
+with 20 or more on each side and 30 effective, the wild cluster bootstrap (CR2 SEs) with fewer,
+randomisation inference with fewer than 5 on one side; see :mod:`evaltoolkit.inference.policy`.
 
 Examples
 --------
@@ -39,7 +41,7 @@ import operator
 import re
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -200,7 +202,7 @@ def did(
     fixed_effects : {"auto", "unit", "none"} or list of str
         ``auto``: person fixed effects when ``unit`` is given. A list absorbs those
         columns (e.g. ``["pid"]``).
-    vcov : {"auto", "classical", "HC1", "CR1", "CR2", "wild"}
+    vcov : {"auto", "classical", "HC1", "CR1", "CR2", "wild", "ri"}
         Inference; see the module docstring. ``method`` in the result says what was used.
     n_boot : int
         Wild bootstrap draws (all combinations are enumerated when fewer).
@@ -244,7 +246,9 @@ def did(
     fit = ols(p.y, np.column_stack([*x.tcols, *x.Xcols]), names=[*x.terms, *x.names], weights=x.w_arr,
               absorb=x.fe)  # fmt: skip
     warn_list = list(x.notes)
-    spec, decision = _decide_inference(p, a, x, vcov, n_boot, boot_weights, seed, alpha, warn_list)
+    spec, decision = _decide_inference(
+        p, a, x, fit, pooled, vcov, n_boot, boot_weights, seed, alpha, warn_list
+    )
     inference = {t: infer(fit, t, spec, decision) for t in x.terms}
     rows = [inf.row() for inf in inference.values()]
     event_study = _event_study(p, a, x, rows, spec, decision, pooled)
@@ -260,7 +264,7 @@ def did(
         )
     for msg in warn_list:
         warnings.warn(msg, EvalToolkitWarning, stacklevel=2)
-    G_used = decision.n_clusters if decision.choice in ("CR1", "CR2", "wild") else None
+    G_used = decision.n_clusters if decision.choice in ("CR1", "CR2", "wild", "ri") else None
     n = len(p.df)
 
     def table_row(r):
@@ -488,13 +492,8 @@ def _panel_checks(df: pd.DataFrame, a: _Args, dropped: dict[str, int]) -> _Panel
 def _design(p: _Panel, a: _Args, pooled: bool) -> _Design:
     """Treatment-by-wave terms, wave effects, covariates (those constant within person are absorbed)."""
     df, wcode, is_t = p.df, p.wcode, p.is_t
-    n_pre = len(a.pres)
-    if pooled:
-        terms = ["treat:post"]
-        tcols = [(is_t & (wcode >= n_pre)).astype(float)]
-    else:
-        terms = [f"treat:{w}" for w in a.posts]
-        tcols = [(is_t & (wcode == n_pre + i)).astype(float) for i in range(len(a.posts))]
+    terms = ["treat:post"] if pooled else [f"treat:{w}" for w in a.posts]
+    tcols = _treatment_terms(is_t, wcode, len(a.pres), len(a.posts), pooled)
     Xcols: list[np.ndarray] = []  # everything but the treatment terms
     names: list[str] = []
     for i, w in enumerate(a.all_waves[1:], start=1):
@@ -536,20 +535,59 @@ def _design(p: _Panel, a: _Args, pooled: bool) -> _Design:
     return _Design(terms, tcols, Xcols, names, fe, w_arr, notes)
 
 
+def _treatment_terms(
+    is_t: np.ndarray, wcode: np.ndarray, n_pre: int, n_post: int, pooled: bool
+) -> list[np.ndarray]:
+    """The treatment-by-wave columns for a treatment indicator (all follow-ups pooled, or one per follow-up)."""
+    if pooled:
+        return [(is_t & (wcode >= n_pre)).astype(float)]
+    return [(is_t & (wcode == n_pre + i)).astype(float) for i in range(n_post)]
+
+
+def _ri_columns(p: _Panel, x: _Design, terms: Sequence[str], build: Callable[[np.ndarray], list[np.ndarray]]):
+    """``(terms, columns)`` for randomisation inference: ``columns(treated_rows)`` gives every column that depends on
+    who was treated (``build``'s treatment terms, and the arm main effect without person effects) as working columns
+    of the fit (weighted, fixed effects removed)."""
+
+    def columns(t: np.ndarray) -> np.ndarray:
+        cols = build(t)
+        if not p.panel:
+            cols.append(t.astype(float))
+        out = np.column_stack(cols)
+        if x.fe is not None:
+            out = x.fe.demean(out)
+        return out * np.sqrt(x.w_arr)[:, None] if x.w_arr is not None else out
+
+    return tuple(terms) + (() if p.panel else ("treated",)), columns
+
+
 def _decide_inference(
-    p: _Panel, a: _Args, x: _Design, vcov, n_boot, boot_weights, seed, alpha, notes: list[str]
+    p: _Panel,
+    a: _Args,
+    x: _Design,
+    fit,
+    pooled: bool,
+    vcov,
+    n_boot,
+    boot_weights,
+    seed,
+    alpha,
+    notes: list[str],
 ):
     """The inference spec and decision (clusters: ``cluster``, else the person in a panel); nesting checks."""
     cl_col = a.cluster if a.cluster is not None else (a.unit if p.panel else None)
     cl = p.df[cl_col].to_numpy() if cl_col is not None else None
+    ri_terms, ri_columns = _ri_columns(
+        p, x, x.terms, lambda t: _treatment_terms(t, p.wcode, len(a.pres), len(a.posts), pooled)
+    )
     spec = InferenceSpec(
         vcov=vcov, cluster=cl, cluster_name=cl_col, n_boot=n_boot, boot_weights=boot_weights, seed=seed,
-        alpha=alpha, compare=True,
+        alpha=alpha, compare=True, treated=p.is_t, ri_terms=ri_terms, ri_columns=ri_columns,
     )  # fmt: skip
-    decision = decide(spec, count_clusters_for_robust=False)
+    decision = decide(spec, count_clusters_for_robust=False, fit=fit, term=x.terms[0])
     notes.extend(decision.notes)
     choice = decision.choice
-    if cl is not None and x.fe is not None and choice in ("CR2", "wild"):
+    if cl is not None and x.fe is not None and choice in ("CR2", "wild", "ri"):
         for c, name in zip(x.fe.codes, a.absorb_cols):
             if not is_nested(c, cl):
                 raise EstimationError(
@@ -557,14 +595,6 @@ def _decide_inference(
                     f"which {choice} needs; set vcov: CR1 in the analysis options",
                     column=name,
                 )
-    if choice == "wild" and decision.n_clusters is not None:
-        treated_cl, control_cl = np.unique(cl[p.is_t]).size, np.unique(cl[~p.is_t]).size
-        if treated_cl <= 2 or control_cl <= 2:
-            notes.append(
-                f"Only {treated_cl} clusters with treated and {control_cl} with comparison people: the wild cluster "
-                "bootstrap is unreliable when very few clusters are treated (MacKinnon and Webb 2017); "
-                "read the interval as indicative only."
-            )
     return spec, decision
 
 
@@ -584,9 +614,16 @@ def _event_study(p: _Panel, a: _Args, x: _Design, rows, spec, decision, pooled: 
             weights=x.w_arr,
             absorb=x.fe,
         )
+        es_terms_ri, es_columns = _ri_columns(
+            p,
+            x,
+            [t for _, _, t in es_terms],
+            lambda t: [(t & (p.wcode == i)).astype(float) for i, _, _ in es_terms],
+        )
+        es_spec = replace(spec, ri_terms=es_terms_ri, ri_columns=es_columns)
         es_rows = []
         for _, w, t in es_terms:
-            row = infer(es_fit, t, spec, decision).row()
+            row = infer(es_fit, t, es_spec, decision).row()
             es_rows.append({"wave": w, **{k: row[k] for k in es_keys}})
     es_rows.append(dict(wave=a.all_waves[ref], term="reference", estimate=0.0, std_error=0.0, ci_lower=0.0,
                         ci_upper=0.0, p_value=np.nan))  # fmt: skip

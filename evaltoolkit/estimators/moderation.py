@@ -329,7 +329,9 @@ def moderation(
     design = _ModerationDesign(t, mod, moderator, f"{arm}[{treated}]", cat, adj)
     t_name = design.t_name
     cl = d[cluster].to_numpy() if cluster else None
-    spec = InferenceSpec(vcov=vcov, cluster=cl, cluster_name=cluster, n_boot=n_boot, seed=seed, alpha=alpha)
+    spec = InferenceSpec(
+        vcov=vcov, cluster=cl, cluster_name=cluster, n_boot=n_boot, seed=seed, alpha=alpha, treated=t > 0.5
+    )  # counts clusters on each side; randomisation inference is not offered for interactions
     decision = decide(spec)
     n_clusters = decision.n_clusters  # counted once, by the policy
     vtype = decision.choice

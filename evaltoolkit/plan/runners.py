@@ -11,7 +11,7 @@ import pandas as pd
 
 from evaltoolkit.design.schema import Analysis
 from evaltoolkit.design.study import Study
-from evaltoolkit.inference.policy import FEW_CLUSTERS, METHODS
+from evaltoolkit.inference.policy import FEW_CLUSTERS, FEW_TREATED_CLUSTERS, METHODS, VERY_FEW_TREATED
 from evaltoolkit.plan.registry import AnalysisResults, Callout, FigureBlock, Section, Table, runner
 from evaltoolkit.plots.balance import love_plot
 from evaltoolkit.plots.flow import consort_figure
@@ -28,10 +28,15 @@ _WEIGHT_REASON = "weight 0 (a baseline covariate missing, trimmed or unmatched)"
     "did",
     methods=(
         "Difference-in-differences: OLS with person fixed effects and wave effects (panel), each follow-up "
-        f"against baseline. Cluster-robust inference: CR1 with t(G-1) when there are {FEW_CLUSTERS} or more clusters; "
-        "below that, the wild cluster bootstrap (restricted, Rademacher or Webb weights; MacKinnon & Webb "
-        "2017) for p-values and intervals by test inversion, with CR2 standard errors and Satterthwaite "
-        "degrees of freedom (Bell & McCaffrey 2002; Pustejovsky & Tipton 2018, as R clubSandwich). Hedges' g "
+        "against baseline. Cluster-robust inference is chosen by the clusters on each side: CR1 with t(G-1) "
+        f"when at least {FEW_TREATED_CLUSTERS} clusters have programme participants and {FEW_TREATED_CLUSTERS} "
+        f"comparison people, and the effective number of clusters (Carter, Schnepel & Steigerwald 2017) is at "
+        f"least {FEW_CLUSTERS}; below that, the wild cluster bootstrap (restricted, Rademacher or Webb weights; "
+        "MacKinnon & Webb 2017) for p-values and intervals by test inversion, with CR2 standard errors and "
+        "Satterthwaite degrees of freedom (Bell & McCaffrey 2002; Pustejovsky & Tipton 2018, as R clubSandwich); "
+        f"with fewer than {VERY_FEW_TREATED} on one side, randomisation inference over the assignments of "
+        "clusters to arms (exact when they can be listed; MacKinnon & Webb 2020), with the smallest p-value it "
+        "can give. Hedges' g "
         "divides by the pooled baseline SD. p-values are adjusted within outcome families (Holm 1979 or "
         "Benjamini & Hochberg 1995). Propensity-score weighting uses a logistic model of baseline "
         "characteristics and ATT odds weights (Hernán & Robins, What If, ch. 12)."
@@ -124,7 +129,7 @@ def run_did(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
     waves = [w.name for w in d.waves]
     fig = event_study_plot(event_studies, waves=waves, wave_labels={w.name: w.display for w in d.waves})
     sec.blocks.append(FigureBlock(fig, "event study"))
-    few = [(o, r) for o, r in results if r.n_clusters is not None and r.n_clusters < FEW_CLUSTERS]
+    few = [(o, r) for o, r in results if r.details.get("vcov") in ("wild", "ri")]  # the policy left CR1
     if few:
         sec.blocks.extend(_inference_comparison(few, cluster))
     _did_figures(study, est, results, outcomes, sec)
@@ -234,34 +239,49 @@ def _inference_comparison(results, cluster: str | None) -> list[Callout | Table]
     rows = []
     for o, r in results:
         for term, inf in r.inference.items():
-            by_method = inf.alternatives
-            for method, v in by_method.items():
+            for method, v in inf.alternatives.items():
+                label = METHODS[method].label if method in METHODS else method
+                if "weights" in v:
+                    label += f" ({v['weights']} weights)"
+                if method == "ri":
+                    label += (
+                        f" ({'all' if v['enumerated'] else 'a sample of'} {v['n_assignments']:,} assignments)"
+                    )
                 rows.append(
                     {
                         "outcome": o.display,
                         "term": term,
-                        "inference": METHODS[method].label
-                        + (f" ({v['weights']} weights)" if "weights" in v else "")
-                        if method in METHODS
-                        else method,
+                        "inference": label,
                         "std_error": v.get("std_error", float("nan")),
                         "ci_lower": v.get("ci_lower"),
                         "ci_upper": v.get("ci_upper"),
                         "p_value": v.get("p_value"),
+                        "smallest_p": v.get("min_p", float("nan")),
                         "df": v.get("df", float("nan")),
                     }
                 )
     if not rows:
         return []
-    g = results[0][1].n_clusters
+    first = results[0][1]
+    g, name = first.n_clusters, cluster or "cluster"
     table = pd.DataFrame(rows)
+    if table["smallest_p"].isna().all():
+        table = table.drop(columns="smallest_p")
+    if first.details.get("vcov") == "ri":
+        ri = next(iter(first.inference.values())).alternatives["ri"]
+        used = (
+            f"The report uses randomisation inference: it re-estimates the effect for each of the "
+            f"{ri['n_assignments']:,} ways the programme could have gone to as many {name}s, so its p-value "
+            f"cannot go below {ri['min_p']:.2g}"
+            + (" - no effect, however large, could be shown at the 5% level." if ri["min_p"] > 0.05 else ".")
+        )
+    else:
+        used = "The report uses the wild cluster bootstrap, whose interval shows how little so few clusters can tell us."
     note = Callout(
-        "Conventional cluster-robust standard errors (CR1) "
-        "are far too small when clusters are few, and with a single treated cluster the programme is "
-        "indistinguishable from everything else that differs about that cluster. The table shows what each "
-        "method would say; the report uses the wild cluster bootstrap, whose interval honestly shows how little "
-        "so few clusters can tell us.",
-        lead=f"Only {g} {cluster or 'cluster'}s.",
+        "Conventional cluster-robust standard errors (CR1) are too small when clusters are few, and with a single "
+        "programme cluster the programme cannot be told apart from everything else that differs about it. The "
+        f"table shows what each method would say (and the smallest p-value each could give). {used}",
+        lead=f"Only {g} {name}s.",
     )
     return [note, Table(table, caption="How the conclusion depends on the inference method")]
 

@@ -34,7 +34,7 @@ import pandas as pd
 from evaltoolkit.inference.policy import FEW_CLUSTERS, VERY_FEW_CLUSTERS
 from evaltoolkit.plan.registry import AnalysisResults
 from evaltoolkit.privacy import format_count
-from evaltoolkit.results import analysis_label
+from evaltoolkit.results import analysis_label, unbounded_intervals
 
 __all__ = [
     "CAUTION_GROUPS",
@@ -226,7 +226,19 @@ def _sd_units(results: AnalysisResults, analysis: str, outcome: str, wave: str |
 
 
 def _interval(row: pd.Series) -> str:
+    if unbounded_intervals(row["ci_lower"], row["ci_upper"], row["std_error"]):
+        return "95% CI unbounded"
     return f"95% CI {row['ci_lower']:+.2f} to {row['ci_upper']:+.2f}"
+
+
+def _smallest_p(results: AnalysisResults, analysis: str, outcome: str, term: str) -> float | None:
+    """The smallest p-value the randomisation test of this estimate could give (None: not that test)."""
+    for r in results.results:
+        if getattr(r, "analysis", None) == analysis and getattr(r, "outcome", None) == outcome:
+            ri = (getattr(r, "details", {}) or {}).get("inference", {}).get(term, {}).get("ri")
+            if ri:
+                return float(ri["min_p"])
+    return None
 
 
 def _excludes_zero(row: pd.Series) -> bool:
@@ -251,10 +263,18 @@ def _worked(results, a, outcome) -> tuple[str, float | None]:
         + (f" (about {g:.2f} standard deviations)" if g is not None else "")
         + f"; {_interval(row)}."
     )
-    text += (
-        " The interval excludes zero: a clear effect." if _excludes_zero(row)
-        else " The interval includes no effect, so the data cannot rule out that the programme made no difference."
-    )  # fmt: skip
+    floor = _smallest_p(results, a.id, outcome, str(row["term"]))
+    if floor is not None and floor > 0.05:
+        d_cl = d.columns.clusters[0] if d.columns.clusters else "cluster"
+        text += (
+            f" With so few {d_cl}s no test that compares them can give a p-value below {floor:.2f}, so these data "
+            "cannot show an effect at the 5% level whatever its size; the Bayesian analysis, with its stated "
+            "prior, is the better guide to its likely size."
+        )
+    elif _excludes_zero(row):
+        text += " The interval excludes zero: a clear effect."
+    else:
+        text += " The interval includes no effect, so the data cannot rule out that the programme made no difference."
     return text, g
 
 

@@ -180,7 +180,9 @@ def test_wald_option_gives_normal_tests(teams):
     assert wald.estimate == sat.estimate and wald.std_error == sat.std_error
     z = wald.estimate / wald.std_error
     assert wald.p_value == pytest.approx(2 * stats.norm.sf(abs(z)), rel=1e-12)
-    assert wald.ci_upper - wald.ci_lower == pytest.approx(2 * stats.norm.ppf(0.975) * wald.std_error, rel=1e-12)
+    assert wald.ci_upper - wald.ci_lower == pytest.approx(
+        2 * stats.norm.ppf(0.975) * wald.std_error, rel=1e-12
+    )
     assert set(wald.details["df"].values()) == {np.inf} and "Wald z" in wald.method
     # with a site-level arm in 8 sites (df 6.0) the t interval is 2.447 / 1.960 = 1.25 times as wide
     assert (sat.ci_upper - sat.ci_lower) / (wald.ci_upper - wald.ci_lower) == pytest.approx(

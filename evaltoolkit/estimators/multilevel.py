@@ -160,7 +160,9 @@ class MultilevelResult(TableHeadline):
             details={"variance_components": self.variance_components, "icc": self.icc, **self.details},
         )
 
-    def contrast(self, weights: Mapping[str, float] | Sequence[float], alpha: float = 0.05) -> dict[str, float]:
+    def contrast(
+        self, weights: Mapping[str, float] | Sequence[float], alpha: float = 0.05
+    ) -> dict[str, float]:
         """Test one linear combination ``L' beta`` of the fixed effects, as ``lmerTest::contest1D``.
 
         Parameters
@@ -705,7 +707,9 @@ def _central_differences(fun, x: np.ndarray, h: np.ndarray) -> tuple[np.ndarray,
         for i in range(k):
             H[i, i] = (fp[i] - 2 * f0 + fm[i]) / step[i] ** 2
             for j in range(i):
-                mixed = fun(x + E[i] + E[j]) - fun(x + E[i] - E[j]) - fun(x - E[i] + E[j]) + fun(x - E[i] - E[j])
+                mixed = (
+                    fun(x + E[i] + E[j]) - fun(x + E[i] - E[j]) - fun(x - E[i] + E[j]) + fun(x - E[i] - E[j])
+                )
                 H[i, j] = H[j, i] = mixed / (4 * step[i] * step[j])
         return G, H
 
@@ -954,12 +958,21 @@ def multilevel(
 
 
 def _fixed_table(
-    beta: np.ndarray, vcov: np.ndarray, sat: _Satterthwaite | None, alpha: float, names: list[str], method: str
+    beta: np.ndarray,
+    vcov: np.ndarray,
+    sat: _Satterthwaite | None,
+    alpha: float,
+    names: list[str],
+    method: str,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Estimate, SE, interval and p-value per fixed effect: t with Satterthwaite df, or Wald z (``sat=None``)."""
     se = np.sqrt(np.diag(vcov))
     eye = np.eye(len(beta))
-    df = np.array([sat.df(eye[j]) for j in range(len(beta))]) if sat is not None else np.full(len(beta), np.inf)
+    df = (
+        np.array([sat.df(eye[j]) for j in range(len(beta))])
+        if sat is not None
+        else np.full(len(beta), np.inf)
+    )
     crit = stats.t.ppf(1 - alpha / 2, df)  # t with infinite df is the normal
     pvals = 2 * stats.t.sf(np.abs(beta / se), df)
     table = pd.DataFrame(

@@ -190,3 +190,14 @@ def test_wald_option_gives_normal_tests(teams):
     )
     with pytest.raises(DesignError, match="ddf must be"):
         ml.multilevel(teams, "outcome ~ arm + baseline", ["site"], ddf="kenward-roger")
+
+
+def test_df_that_cannot_be_computed_fall_back_to_wald_with_a_warning(sleep, monkeypatch):
+    def singular(*args, **kwargs):
+        raise ml.EstimationError("the mixed model's fixed-effects covariance is singular near the optimum")
+
+    monkeypatch.setattr(ml, "_satterthwaite", singular)
+    with pytest.warns(EvalToolkitWarning, match="Satterthwaite df could not be computed"):
+        fit = ml.multilevel(sleep, "Reaction ~ Days", "Subject", random_slopes=["Days"])
+    z = fit.estimate / fit.std_error
+    assert fit.p_value == pytest.approx(2 * stats.norm.sf(abs(z)), rel=1e-12) and "Wald z" in fit.method

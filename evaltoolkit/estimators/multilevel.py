@@ -901,7 +901,14 @@ def multilevel(
     deviance = float(dev(theta))
 
     vcomp, ranef, n_groups, singular = _variance_components(sol, theta, sigma2, factors, warn_msgs)
-    sat = _satterthwaite(dev, theta, factors) if ddf == "satterthwaite" else None
+    sat = None
+    if ddf == "satterthwaite":
+        try:
+            sat = _satterthwaite(dev, theta, factors)
+        except EstimationError as exc:  # a singular system next to the fit: keep the fit, say what was used
+            warn_msgs.append(
+                f"Satterthwaite df could not be computed ({exc}); Wald z tests are reported instead."
+            )
     if sat is not None and sat.n_negative and converged:  # a fit that did not converge is flagged already
         warn_msgs.append(
             f"the Hessian of the {'REML ' if reml else ''}deviance has {sat.n_negative} negative eigenvalue(s) "

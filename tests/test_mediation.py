@@ -56,6 +56,7 @@ from scipy import stats
 
 from evaltoolkit.errors import DataError, DesignError, EstimationError, EvalToolkitWarning
 from evaltoolkit.estimators.mediation.paths import (
+    bca_p_value,
     bootstrap_ci,
     mediation,
     moderated_mediation,
@@ -266,6 +267,97 @@ def test_bca_interval_matches_scipy_within_monte_carlo_error(seed):
     assert hi[0] == pytest.approx(ref.confidence_interval.high, abs=0.1 * sd)
     _plo, phi = bootstrap_ci(np.array([x.mean()]), draws, None, "percentile", 0.05)
     assert hi[0] > phi[0]  # BCa shifts the interval right for a right-skewed statistic
+
+
+def _excludes_zero(lo, hi) -> np.ndarray:
+    return (np.asarray(lo) > 0) | (np.asarray(hi) < 0)
+
+
+def test_bca_p_value_is_below_alpha_exactly_when_the_bca_interval_excludes_zero(seed):
+    """Algebraic, so for any draws: 400 skewed samples whose mean lies 0-5 SEs from 0, 50-400 resamples,
+    alpha 0.01 to 0.2 (including B < 4 / alpha - 1, where the 2 / (B + 1) floor must give way)."""
+    rng = np.random.default_rng(seed(31))
+    agree = {True: 0, False: 0}
+    for _ in range(400):
+        n, n_boot = int(rng.integers(12, 60)), int(rng.integers(50, 400))
+        alpha = float(rng.choice([0.01, 0.05, 0.1, 0.2]))
+        x = rng.lognormal(sigma=rng.uniform(0.2, 1.5), size=(n, 3))
+        x = x - x.mean(axis=0) + rng.uniform(-5, 5, size=3) * x.std(axis=0) / np.sqrt(n)
+        draws = x[rng.integers(0, n, size=(n_boot, n))].mean(axis=1)
+        jack = (x.sum(axis=0) - x) / (n - 1)
+        lo, hi = bootstrap_ci(x.mean(axis=0), draws, jack, "bca", alpha)
+        p = bca_p_value(x.mean(axis=0), draws, jack, alpha)
+        excluded = _excludes_zero(lo, hi)
+        assert np.array_equal(p < alpha, excluded), (p, lo, hi, alpha)
+        assert np.all((p > 0) & (p <= 1))
+        for e in excluded:
+            agree[bool(e)] += 1
+    assert min(agree.values()) > 100  # both sides of the question were asked many times
+
+
+def test_bca_p_value_matches_the_closed_form_inversion_of_the_bca_interval(seed):
+    """Reference: Efron & Tibshirani (1993) eq. 14.10 solved for the level whose BCa end is 0. With
+    ``w = Phi^-1(share of draws <= 0)``, that end is 0 at ``z = (w - z0) / (1 + a (w - z0)) - z0``, so
+    ``p = 2 Phi(-|z|)``. The search on the same draws differs only by the quantile interpolation, O(1/B)."""
+    rng = np.random.default_rng(seed(32))
+    x = rng.lognormal(size=40)
+    draws = x[rng.integers(0, 40, size=(200_000, 40))].mean(axis=1)
+    jack = (x.sum() - x) / 39
+    # the mean shifted so that a share 0.5 ... 0.0005 of the draws lie below 0 (p from ~1 to ~0.001)
+    for shift in -np.quantile(draws - x.mean(), [0.5, 0.2, 0.05, 0.01, 0.002, 0.0005]):
+        d, jk, est = draws - x.mean() + shift, jack - x.mean() + shift, shift
+        share = (np.sum(d < est) + 0.5 * np.sum(d == est)) / d.size
+        z0 = stats.norm.ppf(share)
+        dev = jk.mean() - jk
+        a = np.sum(dev**3) / (6 * np.sum(dev**2) ** 1.5)
+        w = stats.norm.ppf(np.mean(d <= 0))
+        z = (w - z0) / (1 + a * (w - z0)) - z0
+        p = bca_p_value(np.array([est]), d[:, None], jk[:, None])[0]
+        assert p == pytest.approx(2 * stats.norm.cdf(-abs(z)), abs=1e-4), shift
+
+
+def test_mediation_p_values_agree_with_their_intervals(tal_or, seed):
+    """Tal-Or's indirect effect: its 95% BCa interval's lower end sits near 0 (excludes it for about two
+    seeds in three), so the old percentile p-value and the BCa interval disagreed for some seeds; now the
+    p-value of every bootstrapped row, raw and standardised, agrees with its interval for every seed."""
+    for k in range(15):
+        res = mediation(tal_or, "cond", "pmi", "reaction", n_boot=200, seed=seed(40 + k))
+        boot = res.paths[res.paths["method"].str.contains("bootstrap")]
+        assert len(boot) == 2
+        assert np.array_equal(boot.p_value < 0.05, _excludes_zero(boot.ci_lower, boot.ci_upper))
+        assert np.array_equal(
+            res.paths.std_p_value < 0.05, _excludes_zero(res.paths.std_ci_lower, res.paths.std_ci_upper)
+        )
+        at_10 = mediation(tal_or, "cond", "pmi", "reaction", n_boot=200, seed=seed(40 + k), alpha=0.1)
+        row = est(at_10, "total_indirect")
+        assert (row.p_value < 0.1) == bool(_excludes_zero(row.ci_lower, row.ci_upper))
+
+
+@pytest.mark.pinned_seed
+def test_tal_or_bca_p_value_pinned(tal_or):
+    # Exact for the locked versions (requirements/dev.lock; numpy's default_rng(9) stream): the 95% BCa
+    # interval of a*b is (0.01340, 0.51702), which excludes 0; its inverted p-value is 0.04045, where the
+    # percentile p-value (Davison & Hinkley eq. 4.11) of the same draws was 0.0619 (it disagreed).
+    res = mediation(tal_or, "cond", "pmi", "reaction", n_boot=1000, seed=9)
+    row = est(res, "total_indirect")
+    assert row.ci_lower == pytest.approx(0.013403625406840869, rel=1e-9)
+    assert row.ci_upper == pytest.approx(0.5170189845416556, rel=1e-9)
+    assert row.p_value == pytest.approx(0.040450794994831084, rel=1e-9)
+    d = res.boot["reaction|total_indirect"].to_numpy()
+    assert 2 * (min(np.sum(d <= 0), np.sum(d >= 0)) + 1) / (len(d) + 1) == pytest.approx(
+        0.061938061938, rel=1e-9
+    )
+
+
+def test_percentile_intervals_keep_the_percentile_p_value(tal_or, seed):
+    """With ``ci="percentile"`` the p-value is still Davison & Hinkley's (1997) eq. 4.11 on the same draws:
+    ``2 (min(#{draws <= 0}, #{draws >= 0}) + 1) / (B + 1)``."""
+    res = mediation(tal_or, "cond", "pmi", "reaction", n_boot=500, seed=seed(3), ci="percentile")
+    for term in ("indirect[pmi]", "total_indirect"):
+        d = res.boot[f"reaction|{term}"].to_numpy()
+        k = min(np.sum(d <= 0), np.sum(d >= 0))
+        assert est(res, term).p_value == pytest.approx(min(1.0, 2 * (k + 1) / 501), rel=1e-12)
+    assert "percentile bootstrap" in est(res, "total_indirect").method
 
 
 @pytest.mark.parametrize("ci", ["percentile", "bca"])

@@ -287,3 +287,22 @@ def test_small_site_variance_with_nested_teams_matches_lme4(ncs_post):
     assert fit.std_error == pytest.approx(0.0651628726, abs=1e-5)
     assert fit.converged and fit.singular  # lme4: isSingular TRUE (team variance 0)
     assert fit.n_groups == {"site": 24, "site/team": 91}
+
+
+def test_singular_nested_fit_satterthwaite_df_match_lmertest(ncs_post):
+    # A variance on the boundary (team 0): lmerTest differentiates through theta = 0 on both sides, as we do.
+    # R: m2 <- lmerTest::lmer(attitudes ~ programme + age + (1 | site/team), d); summary(m2)$coefficients
+    #                Estimate        Std. Error      df            t value        Pr(>|t|)
+    #    (Intercept) 3.1083344473559 0.6194149820868 872.368127927 5.018177695483 6.32255762551e-07
+    #    programme   0.3834662943019 0.0651628726180 872.995244811 5.884735876363 5.67937356515e-09
+    #    age         0.0129556583577 0.0384081334614 872.999897078 0.337315489979 7.35960166385e-01
+    with pytest.warns(EvalToolkitWarning, match="singular"):
+        fit = ml.multilevel(ncs_post, "attitudes ~ programme + age", ["site", "team"], term="programme")
+    fe = fit.fixed.set_index("term")
+    for term, (df, p) in {
+        "Intercept": (872.368127927, 6.32255762551e-07),
+        "programme": (872.995244811, 5.67937356515e-09),
+        "age": (872.999897078, 7.35960166385e-01),
+    }.items():
+        assert fit.details["df"][term] == pytest.approx(df, rel=1e-6), term
+        assert fe.loc[term, "p_value"] == pytest.approx(p, rel=1e-5), term

@@ -51,15 +51,17 @@ from evaltoolkit.results import ESTIMATE_COLUMNS, EffectResult, TableHeadline, f
 
 __all__ = [
     "MediationResult",
+    "bca_p_value",
     "bootstrap_ci",
     "mediation",
     "moderated_mediation",
     "prepost_mediation",
 ]
 
-#: Minimum number of clusters below which a cluster bootstrap is flagged as unreliable.
 #: Memory budget (in float64 cells) for one block of bootstrap weights.
 _BLOCK_CELLS = 4_000_000
+#: the BCa p-value's search: rounds, and pieces per round (the bracket shrinks 32**5 ~ 3e7-fold)
+_P_ROUNDS, _P_GRID = 5, 32
 
 
 # ----------------------------------------------------------------------------------------------
@@ -255,30 +257,112 @@ def bootstrap_ci(
     s = estimate.shape[0]
     lower = np.full(s, np.nan)
     upper = np.full(s, np.nan)
+    if method == "bca" and jackknife is None:
+        raise ValueError("BCa intervals need jackknife estimates")
     for j in range(s):
         d = draws[:, j]
         d = d[np.isfinite(d)]
         if d.size < 2:
             continue
-        p_lo, p_hi = alpha / 2, 1 - alpha / 2
-        if method == "bca":
-            if jackknife is None:
-                raise ValueError("BCa intervals need jackknife estimates")
-            share = (np.sum(d < estimate[j]) + 0.5 * np.sum(d == estimate[j])) / d.size
-            share = min(max(share, 0.5 / d.size), 1 - 0.5 / d.size)
-            z0 = special.ndtri(share)
-            jk = jackknife[:, j]
-            jk = jk[np.isfinite(jk)]
-            dev = jk.mean() - jk
-            denom = 6.0 * np.sum(dev**2) ** 1.5
-            acc = float(np.sum(dev**3) / denom) if denom > 0 else 0.0
-            probs = []
-            for q in (alpha / 2, 1 - alpha / 2):
-                zq = special.ndtri(q)
-                probs.append(special.ndtr(z0 + (z0 + zq) / (1 - acc * (z0 + zq))))
-            p_lo, p_hi = probs
-        lower[j], upper[j] = np.quantile(d, [p_lo, p_hi])
+        bias = _bca_constants(estimate[j], d, jackknife[:, j]) if method == "bca" else None
+        lower[j], upper[j] = _interval(d, bias, alpha)
     return lower, upper
+
+
+def _bca_constants(estimate: float, d: np.ndarray, jk: np.ndarray) -> tuple[float, float]:
+    """BCa bias correction ``z0`` (share of draws below the estimate) and acceleration ``a`` (jackknife
+    skewness), Efron & Tibshirani (1993), eqs. 14.14-14.15."""
+    share = (np.sum(d < estimate) + 0.5 * np.sum(d == estimate)) / d.size
+    share = min(max(share, 0.5 / d.size), 1 - 0.5 / d.size)
+    z0 = float(special.ndtri(share))
+    jk = jk[np.isfinite(jk)]
+    dev = jk.mean() - jk
+    denom = 6.0 * np.sum(dev**2) ** 1.5
+    acc = float(np.sum(dev**3) / denom) if denom > 0 else 0.0
+    return z0, acc
+
+
+def _interval(d: np.ndarray, bias: tuple[float, float] | None, alpha):
+    """The percentile (``bias=None``) or BCa (``bias=(z0, a)``) interval of the finite draws ``d``.
+
+    ``alpha`` may be an array: one interval per value, each computed exactly as for a single value.
+    """
+    alpha = np.asarray(alpha, dtype=float)
+    p_lo, p_hi = alpha / 2, 1 - alpha / 2
+    if bias is not None:
+        z0, acc = bias
+        probs = []
+        for q in (p_lo, p_hi):
+            # 1 - alpha/2 rounds to 1 for alpha below 1e-16: take the upper z from alpha/2 then
+            zq = np.where(q < 1, special.ndtri(q), -special.ndtri(alpha / 2))
+            probs.append(special.ndtr(z0 + (z0 + zq) / (1 - acc * (z0 + zq))))
+        p_lo, p_hi = probs
+    ends = np.quantile(d, np.concatenate([np.ravel(p_lo), np.ravel(p_hi)]))
+    lo, hi = ends[: ends.size // 2], ends[ends.size // 2 :]
+    return (float(lo[0]), float(hi[0])) if alpha.ndim == 0 else (lo, hi)
+
+
+def bca_p_value(
+    estimate: np.ndarray, draws: np.ndarray, jackknife: np.ndarray, alpha: float = 0.05
+) -> np.ndarray:
+    """Two-sided p-value of H0: parameter = 0 that inverts the BCa interval, for each column of ``draws``.
+
+    The p-value is the smallest ``alpha'`` at which the BCa interval of :func:`bootstrap_ci` (the same
+    draws, jackknife and formulas) excludes 0, found by bisection over ``alpha'``. The first point of
+    the bisection is ``alpha`` itself and the value returned is the largest ``alpha'`` tried at which the
+    interval still holds 0, so ``p < alpha`` exactly when the ``1 - alpha`` BCa interval excludes 0, for
+    any draws. As the percentile p-value, it is at least ``2 / (B + 1)`` (``B`` finite draws), or
+    ``alpha / 2`` when that bound would break the equivalence (``B < 4 / alpha - 1``).
+
+    Parameters
+    ----------
+    estimate : array (s,)
+        Full-sample estimates.
+    draws : array (B, s)
+        Bootstrap replicates (NaN rows ignored).
+    jackknife : array (n, s)
+        Leave-one-out (or leave-one-cluster-out) estimates.
+    alpha : float
+        The level at which p-value and interval must agree (the interval's 1 - confidence).
+
+    Returns
+    -------
+    array (s,)
+
+    Examples
+    --------
+    For a normal mean (no bias, no skew) the BCa interval is the percentile interval and its inverted
+    p-value the normal test's: here ``2 * (1 - Phi(2)) = 0.0455``.
+
+    >>> from scipy import stats
+    >>> q = stats.norm.ppf((np.arange(20000) + 0.5) / 20000)  # evenly spread "draws" around 2, SD 1
+    >>> p = bca_p_value(np.array([2.0]), 2 + q[:, None], np.zeros((10, 1)))
+    >>> round(float(p[0]), 4)
+    0.0455
+    """
+    estimate = np.atleast_1d(np.asarray(estimate, dtype=float))
+    draws = np.asarray(draws, dtype=float)
+    out = np.full(estimate.shape[0], np.nan)
+    for j in range(estimate.shape[0]):
+        d = draws[:, j]
+        d = d[np.isfinite(d)]
+        if d.size < 2:
+            continue
+        bias = _bca_constants(estimate[j], d, jackknife[:, j])
+        lo, hi = _interval(d, bias, alpha)
+        inside, outside = (alpha, 1.0) if lo <= 0.0 <= hi else (0.0, alpha)
+        for _ in range(_P_ROUNDS):  # each round cuts the bracket [inside, outside] into _P_GRID pieces
+            grid = inside + (outside - inside) * np.arange(1, _P_GRID) / _P_GRID
+            lo, hi = _interval(d, bias, grid)
+            out_at = np.flatnonzero((lo > 0.0) | (hi < 0.0))
+            first = int(out_at[0]) if out_at.size else _P_GRID - 1
+            if first > 0:
+                inside = float(grid[first - 1])
+            if first < _P_GRID - 1:
+                outside = float(grid[first])
+        floor = 2.0 / (d.size + 1)  # as the percentile p-value; below alpha when the interval excludes 0
+        out[j] = max(inside, floor if inside >= alpha else min(floor, alpha / 2))
+    return out
 
 
 def _boot_p(draws: np.ndarray) -> np.ndarray:
@@ -596,7 +680,8 @@ def _estimate(
         jack = spec.evaluate(spec.moments.leave_one_out(prep.codes, n_units))
     lo, hi = bootstrap_ci(est_all, draws_ok, jack, ci, alpha)
     boot_se = np.nanstd(draws_ok, axis=0, ddof=1)
-    boot_p = _boot_p(draws_ok)
+    # the p-value agrees with the interval: BCa inverted, or the percentile p for percentile intervals
+    boot_p = bca_p_value(est_all, draws_ok, jack, alpha) if ci == "bca" else _boot_p(draws_ok)
 
     ols_se = _ols_path_se(spec)
 
@@ -813,7 +898,10 @@ def mediation(
     Paths (a, b, c′, c) are reported with classical OLS t tests when ``cluster`` is
     None and ``standardize`` is False (as PROCESS); otherwise with the bootstrap.
     Indirect effects always use the bootstrap: standard error = SD of the
-    replicates, p-value = two-sided bootstrap p-value.
+    replicates; the p-value agrees with the interval: with ``ci="bca"`` it is the
+    BCa interval inverted (:func:`bca_p_value`: p < ``alpha`` exactly when the
+    interval excludes 0), with ``ci="percentile"`` the two-sided percentile
+    bootstrap p-value (Davison & Hinkley 1997, eq. 4.11).
 
     Examples
     --------

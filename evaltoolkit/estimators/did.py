@@ -162,7 +162,7 @@ def did(
     seed: int | None = None,
     alpha: float = 0.05,
     pooled: bool = False,
-    sample: str = "with_baseline",
+    sample: str = "unbalanced",
 ) -> DiDResult:
     """Difference-in-differences estimate of a programme effect.
 
@@ -218,12 +218,12 @@ def did(
         One ``treat:post`` term for all follow-up waves (the two-way fixed effects
         estimator ``y ~ treated_and_post | unit + wave``) instead of one per wave.
     sample : {"unbalanced", "with_baseline", "balanced"}
-        Which people a panel (person fixed effects) analyses. ``unbalanced``: everyone seen at two or
-        more of the analysed waves, as pyfixest's ``feols(y ~ treat:wave + C(wave) | person)``; people seen at
-        one wave only are absorbed by their own fixed effect and left out, as pyfixest's default
-        ``fixef_rm="singleton"`` does. ``with_baseline`` (default): only people seen at baseline and at a follow-up
-        (evaltoolkit 0.2's rule). ``balanced``: only people seen at every analysed wave. The people left out are
-        counted by reason in ``details["dropped"]`` (rows) and ``details["dropped_people"]``.
+        Which people a panel (person fixed effects) analyses. ``unbalanced`` (default): everyone seen at two
+        or more of the analysed waves, as pyfixest's ``feols(y ~ treat:wave + C(wave) | person)``; people
+        seen at one wave only are absorbed by their own fixed effect and left out, as pyfixest's default
+        ``fixef_rm="singleton"`` does. ``with_baseline``: only people seen at baseline and at a follow-up
+        (the rule of earlier versions). ``balanced``: only people seen at every analysed wave. The people
+        left out are counted by reason in ``details["dropped"]`` (rows) and ``details["dropped_people"]``.
 
     Returns
     -------
@@ -251,8 +251,7 @@ def did(
     >>> u = u.drop([0, 12, 9, 11, 23])
     >>> with warnings.catch_warnings():  # 7 clusters: CR1 is asked for to compare with pyfixest
     ...     warnings.simplefilter("ignore")
-    ...     r = did(u, "y", "arm", "wave", treated="ncs", post=["post", "followup"], unit="pid", vcov="CR1",
-    ...             sample="unbalanced")
+    ...     r = did(u, "y", "arm", "wave", treated="ncs", post=["post", "followup"], unit="pid", vcov="CR1")
     >>> round(r.estimate, 10), round(r.std_error, 10), r.n_obs, r.details["dropped_people"]
     (1.9142857143, 0.9176236785, 18, {'unmatched waves (person seen at one wave only)': 1})
     """
@@ -486,7 +485,7 @@ def _panel_checks(df: pd.DataFrame, a: _Args, dropped: dict[str, int], sample: s
     panel = unit is not None and unit in a.absorb_cols
     if sample not in PANEL_SAMPLES:
         raise DataError(f"sample '{sample}' is not one of {', '.join(PANEL_SAMPLES)}", field="sample")
-    if sample not in ("unbalanced", "with_baseline") and not panel:
+    if sample != "unbalanced" and not panel:
         raise DataError(f"sample '{sample}' needs a panel: give the person id (unit)", field="sample")
     wcode = _wave_codes(df[wave], a.all_waves)
     is_t = (df[arm] == a.treated).to_numpy(dtype=bool)

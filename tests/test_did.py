@@ -194,8 +194,9 @@ def test_dropped_rows_are_counted_and_reported():
     assert res.details["dropped"] == {
         "other waves": 1,
         "missing outcome": 3,
-        "unmatched waves (person not seen at baseline and a follow-up)": 4,
+        "unmatched waves (person seen at one wave only)": 4,
     }
+    assert res.details["dropped_people"] == {"unmatched waves (person seen at one wave only)": 4}
     assert res.details["n_dropped"] == 8 and res.n_obs == 794 and res.details["n_used"] == 794
     assert any("missing outcome" in w for w in res.warnings)
 
@@ -361,3 +362,27 @@ def test_organ_event_study_matches_pyfixest(organ):
         assert es.loc[wave, "std_error"] == pytest.approx(se, rel=1e-9)
     assert es.loc["Q22011", "term"] == "reference" and es.loc["Q22011", "estimate"] == 0
     assert list(es.index) == [*pre, *post]
+
+
+def test_two_waves_with_attrition_same_under_every_panel_sample():
+    # With one baseline and one follow-up, "seen at two waves", "at baseline and a follow-up" and "at every
+    # wave" are the same people: the choice of sample changes nothing (the 0.2 numbers of two-wave panels stay).
+    # Reference: first differences of the people seen twice (the FE = FD identity of
+    # test_panel_equals_difference_in_mean_changes_and_first_differences).
+    d = make_panel(seed=8)
+    d = d.loc[~((d.pid % 7 == 0) & (d.wave == "post")) & ~((d.pid % 11 == 0) & (d.wave == "baseline"))]
+    wide = d.pivot(index="pid", columns="wave", values="y").dropna()
+    change = wide["post"] - wide["baseline"]
+    t = d.drop_duplicates("pid").set_index("pid")["arm"].eq("ncs").loc[wide.index]
+    seen_once = int(d.groupby("pid").size().eq(1).sum())
+    fits = {}
+    for s in ("unbalanced", "with_baseline", "balanced"):
+        with pytest.warns(EvalToolkitWarning, match="unmatched waves"):
+            fits[s] = did(
+                d, "y", "arm", "wave", treated="ncs", unit="pid", cluster="team", vcov="CR1", sample=s
+            )
+        assert fits[s].estimate == pytest.approx(change[t].mean() - change[~t].mean(), rel=1e-12)
+        assert fits[s].std_error == pytest.approx(fits["unbalanced"].std_error, rel=1e-12)
+        assert fits[s].details["dropped_people"] == {
+            "unmatched waves (person seen at one wave only)": seen_once
+        }

@@ -164,6 +164,7 @@ def did(
     seed: int | None = None,
     alpha: float = 0.05,
     pooled: bool = False,
+    sample: str = "unbalanced",
 ) -> DiDResult:
     """Difference-in-differences estimate of a programme effect.
 
@@ -218,6 +219,13 @@ def did(
     pooled : bool
         One ``treat:post`` term for all follow-up waves (the two-way fixed effects
         estimator ``y ~ treated_and_post | unit + wave``) instead of one per wave.
+    sample : {"unbalanced", "with_baseline", "balanced"}
+        Which people a panel (person fixed effects) analyses. ``unbalanced`` (default): everyone seen at two
+        or more of the analysed waves, as pyfixest's ``feols(y ~ treat:wave + C(wave) | person)``; people
+        seen at one wave only are absorbed by their own fixed effect and left out, as pyfixest's default
+        ``fixef_rm="singleton"`` does. ``with_baseline``: only people seen at baseline and at a follow-up
+        (the rule of earlier versions). ``balanced``: only people seen at every analysed wave. The people
+        left out are counted by reason in ``details["dropped"]`` (rows) and ``details["dropped_people"]``.
 
     Returns
     -------
@@ -232,6 +240,22 @@ def did(
     ...         vcov="classical")  # doctest: +SKIP
     >>> round(r.estimate, 1), round(r.std_error, 1)  # doctest: +SKIP
     (-11863.9, 7456.6)
+
+    An unbalanced three-wave panel: people without a baseline (pids 0 and 4) or without a follow-up (pid 7)
+    still count within person; pid 3, seen once, is absorbed by its own fixed effect and left out. pyfixest
+    0.60.0 ``feols("y ~ tp + tf + C(wave) | pid", data=u, vcov={"CRV1": "pid"})`` (``tp``, ``tf``: treated x
+    post, treated x followup) gives 1.9142857142857124 (0.9176236785231057) on the same 18 rows:
+
+    >>> import warnings
+    >>> u = pd.DataFrame({"pid": np.repeat(np.arange(8), 3), "wave": ["baseline", "post", "followup"] * 8,
+    ...                   "arm": np.repeat(["ncs", "control"], 12),
+    ...                   "y": [3, 5, 6, 2, 3, 5, 4, 7, 7, 1, 2, 4, 2, 2, 3, 5, 4, 6, 3, 3, 5, 4, 5, 5]})
+    >>> u = u.drop([0, 12, 9, 11, 23])
+    >>> with warnings.catch_warnings():  # 7 clusters: CR1 is asked for to compare with pyfixest
+    ...     warnings.simplefilter("ignore")
+    ...     r = did(u, "y", "arm", "wave", treated="ncs", post=["post", "followup"], unit="pid", vcov="CR1")
+    >>> round(r.estimate, 10), round(r.std_error, 10), r.n_obs, r.details["dropped_people"]
+    (1.9142857143, 0.9176236785, 18, {'unmatched waves (person seen at one wave only)': 1})
     """
     # validate -> select rows -> outcome -> panel checks -> design -> fit -> infer -> event study -> summarise
     if not isinstance(data, pd.DataFrame):
@@ -241,7 +265,7 @@ def did(
                    fixed_effects)  # fmt: skip
     df, dropped = _select_rows(data, a)
     df = _outcome_column(df, outcome, dichotomise)
-    p = _panel_checks(df, a, dropped)
+    p = _panel_checks(df, a, dropped, sample)
     x = _design(p, a, pooled)
     fit = ols(p.y, np.column_stack([*x.tcols, *x.Xcols]), names=[*x.terms, *x.names], weights=x.w_arr,
               absorb=x.fe)  # fmt: skip
@@ -282,6 +306,8 @@ def did(
         "n_used": n,
         "n_dropped": sum(dropped.values()),
         "dropped": {k: v for k, v in dropped.items() if v},
+        "sample": sample if p.panel else None,
+        "dropped_people": p.dropped_people,
         "n_units": encode(p.df[unit].to_numpy())[1] if unit is not None else None,
         "panel": p.panel,
         "absorbed": a.absorb_cols,
@@ -337,6 +363,8 @@ class _Panel:
     wcode: np.ndarray
     is_t: np.ndarray
     panel: bool
+    #: people the panel sample left out, by reason (the rows they had are in ``dropped``)
+    dropped_people: dict[str, int] = field(default_factory=dict)
 
     @property
     def y(self) -> np.ndarray:
@@ -445,12 +473,27 @@ def _outcome_column(df: pd.DataFrame, outcome: str, dichotomise) -> pd.DataFrame
     return df
 
 
-def _panel_checks(df: pd.DataFrame, a: _Args, dropped: dict[str, int]) -> _Panel:
-    """One row per person and wave, one arm per person, people seen before and after; each wave has both arms."""
+#: the panel samples ``did(sample=...)`` offers, and the reason counted for the people each one leaves out
+PANEL_SAMPLES: dict[str, str | None] = {
+    "unbalanced": None,
+    "with_baseline": "unmatched waves (person not seen at baseline and a follow-up)",
+    "balanced": "unmatched waves (person not seen at every wave; balanced panel chosen)",
+}
+#: people seen at one wave only: their own fixed effect absorbs them (pyfixest's ``fixef_rm="singleton"``)
+SINGLETON_REASON = "unmatched waves (person seen at one wave only)"
+
+
+def _panel_checks(df: pd.DataFrame, a: _Args, dropped: dict[str, int], sample: str = "unbalanced") -> _Panel:
+    """One row per person and wave, one arm per person, the panel sample chosen; each wave has both arms."""
     unit, wave, arm = a.unit, a.wave, a.arm
     panel = unit is not None and unit in a.absorb_cols
+    if sample not in PANEL_SAMPLES:
+        raise DataError(f"sample '{sample}' is not one of {', '.join(PANEL_SAMPLES)}", field="sample")
+    if sample != "unbalanced" and not panel:
+        raise DataError(f"sample '{sample}' needs a panel: give the person id (unit)", field="sample")
     wcode = _wave_codes(df[wave], a.all_waves)
     is_t = (df[arm] == a.treated).to_numpy(dtype=bool)
+    people: dict[str, int] = {}
     if unit is not None:
         uc, nu = encode(df[unit].to_numpy())
         key = uc * len(a.all_waves) + wcode
@@ -474,19 +517,39 @@ def _panel_checks(df: pd.DataFrame, a: _Args, dropped: dict[str, int]) -> _Panel
                 row=file_row(df.index, i),
             )
     if panel:
-        is_pre = wcode < len(a.pres)
-        has_pre = np.bincount(uc, weights=is_pre, minlength=nu) > 0
-        has_post = np.bincount(uc, weights=~is_pre, minlength=nu) > 0
-        ok = (has_pre & has_post)[uc]
-        if not ok.all():
-            dropped["unmatched waves (person not seen at baseline and a follow-up)"] = int((~ok).sum())
+        gone = np.zeros(nu, dtype=bool)
+        for reason, who in _left_out_people(uc, nu, wcode, a, sample):
+            if who.any():
+                people[reason] = int(who.sum())
+                dropped[reason] = dropped.get(reason, 0) + int(who[uc].sum())
+            gone |= who
+        if gone.any():
+            ok = ~gone[uc]
             df, wcode, is_t = df.loc[ok], wcode[ok], is_t[ok]
     for i, w in enumerate(a.all_waves):
         in_w = wcode == i
         for lab, grp in (("treated", is_t), ("comparison", ~is_t)):
             if not (in_w & grp).any():
                 raise DataError(f"wave '{w}' has no {lab} rows left to analyse", column=wave)
-    return _Panel(df, wcode, is_t, panel)
+    return _Panel(df, wcode, is_t, panel, people)
+
+
+def _left_out_people(uc: np.ndarray, nu: int, wcode: np.ndarray, a: _Args, sample: str):
+    """The people (one flag per person) the panel sample leaves out, by reason: singletons, then the sample's own.
+
+    ``uc`` holds each row's person code (one row per person and wave, already checked).
+    """
+    n_waves = np.bincount(uc, minlength=nu)
+    single = n_waves < 2
+    out = [(SINGLETON_REASON, single)]
+    if sample == "with_baseline":
+        is_pre = wcode < len(a.pres)
+        has_pre = np.bincount(uc, weights=is_pre, minlength=nu) > 0
+        has_post = np.bincount(uc, weights=~is_pre, minlength=nu) > 0
+        out.append((PANEL_SAMPLES[sample], ~single & ~(has_pre & has_post)))
+    elif sample == "balanced":
+        out.append((PANEL_SAMPLES[sample], ~single & (n_waves < len(a.all_waves))))
+    return out
 
 
 def _design(p: _Panel, a: _Args, pooled: bool) -> _Design:

@@ -234,3 +234,23 @@ def test_plan_weighted_did_says_its_se_allows_for_the_weights(seed):
     assert any("allow for the weights having been estimated" in t for t in sec.text)
     fixed = [r.details["fixed_weights"][r.term]["std_error"] for r in res.results]
     assert all(np.isfinite(fixed)) and not np.allclose(fixed, [r.std_error for r in res.results], rtol=1e-6)
+
+
+def test_few_clusters_keep_the_fixed_weight_refinements_beside(j3_long, j3_weights):
+    # 17 education levels: the stacked SE is still used (t with 16 df), with a caution (vcov: CR1 here, because
+    # did()'s CR2 and wild bootstrap with 2,675 person effects in 17 clusters take minutes; with vcov: auto they
+    # are kept, weights fixed, as alternatives). R (long, u as in the three-wave test):
+    #    Xp <- cbind(t74 = long$train * (long$year == 74), t78 = long$train * (long$year == 78),
+    #                w74 = 1 * (long$year == 74), w78 = 1 * (long$year == 78))
+    #    stacked(Z, j3$train, u, Xp, long$re, j3$educ)   # se t74 0.6475530033, t78 0.6840102130; factor 1.063029925
+    r = _quiet(weighted_did, j3_long, "re", "train", "year", treated=1, unit="pid", pre=75, post=[74, 78],
+               cluster="educ", weighting=j3_weights, vcov="CR1")  # fmt: skip
+    assert r.n_clusters == 17 and r.details["df"] == 16.0
+    assert any("Only 17 clusters" in w and "CR1-type sandwich" in w for w in r.warnings)
+    alts = r.inference["treat:78"].alternatives
+    assert set(alts) == {
+        "CR1, weights estimated (stacked)",
+        "CR1 (conventional cluster-robust), weights fixed",
+    }
+    assert r.std_error == pytest.approx(0.6475530033, rel=1e-7)  # treat:74 is the first follow-up term here
+    assert alts["CR1, weights estimated (stacked)"]["std_error"] == pytest.approx(0.6840102130, rel=1e-7)

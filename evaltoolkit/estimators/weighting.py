@@ -73,7 +73,9 @@ __all__ = [
     "overlap_bounds",
     "propensity_score",
     "propensity_weights",
+    "stacked_vcov",
     "weight_equations",
+    "weighted_did",
 ]
 
 

@@ -398,3 +398,23 @@ def test_missing_covariates_are_counted(j3):
     with pytest.warns(EvalToolkitWarning, match="3 row"):
         m = propensity_score(df, "train", ["age", "educ"], treated=1)
     assert m.n_dropped == 3 and len(m.ps) == len(df) - 3
+
+
+def test_weight_equations_give_the_logit_sandwich(j3):
+    # The influences A^{-1} s_i of the propensity model add up to its robust (HC0) sandwich variance. R:
+    #    library(sandwich); g <- glm(train ~ age + agesq + educ + black + hisp + married + re74 + re75
+    #                                + unem74 + unem75, binomial(), j3); sqrt(diag(sandwich(g)))
+    from evaltoolkit.estimators.weighting import weight_equations
+
+    ref = [1.548211069162, 0.092419488565, 0.001375837808, 0.049609737805, 0.360065463253, 0.652089992301,
+           0.274119421464, 0.037385992522, 0.063723925377, 0.551510830623, 0.492396363078]  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = propensity_weights(j3, "train", J3_COVS, treated=1)
+    eq = weight_equations(res)
+    assert np.sqrt((eq.influence**2).sum()).to_numpy() == pytest.approx(ref, rel=1e-5)
+    assert np.abs(eq.influence.sum()).max() < 1e-8  # the score equations hold at the estimate
+    # ATT odds weights: log w = x'gamma for comparison units, constant for the treated
+    t = res.model.treated.to_numpy()
+    assert (eq.dlog_weight[t] == 0).all().all()
+    assert np.allclose(eq.dlog_weight[~t].to_numpy(), res.model.design[~t].to_numpy())

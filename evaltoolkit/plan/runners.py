@@ -75,7 +75,8 @@ def run_did(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
     n_total = len(data)
     zero_weight = 0
     if weighting:
-        data = _propensity_weights(study, data, outcomes, weighting, weight_covs, options, sec, out)
+        # with propensity weighting `did` becomes weighted_did: SEs that allow for the estimated weights
+        data, did = _propensity_weights(study, data, outcomes, weighting, weight_covs, options, sec, out)
         zero_weight = int(data.attrs.get("n_zero_weight", n_total - len(data)))
     results = []
     tables = []
@@ -165,9 +166,17 @@ def _missing_by_column(frame, dropped: dict[str, int], columns: list[str], arm: 
 
 
 def _propensity_weights(study: Study, data, outcomes, weighting, weight_covs, options, sec: Section, out):
-    """Re-weight the comparison group by propensity scores (or match); the balance it achieves goes in ``sec``."""
+    """Re-weight the comparison group by propensity scores (or match); the balance it achieves goes in ``sec``.
+
+    Returns the weighted data and the DiD estimator to call on it: with weighting,
+    :func:`~evaltoolkit.estimators.weighting.weighted_did` (standard errors that allow for the estimated
+    weights); with matching, :func:`~evaltoolkit.estimators.did.did` (matching weights taken as fixed).
+    """
+    from functools import partial
+
     d, c = study.design, study.design.columns
-    from evaltoolkit.estimators.weighting import did_weights
+    from evaltoolkit.estimators.did import did
+    from evaltoolkit.estimators.weighting import did_weights, weighted_did
 
     covs = list(weight_covs or [*d.covariates, *outcomes])
     wres = did_weights(
@@ -182,11 +191,21 @@ def _propensity_weights(study: Study, data, outcomes, weighting, weight_covs, op
         "The comparison group is re-weighted by propensity scores so that its baseline profile matches the "
         "participants' (the weighted difference-in-differences of the NCS evaluations). " + wres.summary()
     )
+    estimator = did
+    if wres.method == "weighting":
+        estimator = partial(weighted_did, weighting=wres)
+        sec.text.append(
+            "The standard errors allow for the weights having been estimated: the propensity model's equations "
+            "are solved together with the difference-in-differences (stacked M-estimation, clustered as above; "
+            "Lunceford & Davidian 2004, Sant'Anna & Zhao 2020), rather than treating the weights as known."
+        )
+    else:
+        sec.text.append("The standard errors treat the matching weights as fixed (as MatchIt does).")
     sec.blocks.append(
         Table(wres.balance.reset_index(), caption="Baseline balance before and after weighting")
     )
     sec.blocks.append(FigureBlock(love_plot(wres), "love plot"))
-    return data
+    return data, estimator
 
 
 def _did_figures(study: Study, est, results, outcomes, sec: Section) -> None:

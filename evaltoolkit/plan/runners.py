@@ -39,7 +39,8 @@ _WEIGHT_REASON = "weight 0 (a baseline covariate missing, trimmed or unmatched)"
         "can give. Hedges' g "
         "divides by the pooled baseline SD. p-values are adjusted within outcome families (Holm 1979 or "
         "Benjamini & Hochberg 1995). Propensity-score weighting uses a logistic model of baseline "
-        "characteristics and ATT odds weights (Hernán & Robins, What If, ch. 12)."
+        "characteristics and ATT odds weights (Hernán & Robins, What If, ch. 12); its standard errors allow for "
+        "the estimated weights (the logit's score equations stacked with the DiD's, one cluster sandwich)."
     ),
 )
 def run_did(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
@@ -600,7 +601,8 @@ def run_moderation(study: Study, analysis: Analysis, out: AnalysisResults) -> No
     "multilevel",
     methods=(
         "Multilevel model: linear mixed model with random intercepts for the design's clusters, fitted by "
-        "REML with lme4's profiled-deviance method (Bates et al. 2015); intra-class correlations per level."
+        "REML with lme4's profiled-deviance method (Bates et al. 2015); fixed effects tested with t and "
+        "Satterthwaite degrees of freedom (as lmerTest); intra-class correlations per level."
     ),
 )
 def run_multilevel(study: Study, analysis: Analysis, out: AnalysisResults) -> None:
@@ -751,7 +753,8 @@ def run_measurement(study: Study, analysis: Analysis, out: AnalysisResults) -> N
     "mediation",
     methods=(
         "Mediation: product-of-coefficients indirect effects (Hayes 2013) with BCa bootstrap intervals "
-        "(cluster bootstrap when clusters are named); pre/post mediation on change scores adjusting for "
+        "(cluster bootstrap when clusters are named) and p-values from the inverted BCa interval, so p < 0.05 "
+        "exactly when the interval excludes zero; pre/post mediation on change scores adjusting for "
         "baselines; sensitivity of the indirect effect to mediator-outcome confounding (rho at which it "
         "vanishes; Imai, Keele & Yamamoto 2010)."
     ),

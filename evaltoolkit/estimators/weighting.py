@@ -1104,8 +1104,10 @@ def weighted_did(
     frame, col = _with_weights(data, weighting, weights)
     args = dict(control=control, pre=pre, post=post, unit=unit, cluster=cluster, covariates=covariates,
                 fixed_effects=fixed_effects, dichotomise=dichotomise, pooled=pooled)  # fmt: skip
-    res = did(  # CR1 with the weights fixed: the piece the stacked sandwich corrects (whatever auto would pick)
-        frame, outcome, arm, wave, treated=treated, weights=col, vcov="CR1", alpha=alpha, **args, **kwargs
+    res = (
+        did(  # CR1 with the weights fixed: the piece the stacked sandwich corrects (whatever auto would pick)
+            frame, outcome, arm, wave, treated=treated, weights=col, vcov="CR1", alpha=alpha, **args, **kwargs
+        )
     )
     fits = _weighted_did_fits(frame, outcome, arm, wave, treated, col, args)
     _replace_inference(res, fits, frame, weighting, equations, alpha)

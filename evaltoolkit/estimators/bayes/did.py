@@ -100,6 +100,7 @@ import pandas as pd
 from evaltoolkit import _compat
 from evaltoolkit.errors import DataError, DesignError, EstimationError, EvalToolkitWarning, file_row
 from evaltoolkit.estimators.balance import resolve_control
+from evaltoolkit.estimators.bayes.priors import CLUSTER_ICC_UPPER
 from evaltoolkit.inference.policy import BAYES_FEW_TOP_CLUSTERS
 from evaltoolkit.results import ESTIMATE_COLUMNS, EffectResult
 
@@ -115,8 +116,9 @@ __all__ = [
 
 __getattr__ = _compat.moved_names(__name__)  # 0.1 names that moved elsewhere
 
-#: Half-Normal scale of the SDs of varying trends and effects (standardised units)
-HYPER_SCALE = 0.5
+#: Half-Normal scale of the SDs of varying trends and effects (standardised units), on the ICC scale: 95% of
+#: the prior below an SD of sqrt(0.05) = 0.224 (``priors.icc_prior``; it was 0.5 until 0.2)
+HYPER_SCALE = math.sqrt(CLUSTER_ICC_UPPER) / 1.959963984540054
 #: Normal SD of the mean change in the control arm (standardised units)
 TREND_PRIOR_SD = 2.5
 #: Exponential rate of the SD of person change scores (standardised units)
@@ -1760,7 +1762,12 @@ def bayes_did(
     rope : float
         Half-width of the region of practical equivalence in **baseline-SD units** (0.1 SD).
     hyper_scale : float
-        Half-Normal scale of the SDs of varying trends and effects at every level (standardised units).
+        Half-Normal scale of the SDs of varying trends and effects at every level (standardised
+        units). The default, 0.1141 (``priors.get_prior("cluster_sd")``), puts 95% of the prior below
+        an SD of 0.224, an ICC of 0.05: set on the ICC scale from published ICCs of attitude and
+        cohesion outcomes in schools and neighbourhoods (see
+        :func:`~evaltoolkit.estimators.bayes.priors.icc_prior`). Until 0.2 it was 0.5 (95% below an SD
+        of 0.98, an ICC of 0.96).
     parameterisation : {"marginal", "noncentred"}
         How the cluster deviations are handled. ``"marginal"`` (default) integrates every level's
         deviations out exactly - the change-score model is Gaussian, so this is exact whatever the
@@ -1907,7 +1914,8 @@ def _prior_record(name: str, mu: float, sigma: float, hyper_scale: float) -> dic
         "sigma": sigma,
         "trend": f"Normal(0, {TREND_PRIOR_SD} SD)",
         "sigma_change": f"Exponential(rate {SIGMA_RATE} per SD)",
-        "varying_sds": f"Half-Normal({hyper_scale:.4g} SD)",
+        "varying_sds": f"Half-Normal({hyper_scale:.4g} SD)"
+        + (" (ICC scale: 95% below an ICC of 0.05)" if hyper_scale == HYPER_SCALE else ""),
         "covariates": "Normal(0, 1) per covariate SD, in outcome SDs",
     }
 

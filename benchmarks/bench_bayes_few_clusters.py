@@ -63,7 +63,12 @@ def own_study(rng: np.random.Generator, sd_trend: float, sd_effect: float, sd_cl
             y0 = level + rng.normal(0, 1, n)
             y1 = y0 + a[s] + dev + treated * (EFFECT + b[s]) + rng.normal(0, 0.6, n)
             for i in range(n):
-                base = {"pid": pid, "school": f"S{s}", "team": f"S{s}-{c}", "arm": "arts" if treated else "comp"}
+                base = {
+                    "pid": pid,
+                    "school": f"S{s}",
+                    "team": f"S{s}-{c}",
+                    "arm": "arts" if treated else "comp",
+                }
                 rows.append({**base, "wave": "before", "y": y0[i]})
                 rows.append({**base, "wave": "after", "y": y1[i]})
                 pid += 1
@@ -86,7 +91,9 @@ def one_fit(args: tuple[str, int]) -> dict:
         if scenario == "previous":
             kw = {"parameterisation": "noncentred", "hyper_scale": 0.5}
     else:
-        scale = get_prior("cluster_sd").sigma * math.sqrt(1.09)  # the prior in outcome units (baseline SD ~1.04)
+        scale = get_prior("cluster_sd").sigma * math.sqrt(
+            1.09
+        )  # the prior in outcome units (baseline SD ~1.04)
         if scenario == "prior":
             sd_t, sd_e = (abs(v) for v in rng.normal(0, scale, 2))
             sd_c = 0.05
@@ -162,7 +169,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=200, help="replicates per scenario (previous: at most 10)")
     ap.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"comma-separated, from {SCENARIOS}")
-    ap.add_argument("--workers", type=int, default=2, help="processes (each fit samples its chains in one thread)")
+    ap.add_argument(
+        "--workers", type=int, default=2, help="processes (each fit samples its chains in one thread)"
+    )
     ap.add_argument("--csv", default=None, help="also write every fit's row to this CSV")
     args = ap.parse_args()
     chosen = [s.strip() for s in args.scenarios.split(",") if s.strip()]

@@ -3,7 +3,7 @@
 :func:`bayes_did` answers the funder's question ("how likely is it that the programme improved
 attitudes?") for a two-wave panel (baseline and post) in which people sit in teams within sites. It
 fits a multilevel model with **varying intercepts and varying treatment effects by site and team**
-(non-centred), handles person-level heterogeneity exactly, states its priors, samples with NUTS
+(integrated out exactly), handles person-level heterogeneity exactly, states its priors, samples with NUTS
 (nutpie by default) and returns the ArviZ ``InferenceData`` with a plain summary: posterior mean and
 median, 95% highest-density interval (HDI), P(effect > 0), P(|effect| < ROPE) and partially pooled
 site-level effects. :func:`prior_sensitivity` refits under the weakly informative default, the
@@ -48,12 +48,30 @@ where ``S_w`` is the within-cell cross-product matrix of the covariates, ``β̂_
 slope and ``SSR_w`` its residual sum of squares. The sampler therefore evaluates ~200 cell terms
 instead of 10,000 observations.
 
-**Cluster randomisation.** When a team (or site) contains only one arm, its trend and effect
-deviations enter the likelihood only as a sum; the model then uses one standard-normal deviation
-per such cluster scaled by ``sqrt(σ²_trend + σ²_effect)`` for all-treated clusters (``σ_trend`` for
-all-control clusters), which is the exact marginal distribution of the sum and removes a ridge the
-sampler would otherwise have to explore. The cluster's own effect deviation is recovered afterwards
-by drawing from its exact conditional distribution given the sum.
+**Parameterisation: every level integrated out (the default, ``parameterisation="marginal"``).**
+Whether a level should be sampled centred (informative data: many people per cluster, a
+well-identified SD) or non-centred (little data per cluster) stops mattering for a Gaussian model:
+given β, σ and the cluster SDs, the cell means, the population trend and effect ``(c, δ)`` and every
+cluster's deviations are jointly Gaussian on the cluster tree, so the deviations and ``(c, δ)`` are
+**integrated out exactly** at every level, whatever its information. One upward pass over the tree
+(each cluster's evidence in information form, integrated over its deviation into its parent; the
+root is ``(c, δ)`` with its prior) gives the marginal likelihood, and the gradient follows from
+Fisher's identity with the moments of one downward pass - O(cells) work, no matrix bigger than
+2 x 2. NUTS then samples only β, log σ and two SDs per level, each SD as ``scale · |z|`` with
+z ~ N(0, 1) (exactly the half-normal prior; the log of a half-normal SD has a double-exponential
+right tail whose curvature made the sampler diverge when, with three schools, the posterior of the
+SD is its prior). Afterwards ``(c, δ)`` and the deviations are drawn from their exact conditional
+distribution for every draw (downward sampling), and reported as the non-centred model's ``z``.
+There is no funnel (deviations vs SDs), no ridge (δ vs the mean deviation) and no funnel between δ
+and the SDs that set its uncertainty: with three schools the previous model diverged in every fit
+(``benchmarks/bench_bayes_few_clusters.py``, ``docs/bayes.md``).
+
+``parameterisation="noncentred"`` keeps the previous model, which samples the deviations: with
+``z`` standard normal, one standard-normal deviation per one-arm cluster scaled by
+``sqrt(σ²_trend + σ²_effect)`` (treated-only) or ``σ_trend`` (control-only), the exact marginal of
+the sum its data see, and the effect sampled as ``u = δ + Σ_level σ_effect · mean(z_effect)`` (a
+shear with unit Jacobian) to remove the ridge between ``δ`` and the mean of the ``z``.
+``sampler="pymc"`` builds that non-centred model in PyMC (a slower, independent cross-check).
 
 Priors (standardised scale: outcome divided by its baseline SD, ``sd_y``)
 ------------------------------------------------------------------------
@@ -61,15 +79,14 @@ Priors (standardised scale: outcome divided by its baseline SD, ``sd_y``)
 * mean change in the control arm ``c``: Normal(0, 2.5);
 * covariate slopes (per covariate SD): Normal(0, 1);
 * SD of person change scores ``σ``: Exponential(1);
-* SDs of the varying trends and varying effects at every level: Half-Normal(``hyper_scale`` = 0.5).
+* SDs of the varying trends and varying effects at every level: Half-Normal(``hyper_scale`` = 0.1141),
+  on the ICC scale: a cluster SD σ stands for the share ICC = σ² of the baseline variance, and the
+  prior puts 95% of its mass below ICC 0.05 (σ 0.224), median ICC 0.006 (σ 0.077), from published
+  ICCs of attitude, social-emotional and cohesion outcomes in schools and neighbourhoods
+  (:func:`evaltoolkit.estimators.bayes.priors.icc_prior`, :data:`~evaltoolkit.estimators.bayes.priors.CLUSTER_ICC_SOURCES`).
 
-The sampler (``sampler="nutpie"``) runs nutpie's NUTS on a hand-written log density with an analytic
-gradient. With non-centred cluster effects the likelihood sees ``δ + σ_s z_s + σ_j z_j``, so ``δ``
-trades off against the mean of the ``z``; the sampler therefore works with
-``u = δ + Σ_level σ_effect · mean(z_effect)`` (a shear with unit Jacobian, so the posterior is
-unchanged) and reports ``δ = u - shift``. This doubled the effect's ESS on the benchmark.
-``sampler="pymc"`` builds the same model in PyMC and uses PyMC's NUTS
-(a slower cross-check, tested to agree).
+The sampler (``sampler="nutpie"``) runs nutpie's NUTS on the hand-written log density with its
+analytic gradient (numba-compiled).
 
 Examples
 --------
@@ -1807,6 +1824,17 @@ def bayes_did(
     >>> res = bayes_did(df, "y", "arm", "wave", "pid", treated="treated", draws=300, chains=2, seed=3)
     >>> list(res.table.columns)[:4]
     ['analysis', 'outcome', 'term', 'estimate']
+
+    Three schools, whole schools in one arm (Best of Us children), at the defaults:
+
+    >>> import evaltoolkit as et, warnings
+    >>> sim = et.simulate_study("best_of_us_children", seed=0)
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     r = bayes_did(sim.data, "connectedness", "arm", "wave", "child_id", groups="school",
+    ...                   treated="arts_school", pre="before", post="after", seed=20240601)
+    >>> r.diagnostics["divergences"], bool(r.diagnostics["max_rhat"] <= 1.01)  # exact for the locked versions
+    (0, True)
     """
     groups_t = _as_tuple(groups)
     covs = _as_tuple(covariates)

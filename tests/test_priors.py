@@ -26,6 +26,8 @@ from evaltoolkit.estimators.bayes.priors import (
     PALUCK_CITATION,
     Prior,
     get_prior,
+    icc_prior,
+    icc_quantiles,
     list_priors,
     load_paluck2019,
     prior_table,
@@ -173,3 +175,33 @@ def test_prior_plot_draws_priors_and_conjugate_posteriors():
     # mode of the sceptical posterior = conjugate mean 0.215038 (see test above), to the grid spacing
     assert x[np.argmax(y)] == pytest.approx(0.215038, abs=(x[1] - x[0]))
     assert "contact: Normal(0.393, 0.38)" in lines
+
+
+def test_icc_prior_gives_the_documented_sd_quantiles():
+    # The default prior on cluster SDs (bayes_did's hyper_scale): HalfNormal with 95% of its mass below the SD
+    # sqrt(0.05) that stands for an ICC of 0.05 on the standardised scale. Analytic reference, R 4.2:
+    #   s <- sqrt(0.05) / qnorm(0.975)                      # 0.1140871973
+    #   q <- s * qnorm((1 + c(.5, .9, .95, .99)) / 2)       # 0.07695064519 0.18765674022 0.22360679775 0.29386914589
+    #   q^2                                                 # 0.005921401795 0.035215052151 0.05 0.086359074908
+    p = get_prior("cluster_sd")
+    assert p == icc_prior(0.05) and p.distribution == "halfnormal"
+    assert p.sigma == pytest.approx(0.1140871973, abs=1e-10)
+    t = icc_quantiles(p)
+    assert t["prob"].tolist() == [0.5, 0.9, 0.95, 0.99]
+    assert t["sd"].tolist() == pytest.approx(
+        [0.07695064519, 0.18765674022, 0.22360679775, 0.29386914589], abs=1e-10
+    )
+    assert t["icc"].tolist() == pytest.approx(
+        [0.005921401795, 0.035215052151, 0.05, 0.086359074908], abs=1e-11
+    )
+    # the half-normal quantile is the scale times the normal quantile at (1 + q) / 2, for any upper ICC and prob
+    assert icc_prior(0.1, prob=0.9).interval(0.9)[1] == pytest.approx(math.sqrt(0.1), rel=1e-12)
+    assert get_prior("icc") == p  # alias
+    from evaltoolkit.estimators.bayes.did import HYPER_SCALE
+
+    assert HYPER_SCALE == pytest.approx(p.sigma, rel=1e-12)  # the Bayesian DiD's default uses it
+    assert "Parker" in p.source and "Fone" in p.source and "Hedges" in p.source
+    with pytest.raises(DesignError, match="icc_upper"):
+        icc_prior(1.5)
+    with pytest.raises(DesignError, match="ICC quantiles are for priors on an SD"):
+        icc_quantiles("default")

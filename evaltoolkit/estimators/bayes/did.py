@@ -3,7 +3,7 @@
 :func:`bayes_did` answers the funder's question ("how likely is it that the programme improved
 attitudes?") for a two-wave panel (baseline and post) in which people sit in teams within sites. It
 fits a multilevel model with **varying intercepts and varying treatment effects by site and team**
-(non-centred), handles person-level heterogeneity exactly, states its priors, samples with NUTS
+(integrated out exactly), handles person-level heterogeneity exactly, states its priors, samples with NUTS
 (nutpie by default) and returns the ArviZ ``InferenceData`` with a plain summary: posterior mean and
 median, 95% highest-density interval (HDI), P(effect > 0), P(|effect| < ROPE) and partially pooled
 site-level effects. :func:`prior_sensitivity` refits under the weakly informative default, the
@@ -48,12 +48,30 @@ where ``S_w`` is the within-cell cross-product matrix of the covariates, ``β̂_
 slope and ``SSR_w`` its residual sum of squares. The sampler therefore evaluates ~200 cell terms
 instead of 10,000 observations.
 
-**Cluster randomisation.** When a team (or site) contains only one arm, its trend and effect
-deviations enter the likelihood only as a sum; the model then uses one standard-normal deviation
-per such cluster scaled by ``sqrt(σ²_trend + σ²_effect)`` for all-treated clusters (``σ_trend`` for
-all-control clusters), which is the exact marginal distribution of the sum and removes a ridge the
-sampler would otherwise have to explore. The cluster's own effect deviation is recovered afterwards
-by drawing from its exact conditional distribution given the sum.
+**Parameterisation: every level integrated out (the default, ``parameterisation="marginal"``).**
+Whether a level should be sampled centred (informative data: many people per cluster, a
+well-identified SD) or non-centred (little data per cluster) stops mattering for a Gaussian model:
+given β, σ and the cluster SDs, the cell means, the population trend and effect ``(c, δ)`` and every
+cluster's deviations are jointly Gaussian on the cluster tree, so the deviations and ``(c, δ)`` are
+**integrated out exactly** at every level, whatever its information. One upward pass over the tree
+(each cluster's evidence in information form, integrated over its deviation into its parent; the
+root is ``(c, δ)`` with its prior) gives the marginal likelihood, and the gradient follows from
+Fisher's identity with the moments of one downward pass - O(cells) work, no matrix bigger than
+2 x 2. NUTS then samples only β, log σ and two SDs per level, each SD as ``scale · |z|`` with
+z ~ N(0, 1) (exactly the half-normal prior; the log of a half-normal SD has a double-exponential
+right tail whose curvature made the sampler diverge when, with three schools, the posterior of the
+SD is its prior). Afterwards ``(c, δ)`` and the deviations are drawn from their exact conditional
+distribution for every draw (downward sampling), and reported as the non-centred model's ``z``.
+There is no funnel (deviations vs SDs), no ridge (δ vs the mean deviation) and no funnel between δ
+and the SDs that set its uncertainty: with three schools the previous model diverged in every fit
+(``benchmarks/bench_bayes_few_clusters.py``, ``docs/bayes.md``).
+
+``parameterisation="noncentred"`` keeps the previous model, which samples the deviations: with
+``z`` standard normal, one standard-normal deviation per one-arm cluster scaled by
+``sqrt(σ²_trend + σ²_effect)`` (treated-only) or ``σ_trend`` (control-only), the exact marginal of
+the sum its data see, and the effect sampled as ``u = δ + Σ_level σ_effect · mean(z_effect)`` (a
+shear with unit Jacobian) to remove the ridge between ``δ`` and the mean of the ``z``.
+``sampler="pymc"`` builds that non-centred model in PyMC (a slower, independent cross-check).
 
 Priors (standardised scale: outcome divided by its baseline SD, ``sd_y``)
 ------------------------------------------------------------------------
@@ -61,15 +79,14 @@ Priors (standardised scale: outcome divided by its baseline SD, ``sd_y``)
 * mean change in the control arm ``c``: Normal(0, 2.5);
 * covariate slopes (per covariate SD): Normal(0, 1);
 * SD of person change scores ``σ``: Exponential(1);
-* SDs of the varying trends and varying effects at every level: Half-Normal(``hyper_scale`` = 0.5).
+* SDs of the varying trends and varying effects at every level: Half-Normal(``hyper_scale`` = 0.1141),
+  on the ICC scale: a cluster SD σ stands for the share ICC = σ² of the baseline variance, and the
+  prior puts 95% of its mass below ICC 0.05 (σ 0.224), median ICC 0.006 (σ 0.077), from published
+  ICCs of attitude, social-emotional and cohesion outcomes in schools and neighbourhoods
+  (:func:`evaltoolkit.estimators.bayes.priors.icc_prior`, :data:`~evaltoolkit.estimators.bayes.priors.CLUSTER_ICC_SOURCES`).
 
-The sampler (``sampler="nutpie"``) runs nutpie's NUTS on a hand-written log density with an analytic
-gradient. With non-centred cluster effects the likelihood sees ``δ + σ_s z_s + σ_j z_j``, so ``δ``
-trades off against the mean of the ``z``; the sampler therefore works with
-``u = δ + Σ_level σ_effect · mean(z_effect)`` (a shear with unit Jacobian, so the posterior is
-unchanged) and reports ``δ = u - shift``. This doubled the effect's ESS on the benchmark.
-``sampler="pymc"`` builds the same model in PyMC and uses PyMC's NUTS
-(a slower cross-check, tested to agree).
+The sampler (``sampler="nutpie"``) runs nutpie's NUTS on the hand-written log density with its
+analytic gradient (numba-compiled).
 
 Examples
 --------
@@ -100,6 +117,7 @@ import pandas as pd
 from evaltoolkit import _compat
 from evaltoolkit.errors import DataError, DesignError, EstimationError, EvalToolkitWarning, file_row
 from evaltoolkit.estimators.balance import resolve_control
+from evaltoolkit.estimators.bayes.priors import CLUSTER_ICC_UPPER
 from evaltoolkit.inference.policy import BAYES_FEW_TOP_CLUSTERS
 from evaltoolkit.results import ESTIMATE_COLUMNS, EffectResult
 
@@ -115,8 +133,9 @@ __all__ = [
 
 __getattr__ = _compat.moved_names(__name__)  # 0.1 names that moved elsewhere
 
-#: Half-Normal scale of the SDs of varying trends and effects (standardised units)
-HYPER_SCALE = 0.5
+#: Half-Normal scale of the SDs of varying trends and effects (standardised units), on the ICC scale: 95% of
+#: the prior below an SD of sqrt(0.05) = 0.224 (``priors.icc_prior``; it was 0.5 until 0.2)
+HYPER_SCALE = math.sqrt(CLUSTER_ICC_UPPER) / 1.959963984540054
 #: Normal SD of the mean change in the control arm (standardised units)
 TREND_PRIOR_SD = 2.5
 #: Exponential rate of the SD of person change scores (standardised units)
@@ -640,15 +659,16 @@ def _compiled_kernel(use_numba: bool = True):
     return _KERNEL
 
 
-def _start_kernel_compilation() -> threading.Thread | None:
+def _start_kernel_compilation(marginal: bool = False) -> threading.Thread | None:
     """Compile the kernel in a background thread while the sampler's imports load.
 
     LLVM's optimisation passes run outside the GIL, so on a multi-core machine most of the
     first-call compilation overlaps with importing nutpie/ArviZ.
     """
-    if _KERNEL is not None:
+    if (_MARGINAL if marginal else _KERNEL) is not None:
         return None
-    th = threading.Thread(target=_compiled_kernel, name="evaltoolkit-bayes-compile", daemon=True)
+    target = _compiled_marginal if marginal else _compiled_kernel
+    th = threading.Thread(target=target, name="evaltoolkit-bayes-compile", daemon=True)
     th.start()
     return th
 
@@ -793,11 +813,425 @@ class _DiDDensity:
                 f"z_effect_{lv.name}",
             ]
             shapes += [(), (), (lv.n,), (lv.n_both,)]
-            dims[f"z_trend_{lv.name}"] = (lv.name,)
-            dims[f"z_effect_{lv.name}"] = (f"{lv.name}_both_arms",)
-            coords[lv.name] = lv.labels
-            coords[f"{lv.name}_both_arms"] = [lab for lab, kd in zip(lv.labels, lv.kind) if kd == 2]
-        return names, shapes, dims, coords
+        z_dims, coords = _cluster_coords(st)
+        return names, shapes, {**dims, **z_dims}, coords
+
+
+def _cluster_coords(st: _Stats) -> tuple[dict[str, tuple[str, ...]], dict[str, Any]]:
+    """Dimensions and coordinates of the per-cluster variables ``z_trend_<level>`` and ``z_effect_<level>``."""
+    dims: dict[str, tuple[str, ...]] = {}
+    coords: dict[str, Any] = {}
+    for lv in st.levels:
+        dims[f"z_trend_{lv.name}"] = (lv.name,)
+        dims[f"z_effect_{lv.name}"] = (f"{lv.name}_both_arms",)
+        coords[lv.name] = lv.labels
+        coords[f"{lv.name}_both_arms"] = [lab for lab, kd in zip(lv.labels, lv.kind) if kd == 2]
+    return dims, coords
+
+
+# --------------------------------------------------------------------------------------------------
+# the marginal model: the population trend and effect and every level's cluster deviations integrated out
+# --------------------------------------------------------------------------------------------------
+# Cluster g at level l has its own deviation v_g = (a_g, b_g) ~ N(0, D_l), D_l = diag(σ²_trend,l, σ²_effect,l),
+# and the population (c, δ) is the root of the tree, with its prior N((0, μ_δ), diag(2.5², σ²_δ)). W_g is the
+# sum from the root down to g, and a cell c of innermost cluster g has mean e_c'W_g + x̄_c'β, e_c = (1, T_c).
+# Given β, σ and the SDs, the cell means, (c, δ) and all the v are jointly Gaussian on a tree, so the
+# marginal likelihood is exact from one upward pass (each cluster's evidence about W_g in information form,
+# J_g and h_g, integrated over v_g into its parent), and its gradient follows from Fisher's identity (the
+# posterior expectation of the complete-data gradient), whose moments come from one downward pass. The
+# 2 x 2 algebra uses P_g = (D⁻¹ + J_g)⁻¹ = (I + D J_g)⁻¹ D, which stays finite as an SD goes to 0.
+def _mg_data(fd, idx):  # pragma: no cover - compiled by numba
+    """Unpack the marginal kernel's data (see :class:`_MarginalDensity`)."""
+    C = idx[0]
+    k = idx[1]
+    m = fd[0:C]
+    n = fd[C : 2 * C]
+    T = fd[2 * C : 3 * C]
+    xbar = fd[3 * C : 3 * C + C * k].reshape((C, k))
+    o = 3 * C + C * k
+    ssr = fd[o]
+    bhat = fd[o + 1 : o + 1 + k]
+    S = fd[o + 1 + k : o + 1 + k + k * k].reshape((k, k))
+    o = o + 1 + k + k * k
+    return m, n, T, xbar, ssr, bhat, S, fd[o : o + 7]
+
+
+def _mg_integrate(info, pmat, g, q, da, db, m1, m2):  # pragma: no cover - compiled by numba
+    """Integrate node g's deviation ~ N((m1, m2), diag(da, db)) out of its evidence ``info[g]``.
+
+    Stores P_g in ``pmat[g]``, adds the message (J - J P J, h̃ - J P h̃ with h̃ = h - J m) to ``info[q]`` (no
+    parent when q < 0) and returns the log normalising constant.
+    """
+    j11, j12, j22 = info[g, 0], info[g, 1], info[g, 2]
+    h1 = info[g, 3] - (j11 * m1 + j12 * m2)
+    h2 = info[g, 4] - (j12 * m1 + j22 * m2)
+    # det(I + D J) = 1 + da j11 + db j22 + da db (j11 j22 - j12²) >= 1; written so that a rank-one J (a
+    # cluster with one arm) cannot cancel to 0 when its entries are huge
+    det = 1.0 + da * j11 + db * j22 + da * db * max(j11 * j22 - j12 * j12, 0.0)
+    p11 = da * (1.0 + db * j22) / det
+    p12 = -da * db * j12 / det
+    p22 = db * (1.0 + da * j11) / det
+    pmat[g, 0], pmat[g, 1], pmat[g, 2] = p11, p12, p22
+    ph1 = p11 * h1 + p12 * h2
+    ph2 = p12 * h1 + p22 * h2
+    if q >= 0:
+        b11 = p11 * j11 + p12 * j12
+        b12 = p11 * j12 + p12 * j22
+        b21 = p12 * j11 + p22 * j12
+        b22 = p12 * j12 + p22 * j22
+        info[q, 0] += j11 - (j11 * b11 + j12 * b21)
+        info[q, 1] += j12 - (j11 * b12 + j12 * b22)
+        info[q, 2] += j22 - (j12 * b12 + j22 * b22)
+        info[q, 3] += h1 - (j11 * ph1 + j12 * ph2)
+        info[q, 4] += h2 - (j12 * ph1 + j22 * ph2)
+    lin = info[g, 3] * m1 + info[g, 4] * m2 - 0.5 * (j11 * m1 * m1 + 2.0 * j12 * m1 * m2 + j22 * m2 * m2)
+    return lin + 0.5 * (h1 * ph1 + h2 * ph2) - 0.5 * math.log(det)
+
+
+def _mg_upward(x, fd, idx, info, pmat, r, w):  # pragma: no cover - compiled by numba
+    """Upward pass: log ∫ Π_c exp(-w_c (r_c - o_c)² / 2) p(c, δ) p(v) d(c, δ) dv, filling ``info``, ``pmat``, ``r``, ``w``.
+
+    ``info[g]`` = (J11, J12, J22, h1, h2), node g's evidence about W_g (row K is the root, (c, δ));
+    ``pmat[g]`` = (P11, P12, P22); ``r`` = cell mean - x̄'β, ``w`` = n / σ².
+    """
+    C = idx[0]
+    k = idx[1]
+    L = idx[2]
+    m, n, T, xbar, _, _, _, par = _mg_data(fd, idx)
+    leaf = idx[3 : 3 + C]
+    koff = idx[3 + C : 4 + C + L]
+    parent = idx[4 + C + L : 4 + C + L + koff[L]]
+    K = koff[L]
+    inv_s2 = math.exp(-2.0 * x[k])
+    ll = 0.0
+    for i in range(C):
+        mu = 0.0
+        for j in range(k):
+            mu += xbar[i, j] * x[j]
+        r[i] = m[i] - mu
+        w[i] = n[i] * inv_s2
+        ll -= 0.5 * w[i] * r[i] * r[i]
+        g = leaf[i] if L > 0 else K
+        info[g, 0] += w[i]
+        info[g, 1] += w[i] * T[i]
+        info[g, 2] += w[i] * T[i] * T[i]
+        info[g, 3] += w[i] * r[i]
+        info[g, 4] += w[i] * r[i] * T[i]
+    for lev in range(L - 1, -1, -1):
+        da = max(par[3] * x[k + 1 + 2 * lev] ** 2, 1e-200)  # σ = scale · |z|
+        db = max(par[4] * x[k + 2 + 2 * lev] ** 2, 1e-200)
+        for g in range(koff[lev], koff[lev + 1]):
+            ll += _mg_integrate(info, pmat, g, parent[g] if lev > 0 else K, da, db, 0.0, 0.0)
+    # the root: (c, δ) ~ N((0, μ_δ), diag(trend_sd², σ_δ²))
+    ll += _mg_integrate(info, pmat, K, -1, par[5] * par[5], par[2] * par[2], 0.0, par[1])
+    return ll
+
+
+def _mg_moments(fd, idx, info, pmat, eo, vo, ea2, eb2):  # pragma: no cover - compiled by numba
+    """Downward pass: posterior mean ``eo`` and variance ``vo`` of every cell's e_c'W, and E a², E b² per cluster."""
+    C = idx[0]
+    L = idx[2]
+    T = fd[2 * C : 3 * C]
+    par = _mg_data(fd, idx)[7]
+    leaf = idx[3 : 3 + C]
+    koff = idx[3 + C : 4 + C + L]
+    parent = idx[4 + C + L : 4 + C + L + koff[L]]
+    K = koff[L]
+    wm = np.zeros((K + 1, 2))  # posterior mean of W
+    wc = np.zeros((K + 1, 3))  # posterior covariance of W
+    h1 = info[K, 3] - info[K, 1] * par[1]  # the root: mean m + P (h - J m), covariance P
+    h2 = info[K, 4] - info[K, 2] * par[1]
+    wm[K, 0] = pmat[K, 0] * h1 + pmat[K, 1] * h2
+    wm[K, 1] = par[1] + pmat[K, 1] * h1 + pmat[K, 2] * h2
+    wc[K, 0], wc[K, 1], wc[K, 2] = pmat[K, 0], pmat[K, 1], pmat[K, 2]
+    for lev in range(L):
+        for g in range(koff[lev], koff[lev + 1]):
+            q = parent[g] if lev > 0 else K
+            p11, p12, p22 = pmat[g, 0], pmat[g, 1], pmat[g, 2]
+            j11, j12, j22 = info[g, 0], info[g, 1], info[g, 2]
+            b11 = p11 * j11 + p12 * j12
+            b12 = p11 * j12 + p12 * j22
+            b21 = p12 * j11 + p22 * j12
+            b22 = p12 * j12 + p22 * j22
+            m1, m2 = wm[q, 0], wm[q, 1]
+            s11, s12, s22 = wc[q, 0], wc[q, 1], wc[q, 2]
+            # v = P (h - J W_parent) + noise(P): mean, and covariance B Σ B' + P (B = P J)
+            v1 = p11 * info[g, 3] + p12 * info[g, 4] - (b11 * m1 + b12 * m2)
+            v2 = p12 * info[g, 3] + p22 * info[g, 4] - (b21 * m1 + b22 * m2)
+            t11, t12 = b11 * s11 + b12 * s12, b11 * s12 + b12 * s22
+            t21, t22 = b21 * s11 + b22 * s12, b21 * s12 + b22 * s22
+            c11 = t11 * b11 + t12 * b12 + p11
+            c12 = t11 * b21 + t12 * b22 + p12
+            c22 = t21 * b21 + t22 * b22 + p22
+            ea2[g] = c11 + v1 * v1
+            eb2[g] = c22 + v2 * v2
+            wm[g, 0], wm[g, 1] = m1 + v1, m2 + v2
+            wc[g, 0] = s11 - 2.0 * t11 + c11  # cov(W_parent + v) = Σ - Σ B' - B Σ + cov(v)
+            wc[g, 1] = s12 - t12 - t21 + c12
+            wc[g, 2] = s22 - 2.0 * t22 + c22
+    for i in range(C):
+        g = leaf[i] if L > 0 else K
+        eo[i] = wm[g, 0] + T[i] * wm[g, 1]
+        vo[i] = wc[g, 0] + 2.0 * T[i] * wc[g, 1] + T[i] * T[i] * wc[g, 2]
+
+
+def _marginal_kernel(x, grad, fd, idx):  # pragma: no cover - compiled by numba
+    """Log posterior of the marginal change-score model and its gradient (see :class:`_MarginalDensity`).
+
+    ``x = [β (k), log σ, then per level z_trend, z_effect]`` with σ_trend = scale · |z_trend| (and the same for
+    the effect), so that z ~ N(0, 1) is the half-normal prior. Written as plain loops so numba can compile
+    it; it also runs (slowly) as Python, which the tests check.
+    """
+    C = idx[0]
+    k = idx[1]
+    L = idx[2]
+    K = idx[3 + C + L]
+    for j in range(x.shape[0]):
+        grad[j] = 0.0
+    if abs(x[k]) > 25.0:  # a person-level SD below 1e-11 or above 1e11 outcome SDs: outside any posterior
+        return -np.inf
+    _, _, _, xbar, ssr, bhat, S, par = _mg_data(fd, idx)
+    info = np.zeros((K + 1, 5))
+    pmat = np.zeros((K + 1, 3))
+    r = np.empty(C)
+    w = np.empty(C)
+    ll = _mg_upward(x, fd, idx, info, pmat, r, w)
+    eo = np.zeros(C)
+    vo = np.zeros(C)
+    ea2 = np.zeros(K)
+    eb2 = np.zeros(K)
+    _mg_moments(fd, idx, info, pmat, eo, vo, ea2, eb2)
+    sigma = math.exp(x[k])
+    inv_s2 = 1.0 / (sigma * sigma)
+    Q = ssr  # the within-cell part of the likelihood: SSR and the within-cell slope
+    for a in range(k):
+        sdb = 0.0
+        for b in range(k):
+            sdb += S[a, b] * (bhat[b] - x[b])
+        Q += (bhat[a] - x[a]) * sdb
+        grad[a] = sdb * inv_s2 - x[a]
+    logp = -par[0] * x[k] - 0.5 * Q * inv_s2 + ll - par[6] * sigma + x[k]
+    dls = 0.0
+    for i in range(C):
+        e = r[i] - eo[i]
+        for j in range(k):  # Fisher's identity: E[d log p(m, c, δ, v) / d β | m]
+            grad[j] += xbar[i, j] * w[i] * e
+        dls += w[i] * (e * e + vo[i])
+    for j in range(k):
+        logp += -0.5 * x[j] * x[j]
+    grad[k] = -par[0] + Q * inv_s2 + dls - par[6] * sigma + 1.0
+    koff = idx[3 + C : 4 + C + L]
+    for lev in range(L):
+        pa = k + 1 + 2 * lev
+        za = x[pa]
+        zb = x[pa + 1]
+        da = max(par[3] * za * za, 1e-200)
+        db = max(par[4] * zb * zb, 1e-200)
+        ga = 0.0
+        gb = 0.0
+        for g in range(koff[lev], koff[lev + 1]):
+            ga += ea2[g] / da - 1.0  # d log p / d log σ, by Fisher's identity; d log σ / d z = 1 / z
+            gb += eb2[g] / db - 1.0
+        grad[pa] = (ga / za if za != 0.0 else 0.0) - za
+        grad[pa + 1] = (gb / zb if zb != 0.0 else 0.0) - zb
+        logp += -0.5 * (za * za + zb * zb)
+    return logp
+
+
+def _mg_sample(x, fd, idx, eps, out):  # pragma: no cover - compiled by numba
+    """Draw (c, δ) and every cluster's deviation (a, b) from their exact conditional distribution given ``x``.
+
+    ``eps`` holds (K + 1) x 2 standard-normal numbers; ``out`` ((K + 1) x 2) receives the clusters' draws
+    in rows 0..K-1 and (c, δ) in row K (downward sampling on the tree after the upward pass).
+    """
+    C = idx[0]
+    L = idx[2]
+    koff = idx[3 + C : 4 + C + L]
+    parent = idx[4 + C + L : 4 + C + L + koff[L]]
+    K = koff[L]
+    par = _mg_data(fd, idx)[7]
+    info = np.zeros((K + 1, 5))
+    pmat = np.zeros((K + 1, 3))
+    _mg_upward(x, fd, idx, info, pmat, np.empty(C), np.empty(C))
+    wv = np.zeros((K + 1, 2))
+    for step in range(K + 1):  # the root first, then the clusters level by level, the top level first
+        g = K if step == 0 else step - 1
+        if g == K:
+            b1, b2 = 0.0, par[1]
+        else:
+            q = parent[g] if g >= koff[1] else K
+            b1, b2 = wv[q, 0], wv[q, 1]
+        # v = P (h - J b) + chol(P) ε, with b the parent's W (the prior mean for the root)
+        u1 = info[g, 3] - (info[g, 0] * b1 + info[g, 1] * b2)
+        u2 = info[g, 4] - (info[g, 1] * b1 + info[g, 2] * b2)
+        p11, p12, p22 = pmat[g, 0], pmat[g, 1], pmat[g, 2]
+        l11 = math.sqrt(p11)
+        l21 = p12 / l11
+        l22 = math.sqrt(max(p22 - l21 * l21, 0.0))
+        v1 = p11 * u1 + p12 * u2 + l11 * eps[g, 0]
+        v2 = p12 * u1 + p22 * u2 + l21 * eps[g, 0] + l22 * eps[g, 1]
+        out[g, 0], out[g, 1] = (v1, v2) if g < K else (b1 + v1, b2 + v2)
+        wv[g, 0], wv[g, 1] = b1 + v1, b2 + v2
+
+
+_MARGINAL_HELPERS = ("_mg_data", "_mg_integrate", "_mg_upward", "_mg_moments")
+_MARGINAL: tuple[Any, Any] | None = None
+
+
+def _compiled_marginal(use_numba: bool = True):
+    """(log density kernel, sampler of the integrated-out parameters) of the marginal model, compiled by numba.
+
+    The helpers are compiled first and put in the module namespace under their own names, which is where
+    numba looks up the functions the kernels call; everything is cached on disk after the first compilation.
+    """
+    global _MARGINAL
+    if not use_numba:
+        return _marginal_kernel, _mg_sample
+    with _KERNEL_LOCK:
+        if _MARGINAL is None:
+            try:
+                import numba
+            except ImportError:  # pragma: no cover - numba comes with pytensor/pymc
+                return _marginal_kernel, _mg_sample
+            jit = numba.njit(cache=True, nogil=True, fastmath=False)
+            space = globals()
+            for name in _MARGINAL_HELPERS:
+                space[name] = jit(getattr(space[name], "py_func", space[name]))
+            kern, samp = jit(_marginal_kernel), jit(_mg_sample)
+            fd = np.array([0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+            idx = np.array([1, 0, 0, -1, 0], dtype=np.int64)
+            kern(np.zeros(1), np.zeros(1), fd, idx)  # compile (or load from the cache) the signatures used
+            samp(np.zeros(1), fd, idx, np.zeros((1, 2)), np.zeros((1, 2)))
+            _MARGINAL = (kern, samp)
+    return _MARGINAL
+
+
+class _MarginalDensity:
+    """Log posterior of the change-score model with (c, δ) and every cluster deviation integrated out.
+
+    The sampler sees ``x = [β (k), log σ, then per level: z_trend, z_effect]`` - a handful of variance
+    parameters whatever the number of clusters: no funnel between cluster deviations and their SDs, no
+    ridge between δ and their mean, and no funnel between δ and the SDs that set its uncertainty. The
+    cluster SDs are ``σ = scale · |z|`` with z ~ N(0, 1), which is exactly the half-normal prior: the
+    log of a half-normal SD has a double-exponential right tail whose curvature made the sampler
+    diverge with few clusters (where the posterior of an SD is its prior), while z has Gaussian tails
+    and the likelihood is smooth in z (it depends on σ² only; the posterior is symmetric in z). (c, δ) and the deviations are then drawn from their exact conditional (Gaussian)
+    distribution given each draw (:meth:`conditional_draws`).
+    """
+
+    def __init__(
+        self,
+        st: _Stats,
+        prior_mu: float,
+        prior_sd: float,
+        sd_scale: float,
+        use_numba: bool = True,
+    ) -> None:
+        self.st = st
+        self.pm, self.ps = prior_mu, prior_sd
+        self.h2 = sd_scale**2
+        k, L, C = st.k, len(st.levels), len(st.n)
+        self.slices: dict[str, slice] = {"beta": slice(0, k), "log_sigma": slice(k, k + 1)}
+        for li, lv in enumerate(st.levels):
+            self.slices[f"z_sd_trend_{lv.name}"] = slice(k + 1 + 2 * li, k + 2 + 2 * li)
+            self.slices[f"z_sd_effect_{lv.name}"] = slice(k + 2 + 2 * li, k + 3 + 2 * li)
+        self.scale = sd_scale
+        self.ndim = 1 + k + 2 * L
+        koff = np.zeros(L + 1, dtype=np.int64)
+        for li, lv in enumerate(st.levels):
+            koff[li + 1] = koff[li] + lv.n
+        parent = np.full(int(koff[L]), -1, dtype=np.int64)
+        for li, lv in enumerate(st.levels[1:], start=1):
+            parent[koff[li] : koff[li + 1]] = koff[li - 1] + lv.parent
+        leaf = st.levels[-1].cell_cluster + koff[L - 1] if L else np.full(C, -1, dtype=np.int64)
+        par = [st.N, prior_mu, prior_sd, self.h2, self.h2, TREND_PRIOR_SD, SIGMA_RATE]
+        fd = np.concatenate([st.m, st.n, st.T, st.xbar.ravel(), [st.ssr], st.bhat, st.S.ravel(), par])
+        fd = fd.astype(float)
+        idx = np.concatenate([[C, k, L], leaf, koff, parent]).astype(np.int64)
+        self._args = (fd, idx)
+        self.n_clusters = int(koff[L])
+        self._kernel, self._sampler = _compiled_marginal(use_numba)
+
+    def logp_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """Log density (up to a constant) and its gradient at ``x``."""
+        grad = np.empty(self.ndim)
+        logp = self._kernel(x, grad, *self._args)
+        return float(logp), grad
+
+    def expand(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        st, sl = self.st, self.slices
+        out = {"sigma_change": np.array(math.exp(x[sl["log_sigma"]][0]) * st.sd_y)}
+        if st.k:
+            out["beta"] = np.asarray(x[sl["beta"]] * st.sd_y / st.x_sd, dtype=float)
+        for lv in st.levels:
+            for part in ("trend", "effect"):
+                z = x[sl[f"z_sd_{part}_{lv.name}"]][0]
+                out[f"sd_{part}_{lv.name}"] = np.array(self.scale * abs(z) * st.sd_y)
+        return out
+
+    def init_point(self, rng: np.random.Generator) -> np.ndarray:
+        x = rng.uniform(-0.5, 0.5, size=self.ndim) * 0.2
+        sig = math.sqrt(max(self.st.ssr, 1e-8) / max(self.st.N - len(self.st.n), 1))
+        x[self.slices["log_sigma"]] += math.log(max(sig, 1e-3))
+        for lv in self.st.levels:
+            x[self.slices[f"z_sd_trend_{lv.name}"]] += 0.7
+            x[self.slices[f"z_sd_effect_{lv.name}"]] += 0.7
+        return x
+
+    def var_info(self) -> tuple[list[str], list[tuple[int, ...]], dict[str, tuple[str, ...]], dict[str, Any]]:
+        names = ["sigma_change"]
+        shapes: list[tuple[int, ...]] = [()]
+        dims: dict[str, tuple[str, ...]] = {}
+        if self.st.k:
+            names.append("beta")
+            shapes.append((self.st.k,))
+            dims["beta"] = ("covariate",)
+        for lv in self.st.levels:
+            names += [f"sd_trend_{lv.name}", f"sd_effect_{lv.name}"]
+            shapes += [(), ()]
+        return names, shapes, dims, {}
+
+    def unconstrained(self, idata) -> np.ndarray:
+        """The sampler's coordinates of every posterior draw, (draws, ndim), from the reported variables."""
+        st = self.st
+        x = np.empty((_flat(idata, "sigma_change").shape[0], self.ndim))
+        if st.k:
+            x[:, self.slices["beta"]] = _flat(idata, "beta") * st.x_sd / st.sd_y
+        x[:, st.k] = np.log(_flat(idata, "sigma_change") / st.sd_y)
+        for lv in st.levels:
+            for part in ("trend", "effect"):
+                col = self.slices[f"z_sd_{part}_{lv.name}"].start
+                x[:, col] = _flat(idata, f"sd_{part}_{lv.name}") / (st.sd_y * self.scale)
+        return x
+
+    def conditional_draws(self, idata, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """``effect``, ``trend`` and every cluster's deviations drawn from their exact conditional posterior.
+
+        The deviations are returned as the non-centred model's variables, so both models report alike:
+        ``z_trend`` is a / σ_trend (for a cluster with treated people only: (a + b) / sqrt(σ²_trend +
+        σ²_effect), the only combination its data see) and ``z_effect`` is b / σ_effect for clusters with
+        both arms.
+        """
+        x = self.unconstrained(idata)
+        S, K = x.shape[0], self.n_clusters
+        dev = np.empty((S, K + 1, 2))
+        eps = rng.standard_normal((S, K + 1, 2))
+        one = np.empty((K + 1, 2))
+        for s in range(S):
+            self._sampler(x[s], *self._args, eps[s], one)
+            dev[s] = one
+        out = {"effect": dev[:, K, 1] * self.st.sd_y, "trend": dev[:, K, 0] * self.st.sd_y}
+        start = 0
+        for li, lv in enumerate(self.st.levels):
+            a, b = dev[:, start : start + lv.n, 0], dev[:, start : start + lv.n, 1]
+            sa = self.scale * np.abs(x[:, self.st.k + 1 + 2 * li])[:, None]
+            sb = self.scale * np.abs(x[:, self.st.k + 2 + 2 * li])[:, None]
+            out[f"z_trend_{lv.name}"] = np.where(
+                lv.kind[None, :] == 1, (a + b) / np.sqrt(sa**2 + sb**2), a / sa
+            )
+            out[f"z_effect_{lv.name}"] = (b / sb)[:, lv.kind == 2]
+            start += lv.n
+        return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1304,6 +1738,7 @@ def bayes_did(
     rope: float = 0.1,
     tune: int | None = None,
     hyper_scale: float = HYPER_SCALE,
+    parameterisation: str = "marginal",
     analysis: str = "bayes_did",
     **sampler_kwargs: Any,
 ) -> BayesDiDResult:
@@ -1344,7 +1779,21 @@ def bayes_did(
     rope : float
         Half-width of the region of practical equivalence in **baseline-SD units** (0.1 SD).
     hyper_scale : float
-        Half-Normal scale of the SDs of varying trends and effects (standardised units).
+        Half-Normal scale of the SDs of varying trends and effects at every level (standardised
+        units). The default, 0.1141 (``priors.get_prior("cluster_sd")``), puts 95% of the prior below
+        an SD of 0.224, an ICC of 0.05: set on the ICC scale from published ICCs of attitude and
+        cohesion outcomes in schools and neighbourhoods (see
+        :func:`~evaltoolkit.estimators.bayes.priors.icc_prior`). Until 0.2 it was 0.5 (95% below an SD
+        of 0.98, an ICC of 0.96).
+    parameterisation : {"marginal", "noncentred"}
+        How the cluster deviations are handled. ``"marginal"`` (default) integrates every level's
+        deviations out exactly - the change-score model is Gaussian, so this is exact whatever the
+        number of clusters or people per cluster - and samples only the population parameters and
+        the SDs; the deviations are then drawn from their exact conditional distribution. This is the
+        rule whatever each level's information: the sampler never meets the funnel of a non-centred
+        level with informative data nor that of a centred level with an unidentified SD.
+        ``"noncentred"`` samples them (the model before 0.2; kept for comparison). ``sampler="pymc"``
+        always fits the non-centred model, an independent cross-check.
     analysis : str
         Label for the ``analysis`` column of ``table``.
     **sampler_kwargs
@@ -1375,13 +1824,25 @@ def bayes_did(
     >>> res = bayes_did(df, "y", "arm", "wave", "pid", treated="treated", draws=300, chains=2, seed=3)
     >>> list(res.table.columns)[:4]
     ['analysis', 'outcome', 'term', 'estimate']
+
+    Three schools, whole schools in one arm (Best of Us children), at the defaults:
+
+    >>> import evaltoolkit as et, warnings
+    >>> sim = et.simulate_study("best_of_us_children", seed=0)
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     r = bayes_did(sim.data, "connectedness", "arm", "wave", "child_id", groups="school",
+    ...                   treated="arts_school", pre="before", post="after", seed=20240601)
+    >>> r.diagnostics["divergences"], bool(r.diagnostics["max_rhat"] <= 1.01)  # exact for the locked versions
+    (0, True)
     """
     groups_t = _as_tuple(groups)
     covs = _as_tuple(covariates)
     _check_sampler_arguments(sampler, draws, chains, tune, rope, hyper_scale)
+    marginal = _use_marginal(parameterisation, sampler)
 
     if sampler == "nutpie":
-        compiling = _start_kernel_compilation()
+        compiling = _start_kernel_compilation(marginal)
         import nutpie  # noqa: F401  (the heavy import overlaps with the kernel compilation)
 
         if compiling is not None:
@@ -1397,10 +1858,13 @@ def bayes_did(
             field="prior",
         )
     tune = _default_tune(draws, st) if tune is None else tune
-    dens = _DiDDensity(st, prior_mu / st.sd_y, prior_sd / st.sd_y, hyper_scale)
+    model = _MarginalDensity if marginal else _DiDDensity
+    dens = model(st, prior_mu / st.sd_y, prior_sd / st.sd_y, hyper_scale)
     seed = int(np.random.SeedSequence().entropy % (2**31)) if seed is None else int(seed)
     fit = _sample_nutpie if sampler == "nutpie" else _sample_pymc
     idata = fit(dens, int(draws), int(tune), int(chains), seed, covs, **sampler_kwargs)
+    if marginal:
+        _attach_conditional_draws(idata, dens, np.random.default_rng([seed, 2]))
 
     rng = np.random.default_rng(seed + 1)
     _attach_predictive(idata, st, rng)
@@ -1420,7 +1884,8 @@ def bayes_did(
         )
     method = (
         f"Bayesian hierarchical DiD on change scores ({' > '.join(groups_t) or 'no groups'}; varying trends "
-        f"and effects), NUTS via {sampler}; posterior mean, 95% HDI; no p-value"
+        f"and effects{', integrated out exactly' if marginal and groups_t else ''}), NUTS via {sampler}; "
+        "posterior mean, 95% HDI; no p-value"
     )
     extra = _extra_rows(idata, st, level_tabs, groups_t, analysis, outcome, method, counts, n_top)
     details = dict(counts)
@@ -1436,6 +1901,7 @@ def bayes_did(
         draws=int(draws),
         chains=int(chains),
         tune=int(tune),
+        parameterisation="marginal" if marginal else "noncentred",
         p_value_note="NaN by design: a Bayesian posterior has no p-value; see prob_positive.",
     )
     if warns:
@@ -1461,19 +1927,25 @@ def bayes_did(
         prob_positive=float((eff > 0).mean()),
         prob_rope=float((np.abs(eff) < rope_units).mean()),
         rope=rope_units,
-        prior={
-            "name": prior_name,
-            "mu": prior_mu,
-            "sigma": prior_sd,
-            "trend": f"Normal(0, {TREND_PRIOR_SD} SD)",
-            "sigma_change": f"Exponential(rate {SIGMA_RATE} per SD)",
-            "varying_sds": f"Half-Normal({hyper_scale} SD)",
-            "covariates": "Normal(0, 1) per covariate SD, in outcome SDs",
-        },
+        prior=_prior_record(prior_name, prior_mu, prior_sd, hyper_scale),
         diagnostics=diag,
         level_effects=level_tabs,
         change_data=cs,
     )
+
+
+def _prior_record(name: str, mu: float, sigma: float, hyper_scale: float) -> dict[str, Any]:
+    """Every prior of the fit, as stored in ``BayesDiDResult.prior``."""
+    return {
+        "name": name,
+        "mu": mu,
+        "sigma": sigma,
+        "trend": f"Normal(0, {TREND_PRIOR_SD} SD)",
+        "sigma_change": f"Exponential(rate {SIGMA_RATE} per SD)",
+        "varying_sds": f"Half-Normal({hyper_scale:.4g} SD)"
+        + (" (ICC scale: 95% below an ICC of 0.05)" if hyper_scale == HYPER_SCALE else ""),
+        "covariates": "Normal(0, 1) per covariate SD, in outcome SDs",
+    }
 
 
 def _check_sampler_arguments(sampler, draws, chains, tune, rope, hyper_scale) -> None:
@@ -1493,8 +1965,34 @@ def _check_sampler_arguments(sampler, draws, chains, tune, rope, hyper_scale) ->
         raise DesignError(
             f"rope must be a non-negative number (baseline-SD units), got {rope!r}", field="rope"
         )
-    if not (hyper_scale > 0):
+    if not (isinstance(hyper_scale, (int, float)) and hyper_scale > 0 and math.isfinite(hyper_scale)):
         raise DesignError(f"hyper_scale must be positive, got {hyper_scale!r}", field="hyper_scale")
+
+
+def _use_marginal(parameterisation: str, sampler: str) -> bool:
+    """True for the marginal model (nutpie only: the PyMC cross-check is the non-centred model)."""
+    if parameterisation not in ("marginal", "noncentred"):
+        raise DesignError(
+            f"parameterisation must be 'marginal' or 'noncentred', got {parameterisation!r}",
+            field="parameterisation",
+        )
+    return parameterisation == "marginal" and sampler == "nutpie"
+
+
+def _attach_conditional_draws(idata, dens: _MarginalDensity, rng: np.random.Generator) -> None:
+    """Add the effect, the trend and every cluster's deviations (exact conditional draws) to ``idata.posterior``."""
+    import xarray as xr
+
+    n_ch, n_dr = idata.posterior.sizes["chain"], idata.posterior.sizes["draw"]
+    dims, coords = _cluster_coords(dens.st)
+    base = {"chain": idata.posterior.chain.values, "draw": idata.posterior.draw.values}
+    data = {
+        name: (("chain", "draw", *dims.get(name, ())), z.reshape(n_ch, n_dr, *z.shape[1:]))
+        for name, z in dens.conditional_draws(idata, rng).items()
+    }
+    used = {d for name in data for d in dims.get(name, ())}
+    extra = xr.Dataset(data, coords={**base, **{d: coords[d] for d in used}})
+    idata.posterior = xr.merge([extra, idata.posterior], combine_attrs="override")
 
 
 def _default_tune(draws: int, st) -> int:

@@ -30,6 +30,12 @@ And two priors for standard deviations (between-site, between-team, between-stud
     literature's between-study SD is sqrt(0.137) = 0.37.
 ``"heterogeneity_wide"``
     HalfCauchy(1): heavier tail, for when large variation across sites is plausible.
+``"cluster_sd"`` (the default of :func:`evaltoolkit.estimators.bayes.did.bayes_did`)
+    HalfNormal(0.1141) on the SD of clusters' (schools', classes', neighbourhoods', teams') deviations in
+    the change and in the programme effect, set on the **ICC scale** by :func:`icc_prior`: on the
+    standardised scale (baseline SD = 1) a cluster SD σ is the square root of the share of the outcome's
+    variance it represents, ICC = σ², and the prior puts 95% of its mass below ICC = 0.05 (σ = 0.224),
+    with median ICC 0.006 (σ = 0.077). See :data:`CLUSTER_ICC_SOURCES` for the published ICCs behind it.
 
 The contact priors come from the bundled table ``evaltoolkit/data/paluck2019_contact.csv``: its
 DerSimonian-Laird summaries are pinned in :data:`CONTACT_META`, and the tests recompute them with
@@ -57,10 +63,14 @@ from evaltoolkit.errors import DesignError
 __getattr__ = _compat.moved_names(__name__)  # 0.1 names that moved elsewhere
 
 __all__ = [
+    "CLUSTER_ICC_SOURCES",
+    "CLUSTER_ICC_UPPER",
     "CONTACT_META",
     "PALUCK_CITATION",
     "Prior",
     "get_prior",
+    "icc_prior",
+    "icc_quantiles",
     "list_priors",
     "load_paluck2019",
     "prior_sensitivity",
@@ -205,6 +215,115 @@ class Prior:
 
 
 # --------------------------------------------------------------------------------------------------
+# priors for cluster SDs on the ICC scale
+# --------------------------------------------------------------------------------------------------
+#: ICC (share of the baseline variance) below which a cluster's SD lies with 95% prior probability, for the
+#: clusters' deviations in the change (trend) and in the programme effect. Derivation in ``docs/bayes.md``:
+#: level ICCs of attitude, social-emotional and cohesion outcomes are mostly below 0.04 and rarely above 0.1
+#: (the sources below); a cluster's *change* between two waves has variance 2·ICC·(1 - r), r the correlation of
+#: cluster means across the waves, which is 0.059 for ICC 0.1 and r = √0.5 (a pretest explaining only half
+#: the between-school variance, the weakest case in Bloom et al. 2007) and about 0.008 for ICC 0.04, r = 0.9.
+CLUSTER_ICC_UPPER = 0.05
+
+#: Published ICCs behind :data:`CLUSTER_ICC_UPPER` (what each reports, as used here).
+CLUSTER_ICC_SOURCES = (
+    "Parker, K., Nunns, M., Xiao, Z. M., Ford, T., Stallard, P., Kuyken, W., Axford, N. & Ukoumunne, O. C. "
+    "(2025). Patterns of intra-cluster correlation coefficients in school-based cluster randomised controlled "
+    "trials of interventions for improving social-emotional functioning outcomes in pupils: a secondary data "
+    "analysis of five UK-based studies. BMC Medical Research Methodology 25, 120. doi:10.1186/s12874-025-02574-6 "
+    "- 529 ICCs: most school- and classroom-level ICCs below 0.04 for pupil-reported outcomes, up to 0.1 for "
+    "shared experiences such as school climate (teacher reports up to 0.1 school, 0.2 classroom).",
+    "Fone, D. L., Farewell, D. M. & Dunstan, F. D. (2006). An ecometric analysis of neighbourhood cohesion. "
+    "Population Health Metrics 4, 17. doi:10.1186/1478-7954-4-17 - 11,078 adults in 325 census enumeration "
+    "districts: intra-neighbourhood correlation 0.064 (neighbourhood belonging) and 0.010 (social cohesion).",
+    "Hedges, L. V. & Hedberg, E. C. (2007). Intraclass correlation values for planning group-randomized trials "
+    "in education. Educational Evaluation and Policy Analysis 29(1), 60-87. doi:10.3102/0162373707299706 - "
+    "school ICCs for achievement of about 0.1-0.25: an upper bound, attitudes cluster far less.",
+    "Bloom, H. S., Richburg-Hayes, L. & Black, A. R. (2007). Using covariates to improve precision for studies "
+    "that randomize schools to evaluate educational interventions. Educational Evaluation and Policy Analysis "
+    "29(1), 30-59. doi:10.3102/0162373707299550 - a (school-level) pretest cuts the schools needed to about "
+    "half (elementary), a fifth (middle) and a tenth (high schools): cluster means are stable over time, so "
+    "clusters differ far less in their change than in their level.",
+)
+
+
+def icc_prior(icc_upper: float = CLUSTER_ICC_UPPER, prob: float = 0.95, name: str = "cluster_sd") -> Prior:
+    """Half-normal prior on a cluster SD (standardised scale) with ``prob`` of its mass below ``sqrt(icc_upper)``.
+
+    On the standardised scale (outcome divided by its baseline SD) a cluster SD σ stands for the share
+    ICC = σ² of the outcome's variance, so an upper ICC of 0.05 is an SD of 0.224; the half-normal scale
+    is ``sqrt(icc_upper) / Φ⁻¹((1 + prob) / 2)``.
+
+    Parameters
+    ----------
+    icc_upper : float
+        ICC (between 0 and 1) that the SD exceeds with prior probability ``1 - prob``.
+    prob : float
+        Prior probability below it.
+    name : str
+        Name of the returned prior.
+
+    Returns
+    -------
+    Prior
+        A ``halfnormal`` prior.
+
+    Examples
+    --------
+    >>> p = icc_prior(0.05)
+    >>> round(p.sigma, 4), round(p.interval(0.95)[1] ** 2, 4)  # scale; the ICC at its 95% quantile
+    (0.1141, 0.05)
+    """
+    from scipy import stats
+
+    if not (isinstance(icc_upper, int | float) and 0 < icc_upper < 1):
+        raise DesignError(f"icc_upper must be a number between 0 and 1, got {icc_upper!r}")
+    if not (isinstance(prob, int | float) and 0 < prob < 1):
+        raise DesignError(f"prob must be between 0 and 1, got {prob!r}")
+    sigma = math.sqrt(icc_upper) / float(stats.norm.ppf((1 + prob) / 2))
+    return Prior(
+        name,
+        "halfnormal",
+        0.0,
+        sigma,
+        f"SD of clusters' deviations (in the change and in the programme effect), in outcome SDs: "
+        f"{100 * prob:g}% below {math.sqrt(icc_upper):.3f}, i.e. below an ICC of {icc_upper:g}.",
+        "ICC scale; published ICCs of attitude, social-emotional and cohesion outcomes in schools and "
+        "neighbourhoods (Parker et al. 2025; Fone, Farewell & Dunstan 2006; Hedges & Hedberg 2007 as an upper "
+        "bound; Bloom, Richburg-Hayes & Black 2007 for the stability of cluster means)",
+    )
+
+
+def icc_quantiles(prior: Prior | str = "cluster_sd", probs: tuple[float, ...] = (0.5, 0.9, 0.95, 0.99)):
+    """Quantiles of a prior on a cluster SD and the ICCs they stand for (ICC = SD² on the standardised scale).
+
+    Parameters
+    ----------
+    prior : Prior or str
+        A half-normal or half-Cauchy prior (or its name).
+    probs : tuple of float
+        Prior probabilities.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``prob``, ``sd`` (the quantile) and ``icc`` (its square).
+
+    Examples
+    --------
+    >>> icc_quantiles("cluster_sd").round(4).values.tolist()
+    [[0.5, 0.077, 0.0059], [0.9, 0.1877, 0.0352], [0.95, 0.2236, 0.05], [0.99, 0.2939, 0.0864]]
+    """
+    import pandas as pd
+
+    p = get_prior(prior)
+    if p.distribution == "normal":
+        raise DesignError(f"prior '{p.name}' is normal; ICC quantiles are for priors on an SD")
+    sd = [float(p._frozen().ppf(q)) for q in probs]
+    return pd.DataFrame({"prob": list(probs), "sd": sd, "icc": [v * v for v in sd]})
+
+
+# --------------------------------------------------------------------------------------------------
 # the bundled contact-literature table
 # --------------------------------------------------------------------------------------------------
 def load_paluck2019():
@@ -317,6 +436,8 @@ def _build(name: str) -> Prior:
             "evaltoolkit default; cf. Paluck et al. (2019) tau = 0.37 and Röver et al. (2021, Res. Synth. "
             "Methods 12:448) half-normal heterogeneity priors",
         )
+    if name == "cluster_sd":
+        return icc_prior(CLUSTER_ICC_UPPER)
     if name == "heterogeneity_wide":
         return Prior(
             "heterogeneity_wide",
@@ -337,6 +458,7 @@ _NAMES = (
     "sceptical",
     "heterogeneity",
     "heterogeneity_wide",
+    "cluster_sd",
 )
 _ALIASES = {
     "weakly_informative": "default",
@@ -346,6 +468,7 @@ _ALIASES = {
     "paluck": "contact",
     "skeptical": "sceptical",
     "tau": "heterogeneity",
+    "icc": "cluster_sd",
 }
 
 

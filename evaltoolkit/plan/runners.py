@@ -891,9 +891,11 @@ def _lower_first(text: str) -> str:
     "bayes_did",
     methods=(
         "Bayesian hierarchical DiD: within-person change scores with varying trends and programme effects by "
-        "site and team (non-centred), sampled with NUTS (nutpie); 95% highest-density intervals, P(effect > "
-        "0) and P(|effect| < ROPE). Priors on the standardised scale: weakly informative default Normal(0, "
-        "1); 'contact', the predictive distribution of 27 randomised contact studies (Paluck, Green & Green "
+        "site and team, the cluster deviations integrated out exactly (the Gaussian model's marginal likelihood) "
+        "and drawn afterwards from their exact conditional, sampled with NUTS (nutpie); 95% highest-density "
+        "intervals, P(effect > 0) and P(|effect| < ROPE). Priors on the standardised scale: weakly informative "
+        "default Normal(0, 1) for the effect; cluster SDs half-normal on the ICC scale (95% below an ICC of 0.05; "
+        "published ICCs for pupil-reported and neighbourhood-cohesion outcomes); 'contact', the predictive distribution of 27 randomised contact studies (Paluck, Green & Green "
         "2019); 'sceptical', centred on zero. Convergence checked with R-hat, bulk and tail ESS, divergences "
         "and E-BFMI."
     ),

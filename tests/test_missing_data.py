@@ -45,7 +45,8 @@ def _quiet():
 def _attrition_long() -> pd.DataFrame:
     wide = pd.read_csv(DATA / "attrition_sim.csv")
     long = pd.concat(
-        [wide.assign(wave="baseline", y=wide.y_pre), wide.assign(wave="post", y=wide.y_post)], ignore_index=True
+        [wide.assign(wave="baseline", y=wide.y_pre), wide.assign(wave="post", y=wide.y_post)],
+        ignore_index=True,
     )
     return long[long.y.notna()].drop(columns=["y_pre", "y_post"])
 
@@ -81,8 +82,9 @@ def test_response_model_is_rs_glm_per_arm_with_team_means_and_cr1_ses():
     assert rw.n_trimmed == 4
     people = rw.people
     assert (people.loc[~people.responded, "weight"] == 0).all()
-    # stabilised: each arm's responders' weights (before trimming) sum to about the arm's size
-    assert people.groupby("arm")["weight"].sum().div(people.groupby("arm").size()).between(0.97, 1.01).all()
+    # stabilised (P(respond | arm) / p_hat): each arm's weights sum to about its number of responders
+    ratio = people.groupby("arm")["weight"].sum() / people.groupby("arm")["responded"].sum()
+    assert ratio.between(0.97, 1.01).all()
 
 
 def test_weighted_did_and_ancova_are_the_weighted_regressions():
@@ -113,7 +115,9 @@ def test_response_weights_count_rows_left_out_and_check_input():
     assert (rw.weights.iloc[:3] == 0).all() and len(rw.people) == 480 - 3
     assert "<10" in rw.summary()  # 4 capped: a small count is not printed
     with pytest.raises(DesignError, match="trim"):
-        response_weights(long, "pid", "arm", "wave", outcome="y", baseline="baseline", follow_up="post", trim=0.2)
+        response_weights(
+            long, "pid", "arm", "wave", outcome="y", baseline="baseline", follow_up="post", trim=0.2
+        )
     with pytest.raises(DataError, match="column 'z'"):
         response_weights(long, "pid", "arm", "wave", outcome="y", baseline="baseline", follow_up="post",
                          covariates=["z"])  # fmt: skip
@@ -163,7 +167,9 @@ def test_lee_cluster_bootstrap_with_one_person_per_cluster_is_the_iid_bootstrap(
     # against the same R bootstrap SDs (0.0170119, 0.0146160); 1000 draws: the MC error of a bootstrap SD here is
     # about 3%, so 15% is more than 4 of them for any seed
     d = _jobcorps().assign(team=np.arange(9145))
-    b = lee_bounds(d, "lwage", "treat", treated=1, observed="employed", cluster="team", n_boot=1000, seed=seed(5))
+    b = lee_bounds(
+        d, "lwage", "treat", treated=1, observed="employed", cluster="team", n_boot=1000, seed=seed(5)
+    )
     assert b.se_lower == pytest.approx(0.0170119, rel=0.15)
     assert b.se_upper == pytest.approx(0.0146160, rel=0.15)
     assert b.n_clusters == 9145 and b.lower == pytest.approx(-0.0158895485181, abs=1e-12)
@@ -187,7 +193,9 @@ def test_rubin_pool_matches_mice_pool_scalar_and_the_formulas():
     # mice 3.15: r <- pool.scalar(q, u, n = 40, k = 3)
     #   qbar 1.188  ubar 0.0916  b 0.03257  t 0.130684  df 15.885756925574  r 0.426681222707  fmi 0.373300725080
     p = rubin_pool(q, u, df_complete=37)
-    assert (p.estimate, p.within, p.between, p.total) == pytest.approx((1.188, 0.0916, 0.03257, 0.130684), abs=1e-12)
+    assert (p.estimate, p.within, p.between, p.total) == pytest.approx(
+        (1.188, 0.0916, 0.03257, 0.130684), abs=1e-12
+    )
     assert p.df == pytest.approx(15.885756925574, abs=1e-9)
     assert p.riv == pytest.approx(0.426681222707, abs=1e-11)
     assert p.fmi == pytest.approx(0.373300725080, abs=1e-11)
@@ -266,20 +274,26 @@ def test_multiple_imputation_pools_ancova_and_did(dgps, seed):
     # true effect 0.4; SE about 0.15 with 40 teams: a 5-SE margin is 0.75
     assert abs(res.estimate - 0.4) < 0.75
     did_res = did_analysis("y_pre", "y_post", "arm", treated="ncs", cluster="team", vcov="CR1")(wide.dropna())
-    direct = ancova(wide.dropna().assign(ch=lambda d: d.y_post - d.y_pre), "ch", "arm", treated="ncs", vcov="HC1")
-    assert did_res.estimate == pytest.approx(direct.estimate, abs=1e-10)  # two-wave DiD = change-score difference
+    direct = ancova(
+        wide.dropna().assign(ch=lambda d: d.y_post - d.y_pre), "ch", "arm", treated="ncs", vcov="HC1"
+    )
+    assert did_res.estimate == pytest.approx(
+        direct.estimate, abs=1e-10
+    )  # two-wave DiD = change-score difference
 
 
 # --------------------------------------------------------------------------- tipping point
 def test_tipping_point_is_linear_in_delta_and_sits_where_the_interval_reaches_zero(dgps, seed):
-    long = dgps.did_panel(n_teams=40, size=10, effect=0.6, seed=seed(21))
+    long = dgps.did_panel(
+        n_teams=60, size=10, effect=1.0, team_sd=0.2, seed=seed(21)
+    )  # effect ~ 1.3, SE ~ 0.12
     wide = wide_panel(long, "pid", "wave", "y", baseline="baseline", follow_up="post", keep=["arm"])
     wide.loc[np.random.default_rng(seed(22)).uniform(size=len(wide)) < 0.35, "y_post"] = np.nan
 
     def diff_in_means(df):  # a linear estimator: shifting imputed treated scores by delta moves it exactly
         return ancova(df, "y_post", "arm", treated="ncs", vcov="classical")
 
-    deltas = np.linspace(-3, 1, 17)
+    deltas = np.linspace(-6, 1, 15)  # delta* is near -3 (est 1.3, 35% of the programme arm imputed)
     tp = tipping_point(wide, diff_in_means, outcome="y_post", arm="arm", treated="ncs", deltas=deltas,
                        columns=["y_pre", "y_post"], m=5, maxit=5, by="arm", seed=seed(23))  # fmt: skip
     t = tp.table.set_index("delta")

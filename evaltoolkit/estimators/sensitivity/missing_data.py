@@ -111,12 +111,16 @@ def wide_panel(
     if base.empty:
         raise DesignError(f"no rows in the baseline wave {baseline!r}", column=wave, field="baseline")
     if base[unit].duplicated().any():
-        raise DataError(f"{int(base[unit].duplicated().sum())} people have more than one baseline row", column=unit)
+        raise DataError(
+            f"{int(base[unit].duplicated().sum())} people have more than one baseline row", column=unit
+        )
     post = data[data[wave] == follow_up]
     if post.empty:
         raise DesignError(f"no rows in the follow-up wave {follow_up!r}", column=wave, field="follow_up")
     if post[unit].duplicated().any():
-        raise DataError(f"{int(post[unit].duplicated().sum())} people have more than one follow-up row", column=unit)
+        raise DataError(
+            f"{int(post[unit].duplicated().sum())} people have more than one follow-up row", column=unit
+        )
     out = base[list(dict.fromkeys([*keep]))].copy()
     out[f"{outcome}_pre"] = base[outcome].to_numpy(dtype=float)
     out[f"{outcome}_post"] = base[unit].map(post.set_index(unit)[outcome]).to_numpy(dtype=float)
@@ -263,7 +267,9 @@ def response_weights(
     for col in [arm, f"{outcome}_pre", *cov_cols, *([cluster] if cluster else [])]:
         miss = use & wide[col].isna()
         if miss.any():
-            dropped[f"missing {col.removesuffix('_pre') if col.endswith('_pre') else col} at baseline"] = int(miss.sum())
+            dropped[f"missing {col.removesuffix('_pre') if col.endswith('_pre') else col} at baseline"] = int(
+                miss.sum()
+            )
             use &= ~miss
     sub = wide.loc[use]
     responded = sub[f"{outcome}_post"].notna().to_numpy()
@@ -290,9 +296,14 @@ def response_weights(
         ess[f"{a} responders"] = float(len(r))
         ess[f"{a} effective"] = effective_sample_size(r["weight"].to_numpy())
     if n_trimmed:
-        notes.append(f"{format_count(n_trimmed)} response weight(s) above the {trim:.0%} quantile were capped at {bound:.2f}")
+        notes.append(
+            f"{format_count(n_trimmed)} response weight(s) above the {trim:.0%} quantile were capped at {bound:.2f}"
+        )
     if dropped:
-        notes.append("left out of the response model: " + "; ".join(f"{format_count(v)} {k}" for k, v in dropped.items()))
+        notes.append(
+            "left out of the response model: "
+            + "; ".join(f"{format_count(v)} {k}" for k, v in dropped.items())
+        )
     for msg in notes:
         warnings.warn(msg, EvalToolkitWarning, stacklevel=2)
     return ResponseWeights(
@@ -305,7 +316,9 @@ def response_weights(
 
 def _response_design(sub, covariates, base_col, cluster, cluster_means, categorical):
     """Constant, covariates, the baseline score and (clustered) their cluster means, collinear columns removed."""
-    frame = covariate_frame(sub, [*covariates], categorical=categorical, drop_first=True) if covariates else None
+    frame = (
+        covariate_frame(sub, [*covariates], categorical=categorical, drop_first=True) if covariates else None
+    )
     parts = [np.ones(len(sub))]
     names = ["const"]
     if frame is not None:
@@ -326,14 +339,18 @@ def _response_design(sub, covariates, base_col, cluster, cluster_means, categori
 def _fit_response(X, y, names, label, cluster, coef_rows, notes) -> np.ndarray:
     """Logistic response model in one arm: fitted probabilities; coefficients with CR1 (or model) SEs."""
     if y.all() or not y.any():
-        notes.append(f"everyone in arm {label!r} {'responded' if y.all() else 'was lost'}, so its weights are 1")
+        notes.append(
+            f"everyone in arm {label!r} {'responded' if y.all() else 'was lost'}, so its weights are 1"
+        )
         return np.full(len(y), 1.0 if y.all() else np.nan)
     keep = _independent_columns(X)
     Xk = X[:, keep]
     beta, cov, converged = _logit_irls(Xk, y.astype(float))
     p = expit(Xk @ beta)
     if not converged:
-        notes.append(f"the response model in arm {label!r} did not converge (near-separation); weights are unstable")
+        notes.append(
+            f"the response model in arm {label!r} did not converge (near-separation); weights are unstable"
+        )
     se = np.sqrt(np.diag(cov))
     if cluster is not None:
         codes, g = encode(cluster)
@@ -422,24 +439,31 @@ def weighted_estimates(
     results: dict[tuple[str, str], EffectResult] = {}
     wide = None
     if "ancova" in estimators:
-        wide = wide_panel(long, unit, wave, outcome, baseline=baseline, follow_up=follow_up,
-                          keep=[arm, "response_weight", *covariate_columns(covariates), *([cluster] if cluster else [])])  # fmt: skip
+        keep = [arm, "response_weight", *covariate_columns(covariates), *([cluster] if cluster else [])]
+        wide = wide_panel(long, unit, wave, outcome, baseline=baseline, follow_up=follow_up, keep=keep)
+    common = dict(
+        treated=treated, control=control, covariates=covariates, cluster=cluster, vcov=vcov, seed=seed
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EvalToolkitWarning)  # each result keeps its cautions in .warnings
         for est in estimators:
             for label, w in (("unweighted", None), ("response-weighted", "response_weight")):
                 if est == "did":
                     d = long if w is None else long[long[w] > 0]
-                    results[(est, label)] = did(d, outcome, arm, wave, treated=treated, control=control, pre=baseline,
-                                                post=follow_up, unit=unit, cluster=cluster, covariates=covariates,
-                                                weights=w, vcov=vcov, seed=seed)  # fmt: skip
+                    res = did(
+                        d, outcome, arm, wave, pre=baseline, post=follow_up, unit=unit, weights=w, **common
+                    )
                 elif est == "ancova":
                     d = wide if w is None else wide[wide[w] > 0]
-                    results[(est, label)] = ancova(d, f"{outcome}_post", arm, treated=treated, control=control,
-                                                   baseline=f"{outcome}_pre", covariates=covariates, cluster=cluster,
-                                                   weights=None if w is None else d[w], vcov=vcov, seed=seed)  # fmt: skip
+                    weight = None if w is None else d[w]
+                    res = ancova(
+                        d, f"{outcome}_post", arm, baseline=f"{outcome}_pre", weights=weight, **common
+                    )
                 else:
-                    raise DesignError(f"estimators must be 'did' and/or 'ancova', not {est!r}", field="estimators")
+                    raise DesignError(
+                        f"estimators must be 'did' and/or 'ancova', not {est!r}", field="estimators"
+                    )
+                results[(est, label)] = res
     return WeightedEstimates(results, weights)
 
 
@@ -575,7 +599,9 @@ def lee_bounds(
         raise DataError(f"{int(np.isnan(y[s]).sum())} people marked observed have no outcome", column=outcome)
     for lab, grp in (("programme", t), ("comparison", ~t)):
         if not (s & grp).any():
-            raise DataError(f"no one in the {lab} arm was followed up, so nothing can be bounded", column=outcome)
+            raise DataError(
+                f"no one in the {lab} arm was followed up, so nothing can be bounded", column=outcome
+            )
     est = _lee_point(y, s, t)
     labels = {True: treated, False: control if control is not None else sub.loc[~is_t.loc[keep], arm].iloc[0]}
     if cluster:
@@ -589,12 +615,14 @@ def lee_bounds(
     z = stats.norm.ppf(1 - alpha / 2)
     notes = []
     if est["p"] > 0.5:
-        notes.append(f"retention differs so much between arms that {est['p']:.0%} of one arm is trimmed; the bounds are wide")
+        notes.append(
+            f"retention differs so much between arms that {est['p']:.0%} of one arm is trimmed; the bounds are wide"
+        )
     return LeeBounds(
         lower=est["lower"], upper=est["upper"], se_lower=se_l, se_upper=se_u, ci_lower=ci_l, ci_upper=ci_u,
         set_ci=(est["lower"] - z * se_l, est["upper"] + z * se_u), trim_share=est["p"],
         trimmed_arm=labels[est["trim_treated"]], retention={treated: est["s1"], labels[False]: est["s0"]},
-        n_obs=int(len(sub)), n_clusters=g, outcome=outcome, alpha=alpha,
+        n_obs=len(sub), n_clusters=g, outcome=outcome, alpha=alpha,
         method=f"Lee (2009) trimming bounds; {how}; Imbens-Manski (2004) interval",
         dropped={k: v for k, v in dropped.items() if v}, warnings=notes,
         details={"trimmed_means": (est["mean_low"], est["mean_high"]), "cutoffs": est["cutoffs"],
@@ -750,11 +778,19 @@ def impute_chained(
     if m < 1 or maxit < 1:
         raise DesignError("m and maxit must be at least 1", field="m")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    groups = [np.ones(len(data), bool)] if by is None else [(data[by] == g).to_numpy() for g in pd.unique(data[by])]
+    groups = (
+        [np.ones(len(data), bool)]
+        if by is None
+        else [(data[by] == g).to_numpy() for g in pd.unique(data[by])]
+    )
     if by is not None and data[by].isna().any():
-        raise DataError(f"{int(data[by].isna().sum())} rows have no {by}; imputation by group needs it", column=by)
+        raise DataError(
+            f"{int(data[by].isna().sum())} rows have no {by}; imputation by group needs it", column=by
+        )
     if cluster is not None and data[cluster].isna().any():
-        raise DataError(f"{int(data[cluster].isna().sum())} rows have no {cluster}; fill it in first", column=cluster)
+        raise DataError(
+            f"{int(data[cluster].isna().sum())} rows have no {cluster}; fill it in first", column=cluster
+        )
     values = data[cols].to_numpy(dtype=float)
     out = []
     for _ in range(m):
@@ -776,7 +812,8 @@ def _imputation_columns(data, columns, method, cluster, by):
         raise DataError("data must be a pandas DataFrame (one row per person)")
     skip = {cluster, by}
     cols = list(columns) if columns is not None else [
-        c for c in data.columns if c not in skip and (pd.api.types.is_numeric_dtype(data[c]) or pd.api.types.is_bool_dtype(data[c]))
+        c for c in data.columns
+        if c not in skip and (pd.api.types.is_numeric_dtype(data[c]) or pd.api.types.is_bool_dtype(data[c]))
     ]  # fmt: skip
     _require_columns(data, [*cols, *([cluster] if cluster else []), *([by] if by else [])])
     methods: dict[str, str] = {}
@@ -787,7 +824,9 @@ def _imputation_columns(data, columns, method, cluster, by):
         binary = pd.api.types.is_bool_dtype(x) or set(pd.unique(x.dropna())) <= {0, 1}
         methods[c] = (method or {}).get(c, "logreg" if binary else "pmm")
         if methods[c] not in _METHODS:
-            raise DesignError(f"imputation method for {c} must be one of {', '.join(_METHODS)}", field="method")
+            raise DesignError(
+                f"imputation method for {c} must be one of {', '.join(_METHODS)}", field="method"
+            )
         if x.notna().sum() < 2:
             raise DataError("has fewer than two observed values, so it cannot be imputed", column=c)
     if not any(data[c].isna().any() for c in cols):
@@ -843,7 +882,9 @@ def _match(yhat_obs, yhat_mis, k, rng) -> np.ndarray:
     pos = np.searchsorted(sorted_obs, yhat_mis)
     window = pos[:, None] + np.arange(-k, k)[None, :]
     valid = (window >= 0) & (window < len(sorted_obs))
-    dist = np.where(valid, np.abs(sorted_obs[np.clip(window, 0, len(sorted_obs) - 1)] - yhat_mis[:, None]), np.inf)
+    dist = np.where(
+        valid, np.abs(sorted_obs[np.clip(window, 0, len(sorted_obs) - 1)] - yhat_mis[:, None]), np.inf
+    )
     dist = dist + rng.uniform(0, 1e-12, size=dist.shape)  # random tie-breaking
     nearest = np.argpartition(dist, k - 1, axis=1)[:, :k]
     pick = nearest[np.arange(len(yhat_mis)), rng.integers(0, k, len(yhat_mis))]
@@ -900,9 +941,13 @@ def rubin_pool(
     u = np.asarray(variances, dtype=float)
     m = q.size
     if m < 2 or u.size != m:
-        raise EstimationError("Rubin's rules need at least two imputations, each with an estimate and a variance")
+        raise EstimationError(
+            "Rubin's rules need at least two imputations, each with an estimate and a variance"
+        )
     if not (np.all(np.isfinite(q)) and np.all(np.isfinite(u)) and np.all(u >= 0)):
-        raise EstimationError("an imputed-data analysis returned a missing or infinite estimate or standard error")
+        raise EstimationError(
+            "an imputed-data analysis returned a missing or infinite estimate or standard error"
+        )
     qbar, ubar, b = float(q.mean()), float(u.mean()), float(q.var(ddof=1))
     t = ubar + (1 + 1 / m) * b
     lam = (1 + 1 / m) * b / t if t > 0 else 0.0
@@ -929,7 +974,9 @@ def _estimate_of(result: Any) -> tuple[float, float, float | None]:
     if isinstance(result, tuple) and len(result) in (2, 3):
         df = result[2] if len(result) == 3 else None
         return float(result[0]), float(result[1]) ** 2, None if df is None else float(df)
-    raise DesignError("the analysis must return an EffectResult or (estimate, std_error[, df])", field="analysis")
+    raise DesignError(
+        "the analysis must return an EffectResult or (estimate, std_error[, df])", field="analysis"
+    )
 
 
 def _pool_analyses(frames: Sequence[pd.DataFrame], analysis: Callable[[pd.DataFrame], Any], alpha: float):
@@ -990,7 +1037,9 @@ def multiple_imputation(
     """
     frames = impute_chained(data, columns, m=m, maxit=maxit, method=method, cluster=cluster, by=by, seed=seed)
     pooled, parts = _pool_analyses(frames, analysis, alpha)
-    n_imp = {c: int(data[c].isna().sum()) for c in (columns or data.columns) if c in data and data[c].isna().any()}
+    n_imp = {
+        c: int(data[c].isna().sum()) for c in (columns or data.columns) if c in data and data[c].isna().any()
+    }
     return _pooled_result(pooled, parts, outcome, len(data), cluster, data, n_imp, m, by)
 
 
@@ -1078,9 +1127,12 @@ class TippingPoint:
     def summary(self) -> str:
         """The tipping point in one sentence."""
         row0 = self.table.loc[self.table["delta"].abs().idxmin()]
-        who = {"treated": f"the {self.treated} arm's", "control": "the comparison arm's", "both": "every"}[self.shift]
+        who = {"treated": f"the {self.treated} arm's", "control": "the comparison arm's", "both": "every"}[
+            self.shift
+        ]
         if self.tipping_delta is None:
-            return (f"{self.outcome}: the conclusion at delta = 0 (interval {row0.ci_lower:+.3f} to {row0.ci_upper:+.3f}) "
+            return (f"{self.outcome}: the conclusion at delta = 0 (interval {row0.ci_lower:+.3f} to "
+                    f"{row0.ci_upper:+.3f}) "
                     f"does not change anywhere in the delta range tried.")  # fmt: skip
         direction = "less" if self.tipping_delta < 0 else "more"
         return (
@@ -1151,7 +1203,9 @@ def tipping_point(
     is_t = (data[arm] == treated).to_numpy()
     rows = missing & {"treated": is_t, "control": ~is_t, "both": np.ones_like(is_t)}[shift]
     if not rows.any():
-        raise DataError(f"no non-completers in the shifted arm ({shift}), so there is nothing to shift", column=outcome)
+        raise DataError(
+            f"no non-completers in the shifted arm ({shift}), so there is nothing to shift", column=outcome
+        )
     if deltas is None:
         sd = float(data[outcome].std())
         deltas = np.round(np.linspace(-1, 1, 21) * sd, 10)
@@ -1185,7 +1239,7 @@ def _tipping(table: pd.DataFrame, pooled_at: Callable[[float], PooledEstimate]) 
     for bound in ("ci_lower", "ci_upper"):
         v = table[bound].to_numpy()
         for i in np.flatnonzero(np.sign(v[:-1]) * np.sign(v[1:]) < 0):
-            f = (lambda x, b=bound: getattr(pooled_at(x), b))  # noqa: E731
+            f = lambda x, b=bound: getattr(pooled_at(x), b)  # noqa: E731
             candidates.append(optimize.brentq(f, d[i], d[i + 1], xtol=1e-10))
         candidates.extend(d[v == 0].tolist())
     if not candidates:

@@ -433,6 +433,7 @@ def ovb_sensitivity(
             "For some benchmark multiples the implied partial R-squared with the outcome exceeds 1 and was set to 1; "
             "use smaller kd or ky."
         )
+        warnings.warn(result.warnings[-1], EvalToolkitWarning, stacklevel=2)
     result.method = (
         f"Cinelli & Hazlett (2020) omitted-variable bias for '{treatment}'; SE {used}"
         + (f" ({rho:.2f} times the classical SE)" if used != "classical" else "")
@@ -599,8 +600,8 @@ def ovb_formula(
     --------
     >>> rng = np.random.default_rng(2)
     >>> df = pd.DataFrame({"x": rng.normal(size=300), "site": rng.choice(list("abc"), 300)})
-    >>> df["d"] = (df.x + rng.normal(size=300) > 0).astype(float)
-    >>> df["y"] = 0.5 * df.d + df.x + rng.normal(size=300)
+    >>> df["d"] = (0.3 * df.x + rng.normal(size=300) > 0).astype(float)
+    >>> df["y"] = 0.5 * df.d + 0.3 * df.x + rng.normal(size=300)
     >>> s = ovb_formula(df, "y ~ d + x + C(site)", "d", benchmarks=["x", "C(site)"], vcov="classical")
     >>> s.bounds.bound_label.tolist()
     ['1x x', '1x C(site)']

@@ -33,7 +33,9 @@ from evaltoolkit.inference.core import coef_test, ols
 TRUE_EFFECT = 0.3
 
 
-def confounded_teams(n_teams: int, size: int, selection: str, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def confounded_teams(
+    n_teams: int, size: int, selection: str, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
     """One data set: ``y, d, x, z, team`` with ``z`` as strong as ``x`` (see the module docstring)."""
     team = np.repeat(np.arange(n_teams), size)
     icc = 0.5 if selection == "team" else 0.2
@@ -46,8 +48,16 @@ def confounded_teams(n_teams: int, size: int, selection: str, rng: np.random.Gen
         means = np.bincount(team, weights=x + z) / size
         d = (means + 0.5 * rng.normal(size=n_teams) > 0).astype(float)[team]
     else:
-        d = (0.5 * (x + z) + 0.5 * rng.normal(size=n_teams)[team] + rng.normal(size=team.size) > 0).astype(float)
-    y = TRUE_EFFECT * d + 0.5 * x + 0.5 * z + 0.5 * rng.normal(size=n_teams)[team] + rng.normal(size=team.size)
+        d = (0.5 * (x + z) + 0.5 * rng.normal(size=n_teams)[team] + rng.normal(size=team.size) > 0).astype(
+            float
+        )
+    y = (
+        TRUE_EFFECT * d
+        + 0.5 * x
+        + 0.5 * z
+        + 0.5 * rng.normal(size=n_teams)[team]
+        + rng.normal(size=team.size)
+    )
     return {"y": y, "d": d, "x": x, "z": z, "team": team}
 
 
@@ -71,7 +81,9 @@ def one_replicate(data: dict[str, np.ndarray], alpha: float = 0.05) -> dict[str,
         if label == "classical":
             out["z within the 1x x bound"] = within
         # the bound's promise: when z is no stronger than the bound, the lower limit stays below the truth
-        out[f"lower at bound <= truth | within, {label}"] = bool(b.adjusted_lower <= TRUE_EFFECT) if within else None
+        out[f"lower at bound <= truth | within, {label}"] = (
+            bool(b.adjusted_lower <= TRUE_EFFECT) if within else None
+        )
     lc = coef_test(long, "d", vcov="CR1", cluster=data["team"], alpha=alpha)
     out["long CR1 (infeasible)"] = bool(lc["ci_lower"] <= TRUE_EFFECT <= lc["ci_upper"])
     return out

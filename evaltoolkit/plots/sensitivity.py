@@ -76,7 +76,9 @@ def confounding_contour_plot(
     'a confounder 1x as strong as female: 0.075, 2x: 0.053, 3x: 0.03'
     """
     if not isinstance(result, OVBSensitivity):
-        raise DataError("confounding_contour_plot needs the result of ovb_sensitivity() (or ovb_did / ovb_ancova)")
+        raise DataError(
+            "confounding_contour_plot needs the result of ovb_sensitivity() (or ovb_did / ovb_ancova)"
+        )
     if sensitivity_of not in _OF:
         raise UsageError(f"sensitivity_of must be one of {', '.join(_OF)}, not {sensitivity_of!r}")
     key, what = _OF[sensitivity_of]
@@ -90,7 +92,9 @@ def confounding_contour_plot(
     r2d, r2y = np.meshgrid(grid, grid)
     z = result.adjusted(r2d, r2y)[key]
     fig, ax = figure_and_axes(ax, width=6.0, height=5.0)
-    cs = ax.contour(r2d, r2y, z, levels=_levels(z, threshold), colors="0.35", linewidths=0.8, linestyles="solid")
+    cs = ax.contour(
+        r2d, r2y, z, levels=_levels(z, threshold), colors="0.35", linewidths=0.8, linestyles="solid"
+    )
     ax.clabel(cs, inline=True, fontsize=7, fmt="%.3g")
     if np.nanmin(z) < threshold < np.nanmax(z):
         ct = ax.contour(r2d, r2y, z, levels=[threshold], colors=PALETTE[1], linewidths=1.6, linestyles="--")

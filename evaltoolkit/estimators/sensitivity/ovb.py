@@ -55,6 +55,15 @@ import pandas as pd
 from scipy import stats
 
 from evaltoolkit.errors import DataError, EstimationError, EvalToolkitWarning, UsageError
+from evaltoolkit.estimators import ancova as an
+from evaltoolkit.estimators import did as dd
+from evaltoolkit.estimators.balance import (
+    _require_columns,
+    _resolve_weights,
+    arm_indicator,
+    covariate_columns,
+    covariate_frame,
+)
 from evaltoolkit.estimators.formula import covariate_column, outcome_and_covariates, parse_formula
 from evaltoolkit.inference.core import OLSFit, coef_test, ols
 from evaltoolkit.inference.policy import InferenceSpec, decide
@@ -76,7 +85,12 @@ SMD_TO_LOG_RR = 0.91
 
 # ---- the formulas ----------------------------------------------------------------------------------------
 def robustness_value(
-    t_statistic: float, df: float, *, q: float = 1.0, alpha: float | None = 0.05, f_critical: float | None = None
+    t_statistic: float,
+    df: float,
+    *,
+    q: float = 1.0,
+    alpha: float | None = 0.05,
+    f_critical: float | None = None,
 ) -> float:
     """Robustness value RV_q (``alpha=None``) or RV_{q,alpha} of a coefficient (Cinelli & Hazlett 2020, eq. 18-19).
 
@@ -114,7 +128,9 @@ def robustness_value(
     0.07626
     """
     if df <= 1:
-        raise EstimationError(f"the model has {df} residual degrees of freedom; the robustness value needs more")
+        raise EstimationError(
+            f"the model has {df} residual degrees of freedom; the robustness value needs more"
+        )
     if q <= 0:
         raise UsageError(f"q must be positive (the share of the estimate to explain away), not {q}")
     fq = q * abs(t_statistic) / math.sqrt(df)
@@ -312,13 +328,17 @@ class OVBSensitivity:
         r2d = np.asarray(r2dz_x, dtype=float)
         r2y = np.asarray(r2yz_dx, dtype=float)
         if np.any((r2d < 0) | (r2d >= 1) | (r2y < 0) | (r2y > 1)):
-            raise UsageError("partial R-squareds must be in [0, 1) with the treatment and [0, 1] with the outcome")
+            raise UsageError(
+                "partial R-squareds must be in [0, 1) with the treatment and [0, 1] with the outcome"
+            )
         bias = np.sqrt(r2y * r2d / (1 - r2d)) * self.std_error_classical * math.sqrt(self.df)
         sign = -1.0 if self.estimate < 0 else 1.0
         est = sign * (abs(self.estimate) - bias) if self.reduce else sign * (abs(self.estimate) + bias)
         se = np.sqrt((1 - r2y) / (1 - r2d)) * math.sqrt(self.df / (self.df - 1)) * self.std_error
         crit = self.t_critical
-        with np.errstate(divide="ignore", invalid="ignore"):  # a confounder explaining all of the outcome: se 0
+        with np.errstate(
+            divide="ignore", invalid="ignore"
+        ):  # a confounder explaining all of the outcome: se 0
             t_value = est / se
         return {"bias": bias, "estimate": est, "std_error": se, "t_value": t_value,
                 "ci_lower": est - crit * se, "ci_upper": est + crit * se}  # fmt: skip
@@ -329,7 +349,9 @@ class OVBSensitivity:
         out = [
             f"An unobserved confounder would have to explain more than {100 * self.rv_q:.1f}% of the residual "
             "variance of both the treatment and the outcome to "
-            + ("bring the estimate to zero." if self.q == 1 else f"reduce the estimate by {100 * self.q:g}%."),
+            + (
+                "bring the estimate to zero." if self.q == 1 else f"reduce the estimate by {100 * self.q:g}%."
+            ),
             f"More than {100 * self.rv_qa:.1f}% of both would leave the adjusted estimate no longer "
             f"significantly different from {'zero' if self.q == 1 else f'{1 - self.q:g} times the estimate'} "
             f"at the {100 * self.alpha:g}% level.",
@@ -412,10 +434,14 @@ def ovb_sensitivity(
     j = fit.index(treatment)
     df = fit.df_resid
     if df <= 1:
-        raise EstimationError(f"the model has {df} residual degrees of freedom; sensitivity analysis needs more")
+        raise EstimationError(
+            f"the model has {df} residual degrees of freedom; sensitivity analysis needs more"
+        )
     est = float(fit.coef[j])
     se_cl = math.sqrt(float(fit.resid @ fit.resid) / df * fit.bread[j, j])
-    se, df_inf, used, n_clusters = _inference_se(fit, treatment, vcov, cluster, std_error, df_inference, alpha)
+    se, df_inf, used, n_clusters = _inference_se(
+        fit, treatment, vcov, cluster, std_error, df_inference, alpha
+    )
     t_cl = est / se_cl
     rho = se / se_cl
     f_crit = rho * float(stats.t.ppf(1 - alpha / 2, df_inf)) / math.sqrt(df - 1)
@@ -442,15 +468,21 @@ def ovb_sensitivity(
     return result
 
 
-def _inference_se(fit, treatment, vcov, cluster, std_error, df_inference, alpha) -> tuple[float, float, str, Any]:
+def _inference_se(
+    fit, treatment, vcov, cluster, std_error, df_inference, alpha
+) -> tuple[float, float, str, Any]:
     """The SE used for inference, its df, what it is and the number of clusters."""
     if std_error is not None:
         if df_inference is None or not std_error > 0:
-            raise UsageError("give the reported standard error (positive) together with its df (df_inference=)")
+            raise UsageError(
+                "give the reported standard error (positive) together with its df (df_inference=)"
+            )
         return float(std_error), float(df_inference), "as reported", None
     decision = decide(InferenceSpec(vcov=vcov, cluster=cluster))
     choice = "CR2" if decision.choice == "wild" else decision.choice
-    res = coef_test(fit, treatment, vcov=choice, cluster=cluster if choice in ("CR1", "CR2") else None, alpha=alpha)
+    res = coef_test(
+        fit, treatment, vcov=choice, cluster=cluster if choice in ("CR1", "CR2") else None, alpha=alpha
+    )
     df_inf = float(fit.df_resid - 1) if choice in ("classical", "HC1") else float(res["df"])
     return float(res["std_error"]), df_inf, choice, res["n_clusters"]
 
@@ -538,14 +570,18 @@ def _finish(fit: OLSFit, term: str, cluster, result, dropped: dict[str, int], op
     """Check a rebuilt fit against the estimator's result, take its SE and df, and run :func:`ovb_sensitivity`."""
     unknown = sorted(set(options) - set(_OPTIONS))
     if unknown:
-        raise UsageError(f"unknown option(s) {', '.join(unknown)} (sensitivity options: {', '.join(_OPTIONS)})")
+        raise UsageError(
+            f"unknown option(s) {', '.join(unknown)} (sensitivity options: {', '.join(_OPTIONS)})"
+        )
     reported: dict[str, Any] = {}
     if result is not None:
         rows = result.table.loc[result.table["term"] == term] if hasattr(result, "table") else None
         if rows is None or rows.empty:
             raise UsageError(f"the result has no term '{term}'")
         row = rows.iloc[0]
-        if not math.isclose(float(row["estimate"]), float(fit.coef[fit.index(term)]), rel_tol=1e-7, abs_tol=1e-10):
+        if not math.isclose(
+            float(row["estimate"]), float(fit.coef[fit.index(term)]), rel_tol=1e-7, abs_tol=1e-10
+        ):
             raise EstimationError(
                 f"the model rebuilt for the sensitivity analysis gives {fit.coef[fit.index(term)]:.6g} for '{term}' "
                 f"but the result reports {float(row['estimate']):.6g}: pass the same data and arguments as the estimator"
@@ -558,7 +594,9 @@ def _finish(fit: OLSFit, term: str, cluster, result, dropped: dict[str, int], op
     if result is not None:
         out.vcov = f"{(result.details or {}).get('vcov', 'reported')} (as reported)"
         out.n_clusters = getattr(result, "n_clusters", None)
-        out.method = out.method.replace("SE as reported", f"SE as the result reports ({out.vcov.split(' ')[0]})")
+        out.method = out.method.replace(
+            "SE as reported", f"SE as the result reports ({out.vcov.split(' ')[0]})"
+        )
     out.dropped = {k: int(v) for k, v in dropped.items() if v}
     return out
 
@@ -623,15 +661,15 @@ def ovb_formula(
         miss = sub[c].isna().to_numpy()
         dropped[f"missing {c}"] = int(miss.sum())
         sub = sub.loc[~miss]
-    from evaltoolkit.estimators.balance import covariate_frame
-
     others = [t for t in terms if t != treatment]
     cat = [*categorical, *(covariate_column(t)[0] for t in others if covariate_column(t)[1])]
     Xdf = pd.concat([pd.DataFrame({"(intercept)": 1.0, treatment: sub[treatment].astype(float)}, index=sub.index),
                      covariate_frame(sub, [covariate_column(t)[0] for t in others], categorical=cat,
                                      drop_first=True)], axis=1)  # fmt: skip
     w = None if weights is None else sub[weights].to_numpy(dtype=float)
-    fit = ols(sub[f.outcome].to_numpy(dtype=float), Xdf.to_numpy(dtype=float), names=list(Xdf.columns), weights=w)
+    fit = ols(
+        sub[f.outcome].to_numpy(dtype=float), Xdf.to_numpy(dtype=float), names=list(Xdf.columns), weights=w
+    )
     cl = None if cluster is None else sub[cluster].to_numpy()
     return _finish(fit, treatment, cl, None, dropped, options)
 
@@ -671,9 +709,6 @@ def ovb_ancova(
     >>> s.std_error == res.std_error, s.bounds.bound_label.tolist()
     (True, ['1x pre'])
     """
-    from evaltoolkit.estimators import ancova as an
-    from evaltoolkit.estimators.balance import _require_columns, _resolve_weights, arm_indicator, covariate_columns
-
     outcome, covariates = outcome_and_covariates(outcome, covariates)
     _require_columns(data, [outcome, arm, *([baseline] if baseline else []), *([cluster] if cluster else [])])
     cov_cols = covariate_columns(covariates)
@@ -686,7 +721,9 @@ def ovb_ancova(
     sub = data.loc[use]
     Xdf = an._design_matrix(sub, is_t.loc[use].to_numpy(), baseline, covariates, categorical)
     w = None if w_all is None else w_all.loc[use].to_numpy(dtype=float)
-    fit = ols(sub[outcome].to_numpy(dtype=float), Xdf.to_numpy(dtype=float), names=list(Xdf.columns), weights=w)
+    fit = ols(
+        sub[outcome].to_numpy(dtype=float), Xdf.to_numpy(dtype=float), names=list(Xdf.columns), weights=w
+    )
     cl = None if cluster is None else sub[cluster].to_numpy()
     dropped = {"missing values": n_missing, "weight 0 (trimmed or unmatched)": n_zero}
     return _finish(fit, "treatment", cl, result, dropped, options)
@@ -736,8 +773,6 @@ def ovb_did(
     >>> s.df_inference, s.df == res.n_obs - 400 - 3       # G - 1; N - people - (effect, wave, hours)
     (39.0, True)
     """
-    from evaltoolkit.estimators import did as dd
-
     y_name, covs = outcome_and_covariates(outcome, covariates)
     a = dd._arguments(data, y_name, arm, wave, treated, control, pre, post, unit, cluster, covs, weights,
                       fixed_effects)  # fmt: skip

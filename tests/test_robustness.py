@@ -33,7 +33,13 @@ def test_ncs_one_pre_wave_says_parallel_trends_cannot_be_checked_and_quantifies_
     sec = ncs.section("analysis-robustness")
     assert sec is not None and sec.title == "How robust is this?"
     checks = {c.check: c for c in ncs.extras["robustness"]}
-    assert {"Few clusters", "Parallel trends", "Attrition"} <= set(checks)
+    assert {"Few clusters", "Confounding", "Parallel trends", "Attrition"} <= set(checks)
+    conf = checks["Confounding"]
+    assert (
+        "residual variance of both the treatment and the outcome" in conf.finding
+        and "E-value" in conf.finding
+    )
+    assert conf.margin is not None and conf.margin > 0
     assert "cannot be checked with one pre-programme wave" in checks["Parallel trends"].finding
     assert checks["Parallel trends"].margin is None  # no pretend test
     att = checks["Attrition"].finding
@@ -41,6 +47,8 @@ def test_ncs_one_pre_wave_says_parallel_trends_cannot_be_checked_and_quantifies_
     text = _text(ncs)
     assert "How robust is this? One row per check" in text
     assert "Tipping point: the effect if non-completers changed less" in text
+    assert "Confounding: the effect adjusted for a confounder as strong as each benchmark" in text
+    assert not [w for w in ncs.warnings if w.startswith("robustness:")]  # every check completed
     summary = dict(ncs.extras["summary"])["How sure are we?"]
     assert "overturning the conclusion" in summary or "survives every check" in summary
 
@@ -110,8 +118,13 @@ def test_the_closest_threat_is_the_smallest_margin():
         Check("Attrition", "q", "f", 1.6, "a"),
         Check("Parallel trends", "q", "f", 0.4, "it breaks at Mbar 0.4"),
     ]
-    assert closest_threat(checks) == "Closest to overturning the conclusion: parallel trends - it breaks at Mbar 0.4."
-    assert closest_threat(checks[:2]).startswith("The conclusion survives every check; the closest is attrition")
+    assert (
+        closest_threat(checks)
+        == "Closest to overturning the conclusion: parallel trends - it breaks at Mbar 0.4."
+    )
+    assert closest_threat(checks[:2]).startswith(
+        "The conclusion survives every check; the closest is attrition"
+    )
     assert closest_threat(checks[:1]) is None
     assert closest_threat([Check("Attrition", "q", "f", np.inf)]).startswith("None of the checks")
 

@@ -165,7 +165,9 @@ class TrendsPlan(_Strict):
     """Honest bounds for parallel trends (Rambachan & Roth 2023); used with two or more pre-programme waves."""
 
     mbar: list[float] = Field(default_factory=lambda: [0.5, 1.0, 1.5, 2.0], description="relative magnitudes")
-    m: list[float] = Field(default_factory=list, description="smoothness bounds (default: a grid from the SEs)")
+    m: list[float] = Field(
+        default_factory=list, description="smoothness bounds (default: a grid from the SEs)"
+    )
 
 
 class MissingPlan(_Strict):
@@ -327,7 +329,8 @@ class Design(_Strict):
     )
     currency: str = Field("£", description="currency symbol for the cost")
     sensitivity: Sensitivity = Field(
-        default_factory=Sensitivity, description="the pre-specified sensitivity analyses (analysis type robustness)"
+        default_factory=Sensitivity,
+        description="the pre-specified sensitivity analyses (analysis type robustness)",
     )
     simulation: Simulation | None = None
     source: Path | None = Field(None, exclude=True)

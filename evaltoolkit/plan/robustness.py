@@ -23,6 +23,7 @@ half a standard deviation less). The summary names the check with the smallest m
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -66,7 +67,11 @@ def _target(study: Study, out: AnalysisResults) -> tuple[Analysis, str, Any] | N
         (a.outcomes or d.outcome_names)[0],
     )
     res = next(
-        (r for r in out.results if getattr(r, "analysis", None) == a.id and getattr(r, "outcome", None) == outcome),
+        (
+            r
+            for r in out.results
+            if getattr(r, "analysis", None) == a.id and getattr(r, "outcome", None) == outcome
+        ),
         None,
     )
     return (a, outcome, res) if res is not None else None
@@ -92,7 +97,9 @@ def _few_clusters(study: Study, a: Analysis, res: Any) -> Check:
     alt = inf.alternatives if inf is not None else {}
     counts = f"{n_t} {cluster}s with participants and {n_c} with comparison people"
     if used == "CR1":
-        return Check("Few clusters", question, f"Yes: {counts}; conventional cluster-robust inference (CR1).", None)
+        return Check(
+            "Few clusters", question, f"Yes: {counts}; conventional cluster-robust inference (CR1).", None
+        )
     ri = alt.get("ri")
     if ri is not None and ri["min_p"] > 0.05:
         return Check(
@@ -104,7 +111,9 @@ def _few_clusters(study: Study, a: Analysis, res: Any) -> Check:
             f"with {n_t + n_c} {cluster}s no test can reach the 5% level",
         )
     cr1 = alt.get("CR1")
-    said = f"p = {res.p_value:.3f} by the {'randomisation test' if used == 'ri' else 'wild cluster bootstrap'}"
+    said = (
+        f"p = {res.p_value:.3f} by the {'randomisation test' if used == 'ri' else 'wild cluster bootstrap'}"
+    )
     if cr1 is not None:
         said += f"; conventional CR1 would have said p = {cr1['p_value']:.3f}"
     flips = cr1 is not None and (cr1["p_value"] < 0.05) != (res.p_value < 0.05)
@@ -117,7 +126,9 @@ def _few_clusters(study: Study, a: Analysis, res: Any) -> Check:
     )
 
 
-def _parallel_trends(study: Study, a: Analysis, outcome: str, res: Any, out: AnalysisResults, sec: Section) -> Check:
+def _parallel_trends(
+    study: Study, a: Analysis, outcome: str, res: Any, out: AnalysisResults, sec: Section
+) -> Check:
     from evaltoolkit.estimators.sensitivity import parallel_trends as pt
 
     d = study.design
@@ -160,7 +171,9 @@ def _parallel_trends(study: Study, a: Analysis, outcome: str, res: Any, out: Ana
     )
 
 
-def _attrition(study: Study, a: Analysis, outcome: str, res: Any, out: AnalysisResults, sec: Section) -> Check:
+def _attrition(
+    study: Study, a: Analysis, outcome: str, res: Any, out: AnalysisResults, sec: Section
+) -> Check:
     from evaltoolkit.estimators.sensitivity import missing_data as md
 
     d, c = study.design, study.design.columns
@@ -195,7 +208,9 @@ def _attrition(study: Study, a: Analysis, outcome: str, res: Any, out: AnalysisR
         m = plan.imputations
         cols = [pre, post_col, *covs]
         mi = md.multiple_imputation(wide, an, columns=cols, m=m, cluster=cluster, by=c.arm, seed=seed)
-        rows.append((f"multiple imputation (m = {m}), ANCOVA", mi.estimate, mi.estimate, mi.ci_lower, mi.ci_upper))
+        rows.append(
+            (f"multiple imputation (m = {m}), ANCOVA", mi.estimate, mi.estimate, mi.ci_lower, mi.ci_upper)
+        )
         tp = md.tipping_point(wide, an, outcome=post_col, arm=c.arm, treated=d.arms.treated, deltas=deltas,
                               shift="treated", columns=cols, m=m, cluster=cluster, by=c.arm, seed=seed)  # fmt: skip
     sentences.append(
@@ -257,7 +272,9 @@ def run_robustness(study: Study, analysis: Analysis, out: AnalysisResults) -> No
     """Every pre-specified sensitivity analysis of the primary effect; one table, one sentence each."""
     target = _target(study, out)
     if target is None:
-        out.note("robustness: no difference-in-differences estimate to check (plan a did analysis before it).")
+        out.note(
+            "robustness: no difference-in-differences estimate to check (plan a did analysis before it)."
+        )
         return
     a, outcome, res = target
     d = study.design
@@ -275,7 +292,7 @@ def run_robustness(study: Study, analysis: Analysis, out: AnalysisResults) -> No
               "confounding": lambda: _confounding(study, a, outcome, res, out, sec)}[name]  # fmt: skip
         try:
             checks.append(fn())
-        except Exception as exc:  # noqa: BLE001 - one failed check must not lose the others
+        except Exception as exc:
             out.note(f"robustness: the {name.replace('_', ' ')} check could not be completed ({exc}).")
     table = pd.DataFrame([{"check": c.check, "question": c.question, "finding": c.finding} for c in checks])
     sec.blocks.insert(0, Table(table, caption="How robust is this? One row per check"))
@@ -283,8 +300,67 @@ def run_robustness(study: Study, analysis: Analysis, out: AnalysisResults) -> No
     out.sections.append(sec)
 
 
-def _confounding(study: Study, a: Analysis, outcome: str, res: Any, out: AnalysisResults, sec: Section) -> Check:
-    raise NotImplementedError("confounding sensitivity arrives with evaltoolkit.estimators.sensitivity.ovb")
+def _confounding(
+    study: Study, a: Analysis, outcome: str, res: Any, out: AnalysisResults, sec: Section
+) -> Check:
+    """Cinelli & Hazlett on the covariate-adjusted comparison at the first follow-up (baseline score and covariates
+    as benchmarks: a hidden confounder "as strong as the baseline score"), with the cluster-robust SE; E-value."""
+    from evaltoolkit.estimators.ancova import ancova
+    from evaltoolkit.estimators.sensitivity.ovb import e_value, ovb_ancova
+    from evaltoolkit.plots.sensitivity import confounding_contour_plot
+
+    d, c = study.design, study.design.columns
+    plan = d.sensitivity.confounding
+    question = (
+        "How strong would a hidden difference between the groups have to be to explain the effect away?"
+    )
+    post = (a.post or d.post_waves)[0]
+    cluster = a.cluster or (c.clusters[-1] if c.clusters else None)
+    data = study.data
+    base = data[data[c.wave] == d.baseline][[c.id, outcome]].rename(columns={outcome: f"{outcome}_baseline"})
+    wide = data[data[c.wave] == post].merge(base, on=c.id, how="inner", validate="one_to_one")
+    covs = list(d.covariates)
+    kw = dict(treated=d.arms.treated, baseline=f"{outcome}_baseline", covariates=covs, cluster=cluster)  # the
+    # study has already set aside arms outside the design, so every other arm is the comparison (as ANCOVA's runner)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = ancova(wide, outcome, c.arm, vcov="CR1" if cluster else "HC1", **kw)
+        benchmarks = [f"{outcome}_baseline", *(plan.benchmarks or covs)]
+        s = ovb_ancova(wide, outcome, c.arm, result=fit, benchmarks=benchmarks, kd=plan.multiples, **kw)
+    g = next(
+        (float(r["estimate"]) for _, r in fit.table.iterrows() if str(r["term"]).startswith("hedges_g")), None
+    )
+    ev = e_value(g) if g is not None else None
+    labels = {f"{outcome}_baseline": f"the baseline {d.outcome(outcome).display.lower()} score"}
+    sentences = s.sentences(digits=2)
+    for k, v in labels.items():
+        sentences = [x.replace(f"as strong as {k}", f"as strong as {v}") for x in sentences]
+    if ev is not None:
+        sentences.append(
+            f"E-value: a confounder associated with both taking part and the outcome by a risk ratio of "
+            f"{ev['e_value']:.2f} each could explain the effect (about {g:.2f} SD) away (VanderWeele & Ding 2017)."
+        )
+    # a benchmark whose outcome strength is capped at 1 gives a degenerate interval: its sentence is left out
+    sec.text.extend(x for x in sentences if not re.search(r"CI (\S+) to \1\)", x))
+    sec.blocks.append(
+        Table(
+            s.bounds, caption="Confounding: the effect adjusted for a confounder as strong as each benchmark"
+        )
+    )
+    sec.blocks.append(FigureBlock(confounding_contour_plot(s), "confounding contour plot"))
+    margin, why = None, ""
+    if _significant(res) and len(s.benchmarks):
+        both = s.benchmarks.assign(both=s.benchmarks[["r2dxj_x", "r2yxj_dx"]].min(axis=1))
+        top = both.loc[both["both"].idxmax()]
+        if top["both"] > 0:
+            margin = float(s.rv_qa / top["both"])
+            name = labels.get(str(top["benchmark"]), str(top["benchmark"]))
+            why = (
+                f"a hidden confounder would need {margin:.1f} times the strength of {name} (with both taking part "
+                "and the outcome) to leave the effect no longer distinguishable from zero"
+            )
+    finding = " ".join(sentences[:2] + ([sentences[-1]] if ev is not None else []))
+    return Check("Confounding", question, finding, margin, why)
 
 
 def closest_threat(checks: list[Check]) -> str | None:

@@ -252,9 +252,11 @@ def _attrition(
                 f"it is overturned if programme non-completers changed {abs(tp.tipping_delta):.2f} points "
                 f"({abs(tp.tipping_delta) / sd:.2f} SD) less than completers"
             )
-        if lee.ci_lower <= 0 <= lee.ci_upper:
+        if lee.ci_lower <= 0 <= lee.ci_upper:  # the worst case for those lost includes no effect
             margin = min(margin, 0.9) if margin is not None else 0.9
-            why = why or "the Lee bounds include no effect"
+            why = "the Lee bounds (the most and least favourable cases for those lost) include no effect" + (
+                f", and {why}" if why else ""
+            )
     return Check("Attrition", question, " ".join(sentences[1:]), margin, why)
 
 

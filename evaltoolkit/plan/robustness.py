@@ -171,6 +171,9 @@ def _parallel_trends(
     )
 
 
+_NAMES = {"did": "DiD", "ancova": "ANCOVA"}
+
+
 def _attrition(
     study: Study, a: Analysis, outcome: str, res: Any, out: AnalysisResults, sec: Section
 ) -> Check:
@@ -200,6 +203,15 @@ def _attrition(
             cluster=cluster, n_boot=499, seed=seed,
         )  # fmt: skip
         rows.append(("Lee (2009) bounds, change score", lee.lower, lee.upper, lee.ci_lower, lee.ci_upper))
+        rw = md.response_weights(base, c.id, c.arm, c.wave, outcome=outcome, baseline=d.baseline, follow_up=post,
+                                 covariates=covs, cluster=cluster)  # fmt: skip
+        cmp_ = md.weighted_estimates(base, outcome, c.arm, c.wave, treated=d.arms.treated, unit=c.id,
+                                     baseline=d.baseline, follow_up=post, weights=rw, cluster=cluster,
+                                     covariates=covs, vcov="CR1" if cluster else "HC1")  # fmt: skip
+        for (est_name, weighting), r in cmp_.results.items():
+            if weighting != "unweighted":
+                rows.append((f"{_NAMES.get(est_name, est_name)}, response-weighted",
+                             r.estimate, r.estimate, r.ci_lower, r.ci_upper))  # fmt: skip
         sd = float(np.nanstd(wide[pre], ddof=1))
         toward_null = -1.0 if res.estimate >= 0 else 1.0  # shifts that move the effect toward zero
         deltas = plan.delta or list(np.round(np.linspace(0.0, 1.5, 16) * sd * toward_null, 4))
@@ -216,6 +228,17 @@ def _attrition(
     sentences.append(
         f"{lost:,} of {len(wide):,} people at baseline were not followed up at {d.wave(post).display.lower()}."
     )
+    weighted = [(n, r) for (n, w), r in cmp_.results.items() if w != "unweighted"]
+    if weighted:
+        sentences.append(
+            "Weighting those followed up by their inverse probability of answering (modelled on baseline answers, "
+            f"covariates and the {cluster or 'group'}): "
+            + "; ".join(
+                f"{_NAMES.get(n, n)} {r.estimate:+.2f} (95% CI {r.ci_lower:+.2f} to {r.ci_upper:+.2f})"
+                for n, r in weighted
+            )
+            + "."
+        )
     sentences.append(
         f"Lee bounds on the effect on the change: {lee.lower:+.2f} to {lee.upper:+.2f} (95% CI {lee.ci_lower:+.2f} "
         f"to {lee.ci_upper:+.2f}): the effect if those lost were the most or the least favourable."

@@ -51,6 +51,14 @@ COLUMN_LABELS: dict[str, str] = {
     "moderator_value": "Moderator value", "ci_low": "95% CI low", "ci_high": "95% CI high",
     "retention": "Retention", "hedges_g": "Hedges' g", "icc": "Intra-cluster correlation",
     "smallest_p": "Smallest possible p", "inference": "Inference",
+    "check": "Check", "question": "What it asks", "finding": "What it found",
+    "bound_label": "Hidden confounder", "benchmark": "Compared with", "kd": "Times as strong with taking part",
+    "ky": "Times as strong with the outcome", "r2dz_x": "R² with taking part", "r2yz_dx": "R² with the outcome",
+    "adjusted_estimate": "Adjusted estimate", "adjusted_se": "Adjusted SE", "adjusted_t": "Adjusted t",
+    "adjusted_lower": "Adjusted 95% CI low", "adjusted_upper": "Adjusted 95% CI high",
+    "Mbar": "Mbar (times the largest pre-programme difference)", "M": "M (change in slope per wave)",
+    "lb": "95% set low", "ub": "95% set high", "delta": "Shift of non-completers (points)",
+    "excludes_zero": "Interval excludes zero", "lower": "Lower", "upper": "Upper",
 }  # fmt: skip
 
 #: columns whose cells are model terms (rewritten by :func:`term_label`)
@@ -68,6 +76,12 @@ GLOSSARY: dict[str, str] = {
     "Cronbach's alpha": "how consistently a scale's items measure the same thing (0.7 or more is usual)",
     "Randomisation inference": "a test that re-estimates the effect for every way the programme could have gone "
     "to as many clusters; with few clusters there are few ways, so small p-values are impossible",
+    "Robustness value": "how much of the remaining variation in taking part and in the outcome a hidden "
+    "confounder would have to explain to overturn the result",
+    "E-value": "how strongly (as a risk ratio) a hidden confounder would have to be tied to both taking part and "
+    "the outcome to explain the effect away",
+    "Lee bounds": "the effect in the most and least favourable cases for the people lost to follow-up",
+    "Tipping point": "how much worse the people lost would have to have done for the conclusion to change",
     "Wild cluster bootstrap": "a test that re-draws the data cluster by cluster to judge the effect when clusters "
     "are few",
 }

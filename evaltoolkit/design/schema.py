@@ -128,6 +128,7 @@ ANALYSIS_TYPES: list[str] = [
     "attrition",
     "balance",
     "measurement",
+    "robustness",
 ]
 
 
@@ -147,6 +148,60 @@ class Analysis(_Strict):
     def _known_type(cls, value: str) -> str:
         if value not in ANALYSIS_TYPES:
             raise ValueError(f"unknown analysis type '{value}'; use one of {', '.join(ANALYSIS_TYPES)}")
+        return value
+
+
+class ConfoundingPlan(_Strict):
+    """Sensitivity to an unobserved confounder (Cinelli & Hazlett 2020): what to benchmark it on."""
+
+    benchmarks: list[str] = Field(
+        default_factory=list,
+        description="observed covariates a hidden confounder is compared with (default: the design's covariates)",
+    )
+    multiples: list[float] = Field(default_factory=lambda: [1.0, 2.0, 3.0], description="k_d = k_y multiples")
+
+
+class TrendsPlan(_Strict):
+    """Honest bounds for parallel trends (Rambachan & Roth 2023); used with two or more pre-programme waves."""
+
+    mbar: list[float] = Field(default_factory=lambda: [0.5, 1.0, 1.5, 2.0], description="relative magnitudes")
+    m: list[float] = Field(
+        default_factory=list, description="smoothness bounds (default: a grid from the SEs)"
+    )
+
+
+class MissingPlan(_Strict):
+    """The missing-data assumption the plan states, and the tipping-point analysis under departures from it."""
+
+    assumption: Literal["MCAR", "MAR", "MNAR"] = Field(
+        "MAR", description="MCAR, MAR given baseline answers and covariates, or MNAR (give delta)"
+    )
+    delta: list[float] = Field(
+        default_factory=list,
+        description="MNAR shifts of the non-completers' follow-up scores, in scale points (default: +-0.5 SD)",
+    )
+    imputations: int = Field(20, ge=2, le=200)
+
+
+SENSITIVITY_CHECKS = ("few_clusters", "confounding", "parallel_trends", "attrition")
+
+
+class Sensitivity(_Strict):
+    """Which sensitivity analyses the plan pre-specifies (the "How robust is this?" section) and their settings."""
+
+    checks: list[str] = Field(default_factory=lambda: list(SENSITIVITY_CHECKS))
+    analysis: str | None = Field(None, description="the DiD analysis checked (default: the primary one)")
+    outcome: str | None = Field(None, description="the outcome checked (default: the primary one)")
+    confounding: ConfoundingPlan = Field(default_factory=ConfoundingPlan)
+    parallel_trends: TrendsPlan = Field(default_factory=TrendsPlan)
+    missing: MissingPlan = Field(default_factory=MissingPlan)
+
+    @field_validator("checks")
+    @classmethod
+    def _known_checks(cls, value: list[str]) -> list[str]:
+        unknown = [c for c in value if c not in SENSITIVITY_CHECKS]
+        if unknown:
+            raise ValueError(f"unknown sensitivity check '{unknown[0]}'; use {', '.join(SENSITIVITY_CHECKS)}")
         return value
 
 
@@ -273,6 +328,10 @@ class Design(_Strict):
         description="what the programme costs per participant (the summary gives the cost per 0.1 SD)",
     )
     currency: str = Field("£", description="currency symbol for the cost")
+    sensitivity: Sensitivity = Field(
+        default_factory=Sensitivity,
+        description="the pre-specified sensitivity analyses (analysis type robustness)",
+    )
     simulation: Simulation | None = None
     source: Path | None = Field(None, exclude=True)
 
@@ -317,6 +376,22 @@ class Design(_Strict):
                     f"analysis '{a.id}' clusters by '{a.cluster}', which is not in columns.clusters "
                     f"{self.columns.clusters}"
                 )
+        sens = self.sensitivity
+        ids = [a.id for a in self.analyses]
+        if sens.analysis is not None and sens.analysis not in ids:
+            raise ValueError(
+                f"sensitivity.analysis '{sens.analysis}' is not one of the analyses {ids}{did_you_mean(sens.analysis, ids)}"
+            )
+        if sens.outcome is not None and sens.outcome not in names:
+            raise ValueError(
+                f"sensitivity.outcome '{sens.outcome}' is not in outcomes {names}{did_you_mean(sens.outcome, names)}"
+            )
+        for b in sens.confounding.benchmarks:
+            if b not in self.covariates:
+                raise ValueError(
+                    f"sensitivity.confounding.benchmarks names '{b}', which is not a covariate "
+                    f"{self.covariates}{did_you_mean(b, self.covariates)}"
+                )
         if self.simulation is not None:
             for w in (
                 list(self.simulation.retention) + list(self.simulation.decay) + list(self.simulation.trend)
@@ -352,7 +427,15 @@ class Design(_Strict):
 
     @property
     def post_waves(self) -> list[str]:
-        return [w for w in self.wave_names if w != self.baseline]
+        """The waves after the baseline (every wave of a post-only design)."""
+        names = self.wave_names
+        return names[names.index(self.baseline) + 1 :] if self.baseline in names else names
+
+    @property
+    def pre_waves(self) -> list[str]:
+        """Waves before the baseline (earlier pre-programme waves: they make parallel trends testable)."""
+        names = self.wave_names
+        return names[: names.index(self.baseline)] if self.baseline in names else []
 
     def panel_arguments(self) -> dict[str, Any]:
         """Column and label arguments shared by the panel estimators (``did``, ``bayes_did``...).

@@ -960,3 +960,6 @@ def run_bayes_did(study: Study, analysis: Analysis, out: AnalysisResults) -> Non
         for msg in res.warnings:
             out.note(f"{o.display} (Bayesian): {msg}")
     out.sections.append(sec)
+
+
+from evaltoolkit.plan import robustness as _robustness  # noqa: E402, F401  (registers "robustness")

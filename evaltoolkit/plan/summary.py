@@ -373,6 +373,12 @@ def summarise(results: AnalysisResults) -> list[tuple[str, str]]:
     sure = f"Evidence strength: {rating.split(' (')[0].lower()}." + (
         " The main threats: " + "; ".join(threats) + "." if threats else ""
     )
+    checks = results.extras.get("robustness")
+    if checks:
+        from evaltoolkit.plan.robustness import closest_threat
+
+        sure += " " + (closest_threat(checks) or "")
+        sure = sure.rstrip()
     out = [("Did it work?", worked), ("How sure are we?", sure), ("For whom?", _for_whom(results, outcome)),
            ("Does it last?", _lasts(results, a, outcome))]  # fmt: skip
     if g is not None:

@@ -40,6 +40,8 @@ _WHERE: dict[str, str] = {
     "path_diagram": "mediation",
     "indirect_effects_plot": "mediation",
     "sensitivity_plot": "mediation",
+    "confounding_contour_plot": "sensitivity",
+    "honest_bounds_plot": "trends",
 }
 
 __all__ = sorted(_WHERE)

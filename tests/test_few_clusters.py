@@ -163,4 +163,6 @@ def test_best_of_us_demo_bayesian_section_samples_cleanly(bou):
     ctx = json.loads((bou / "results.json").read_text(encoding="utf-8"))
     diagnostics = dict(ctx["caution_groups"]).get("Model diagnostics", [])
     assert not [w for w in diagnostics if "Bayesian" in w], diagnostics
-    assert any("(Bayesian" in w for _, items in ctx["caution_groups"] for w in items)  # its other cautions remain
+    assert any(
+        "(Bayesian" in w for _, items in ctx["caution_groups"] for w in items
+    )  # its other cautions remain

@@ -357,7 +357,10 @@ def _confounding(
     )
     ev = e_value(g) if g is not None else None
     labels = {f"{outcome}_baseline": f"the baseline {d.outcome(outcome).display.lower()} score"}
-    sentences = s.sentences(digits=2)
+    sentences = [
+        f"Confounding is judged on the covariate-adjusted comparison at {d.wave(post).display.lower()} (ANCOVA, "
+        f"{s.estimate:+.2f}), where the baseline score and the covariates are observed yardsticks for a hidden one."
+    ] + s.sentences(digits=2)
     for k, v in labels.items():
         sentences = [x.replace(f"as strong as {k}", f"as strong as {v}") for x in sentences]
     if ev is not None:
@@ -367,10 +370,13 @@ def _confounding(
         )
     # a benchmark whose outcome strength is capped at 1 gives a degenerate interval: its sentence is left out
     sec.text.extend(x for x in sentences if not re.search(r"CI (\S+) to \1\)", x))
+    bounds = s.bounds.copy()
+    for col in ("benchmark", "bound_label"):  # the baseline score in words, not its column name
+        bounds[col] = [
+            str(v).replace(f"{outcome}_baseline", "baseline score").replace("_", " ") for v in bounds[col]
+        ]
     sec.blocks.append(
-        Table(
-            s.bounds, caption="Confounding: the effect adjusted for a confounder as strong as each benchmark"
-        )
+        Table(bounds, caption="Confounding: the effect adjusted for a confounder as strong as each benchmark")
     )
     sec.blocks.append(FigureBlock(confounding_contour_plot(s), "confounding contour plot"))
     margin, why = None, ""
@@ -384,7 +390,7 @@ def _confounding(
                 f"a hidden confounder would need {margin:.1f} times the strength of {name} (with both taking part "
                 "and the outcome) to leave the effect no longer distinguishable from zero"
             )
-    finding = " ".join(sentences[:2] + ([sentences[-1]] if ev is not None else []))
+    finding = " ".join(sentences[:3] + ([sentences[-1]] if ev is not None else []))
     return Check("Confounding", question, finding, margin, why)
 
 

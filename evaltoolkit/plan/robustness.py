@@ -359,8 +359,9 @@ def _confounding(
     labels = {f"{outcome}_baseline": f"the baseline {d.outcome(outcome).display.lower()} score"}
     sentences = [
         f"Confounding is judged on the covariate-adjusted comparison at {d.wave(post).display.lower()} (ANCOVA, "
-        f"{s.estimate:+.2f}), where the baseline score and the covariates are observed yardsticks for a hidden one."
-    ] + s.sentences(digits=2)
+        f"{s.estimate:+.2f}), where the baseline score and the covariates are observed yardsticks for a hidden one.",
+        *s.sentences(digits=2),
+    ]
     for k, v in labels.items():
         sentences = [x.replace(f"as strong as {k}", f"as strong as {v}") for x in sentences]
     if ev is not None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -34,6 +34,7 @@ import pandas as pd
 from evaltoolkit.design.schema import Analysis
 from evaltoolkit.design.study import Study
 from evaltoolkit.plan.registry import AnalysisResults, FigureBlock, Section, Table, runner
+from evaltoolkit.results import ESTIMATE_COLUMNS
 
 __all__ = ["Check", "closest_threat", "run_robustness"]
 
@@ -52,6 +53,8 @@ class Check:
     finding: str
     margin: float | None = None
     why: str = ""
+    #: rows for estimates.csv: ``term, estimate, std_error, ci_lower, ci_upper, method``
+    rows: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _target(study: Study, out: AnalysisResults) -> tuple[Analysis, str, Any] | None:
@@ -262,6 +265,17 @@ def _attrition(
         )
     sec.text.extend(sentences)
     table = pd.DataFrame(rows, columns=["method", "lower", "upper", "ci_lower", "ci_upper"])
+    est_rows = [
+        {"term": f"{r.method} (lower)" if r.lower != r.upper else r.method, "estimate": r.lower,
+         "ci_lower": r.ci_lower, "ci_upper": r.ci_upper, "method": f"attrition sensitivity: {r.method}"}
+        for r in table.itertuples()
+    ] + [
+        {"term": "Lee (2009) bounds, change score (upper)", "estimate": lee.upper, "ci_lower": lee.ci_lower,
+         "ci_upper": lee.ci_upper, "method": "attrition sensitivity: Lee (2009) bounds, change score"}
+    ]  # fmt: skip
+    if tp.tipping_delta is not None:
+        est_rows.append({"term": "tipping point (shift of programme non-completers, points)",
+                         "estimate": tp.tipping_delta, "method": "attrition sensitivity: delta-adjusted MI"})  # fmt: skip
     sec.blocks.append(Table(table, caption="Attrition: the effect under other assumptions about those lost"))
     sec.blocks.append(Table(tp.table, caption="Tipping point: the effect if non-completers changed less"))
     margin = None
@@ -280,7 +294,7 @@ def _attrition(
             why = "the Lee bounds (the most and least favourable cases for those lost) include no effect" + (
                 f", and {why}" if why else ""
             )
-    return Check("Attrition", question, " ".join(sentences[1:]), margin, why)
+    return Check("Attrition", question, " ".join(sentences[1:]), margin, why, est_rows)
 
 
 @runner(
@@ -322,6 +336,14 @@ def run_robustness(study: Study, analysis: Analysis, out: AnalysisResults) -> No
     table = pd.DataFrame([{"check": c.check, "question": c.question, "finding": c.finding} for c in checks])
     sec.blocks.insert(0, Table(table, caption="How robust is this? One row per check"))
     out.extras["robustness"] = checks
+    rows = [r for c in checks for r in c.rows]
+    if rows:
+        est = pd.DataFrame(rows).assign(analysis=analysis.id, outcome=outcome, n_obs=res.n_obs,
+                                        n_clusters=res.n_clusters)  # fmt: skip
+        for col in ("std_error", "ci_lower", "ci_upper", "p_value"):
+            if col not in est:
+                est[col] = np.nan
+        out.tables.append(est[list(ESTIMATE_COLUMNS)])
     out.sections.append(sec)
 
 
@@ -392,7 +414,19 @@ def _confounding(
                 "and the outcome) to leave the effect no longer distinguishable from zero"
             )
     finding = " ".join(sentences[:3] + ([sentences[-1]] if ev is not None else []))
-    return Check("Confounding", question, finding, margin, why)
+    method = f"confounding sensitivity (Cinelli & Hazlett 2020) on the ANCOVA at {post}; {s.method}".rstrip(
+        "; "
+    )
+    est_rows = [
+        {"term": "robustness value (to zero)", "estimate": s.rv_q, "method": method},
+        {"term": "robustness value (to not significant at 5%)", "estimate": s.rv_qa, "method": method},
+        *(
+            [{"term": "E-value", "estimate": ev["e_value"], "method": "E-value (VanderWeele & Ding 2017)"}]
+            if ev is not None
+            else []
+        ),
+    ]
+    return Check("Confounding", question, finding, margin, why, est_rows)
 
 
 def closest_threat(checks: list[Check]) -> str | None:

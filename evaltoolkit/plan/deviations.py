@@ -31,7 +31,9 @@ __all__ = ["canonical_json", "deviations", "load_registered", "plan_hash"]
 
 def canonical_json(design: Design) -> str:
     """The design as canonical JSON: every field (defaults filled in), keys sorted, no ``source``, compact."""
-    return json.dumps(design.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(
+        design.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
 
 
 def plan_hash(design: Design) -> str:
@@ -110,7 +112,9 @@ def _outcomes(reg: Design, used: Design) -> list[str]:
 def _analysis(a: Analysis, b: Analysis) -> list[str]:
     where = f"Analysis '{a.id}'"
     out = _changed(f"{where}: type", a.type, b.type)
-    out += _changed(f"{where}: inference method (vcov)", a.options.get("vcov", "auto"), b.options.get("vcov", "auto"))
+    out += _changed(
+        f"{where}: inference method (vcov)", a.options.get("vcov", "auto"), b.options.get("vcov", "auto")
+    )
     out += _changed(f"{where}: outcomes", a.outcomes, b.outcomes)
     out += _changed(f"{where}: waves compared with baseline", a.post, b.post)
     out += _changed(f"{where}: clustered by", a.cluster, b.cluster)

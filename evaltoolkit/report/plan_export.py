@@ -35,7 +35,12 @@ from typing import Any
 
 from evaltoolkit.design.schema import Design, load_design
 from evaltoolkit.errors import UsageError
-from evaltoolkit.inference.policy import FEW_CLUSTERS, FEW_TREATED_CLUSTERS, VERY_FEW_TREATED, choose_inference
+from evaltoolkit.inference.policy import (
+    FEW_CLUSTERS,
+    FEW_TREATED_CLUSTERS,
+    VERY_FEW_TREATED,
+    choose_inference,
+)
 from evaltoolkit.io.outputs import atomic_write, refuse_overwriting_inputs, write_text
 from evaltoolkit.labels import plain
 from evaltoolkit.plan.deviations import canonical_json, deviations, plan_hash
@@ -111,7 +116,11 @@ class PlanSection:
     table: list[list[str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"heading": self.heading, "paragraphs": list(self.paragraphs), "table": [list(r) for r in self.table]}
+        return {
+            "heading": self.heading,
+            "paragraphs": list(self.paragraphs),
+            "table": [list(r) for r in self.table],
+        }
 
 
 # --------------------------------------------------------------------------- sample size
@@ -123,7 +132,11 @@ def _planning_assumptions(d: Design) -> dict[str, Any] | None:
     first = d.post_waves[0] if d.post_waves else None
     ret = sim.retention.get(first, {}) if first else {}
     cluster = sim.assignment == "site"
-    share = (sim.treated_sites or round(sim.sites * sim.treated_share)) / sim.sites if cluster else sim.treated_share
+    share = (
+        (sim.treated_sites or round(sim.sites * sim.treated_share)) / sim.sites
+        if cluster
+        else sim.treated_share
+    )
     control = sum(ret.get(c, 1.0) for c in d.arms.control) / len(d.arms.control)
     kept = share * ret.get(d.arms.treated, 1.0) + (1 - share) * control
     return {
@@ -308,7 +321,9 @@ def _design_sections(d: Design) -> list[PlanSection]:
 
 
 def _outcomes_section(d: Design) -> PlanSection:
-    sec = PlanSection(PLAN_SECTIONS[3], ["Primary and secondary outcomes, each with its instrument and scoring."])
+    sec = PlanSection(
+        PLAN_SECTIONS[3], ["Primary and secondary outcomes, each with its instrument and scoring."]
+    )
     sec.table = [["Outcome", "Family", "Instrument", "Items", "Scoring", "Reliability rule", "Time points"]]
     sec.table += [_outcome_row(d, o) for o in d.outcomes]
     return sec
@@ -429,7 +444,9 @@ def _people_sections(d: Design) -> list[PlanSection]:
 def _multiplicity_section(d: Design) -> PlanSection:
     words = {"holm": "Holm", "bh": "Benjamini-Hochberg", "bonferroni": "Bonferroni", "hochberg": "Hochberg",
              "by": "Benjamini-Yekutieli", "none": "no adjustment"}  # fmt: skip
-    sec = PlanSection(PLAN_SECTIONS[10], [f"P-values are adjusted within each family by {words[d.multiplicity]}."])
+    sec = PlanSection(
+        PLAN_SECTIONS[10], [f"P-values are adjusted within each family by {words[d.multiplicity]}."]
+    )
     sec.table = [["Family", "Outcomes"]] + [
         [plain(f), ", ".join(_outcome_words(d, o) for o in members)] for f, members in d.families.items()
     ]
@@ -447,12 +464,14 @@ def _sensitivity_section(d: Design) -> PlanSection:
     bench = s.confounding.benchmarks or d.covariates
     if "confounding" in s.checks:
         sec.paragraphs.append(
-            "A hidden confounder is benchmarked on " + (", ".join(plain(b).lower() for b in bench) or "none")
+            "A hidden confounder is benchmarked on "
+            + (", ".join(plain(b).lower() for b in bench) or "none")
             + f" at {', '.join(f'{k:g}' for k in s.confounding.multiples)} times its strength."
         )
     if "parallel_trends" in s.checks:
         sec.paragraphs.append(
-            "Honest bounds at relative magnitudes " + ", ".join(f"{x:g}" for x in s.parallel_trends.mbar)
+            "Honest bounds at relative magnitudes "
+            + ", ".join(f"{x:g}" for x in s.parallel_trends.mbar)
             + " (used when there are two or more waves before the programme)."
         )
     return sec
@@ -464,8 +483,15 @@ def _rating_section(d: Design) -> PlanSection:
     data = SimpleNamespace(nunique=lambda: k)
     rating, why = evidence_strength(SimpleNamespace(design=d, study=SimpleNamespace(
         data={c: data for c in d.columns.clusters})))  # type: ignore[arg-type]  # fmt: skip
-    return PlanSection(PLAN_SECTIONS[12], [f"At best: {rating}.", why] + (
-        [] if planned else ["(Rated assuming at least 10 top-level clusters; the design does not plan them.)"]))
+    return PlanSection(
+        PLAN_SECTIONS[12],
+        [f"At best: {rating}.", why]
+        + (
+            []
+            if planned
+            else ["(Rated assuming at least 10 top-level clusters; the design does not plan them.)"]
+        ),
+    )
 
 
 def plan_sections(design: Design, deviation_list: Iterable[str] = ()) -> list[PlanSection]:

@@ -34,7 +34,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
-    epilog=example("evaltoolkit plan export design.yaml --format html,md,docx,json --out plan"),
+    epilog=example("evaltoolkit plan export ncs_prepost_control --format html,md,docx,json --out plan"),
 )
 
 
@@ -42,7 +42,7 @@ app = typer.Typer(
     no_args_is_help=True,
     epilog=example(
         "evaltoolkit plan export ncs_prepost_control --out plan",
-        "evaltoolkit plan export design.yaml --format docx,json --out registered",
+        "evaltoolkit plan export cluster_rct --format docx,json --out registered",
     ),
 )
 def export(

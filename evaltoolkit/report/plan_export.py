@@ -92,7 +92,7 @@ _CHECK_WORDS = {
     "attrition": "attrition (response weights, Lee bounds, multiple imputation and a tipping point)",
 }
 _OWN_INFERENCE = {
-    "mediation": "cluster bootstrap (BCa) interval of the indirect effect",
+    "mediation": "(cluster) bootstrap BCa interval of the indirect effect",
     "bayes_did": "posterior mean and 95% credible interval",
     "multilevel": "REML, Satterthwaite degrees of freedom",
     "balance": "descriptive (standardised differences)",
@@ -102,7 +102,7 @@ _OWN_INFERENCE = {
 }
 _MISSING_WORDS = {
     "MCAR": "missing completely at random (dropout unrelated to anything measured or not)",
-    "MAR": "missing at random given the baseline answers, the covariates and the team",
+    "MAR": "missing at random given the baseline answers and the covariates (and the clusters, where there are any)",
     "MNAR": "missing not at random (the non-completers' scores shifted by the stated deltas)",
 }
 
@@ -436,7 +436,7 @@ def _people_sections(d: Design) -> list[PlanSection]:
     meds = [a for a in d.analyses if a.type == "mediation"]
     med = PlanSection(PLAN_SECTIONS[9], [
         ("Mediators: " + ", ".join(_outcome_words(d, x).lower() for x in d.mediators) + " (product of paths with "
-         "a cluster bootstrap interval).") if d.mediators else "No mediators planned.",
+         "a (cluster) bootstrap interval).") if d.mediators else "No mediators planned.",
     ] + [f"{plain(a.id)}: {a.options.get('n_boot', 'default')} bootstrap resamples." for a in meds])  # fmt: skip
     return [cov, miss, mod, med]
 
@@ -488,7 +488,7 @@ def _rating_section(d: Design) -> PlanSection:
         [f"At best: {rating}.", why]
         + (
             []
-            if planned
+            if planned or not d.columns.clusters
             else ["(Rated assuming at least 10 top-level clusters; the design does not plan them.)"]
         ),
     )

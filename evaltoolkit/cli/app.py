@@ -122,7 +122,7 @@ def _global_options(
 
 def _analyse_and_report(
     study, out: Path, title: str | None = None, seed: int = 20240601, *, strict: bool = False,
-    rows_in_file: int | None = None, pdf: bool = False,
+    rows_in_file: int | None = None, pdf: bool = False, extras: dict | None = None,
 ) -> dict[str, Path]:  # fmt: skip
     import traceback
 
@@ -135,6 +135,7 @@ def _analyse_and_report(
         results = run_plan(study, seed=seed, strict=strict)
         if rows_in_file is not None:
             results.extras["rows_in_file"] = rows_in_file
+        results.extras.update(extras or {})
         progress.update(task, description="Writing the report...")
         paths = write_report(results, out, title=title, pdf=pdf)
     con = _console()
@@ -289,13 +290,21 @@ def analyse(
         ),
     ] = False,
     pdf: Annotated[bool, typer.Option(help="Also print report.pdf (A4) through headless Chromium.")] = False,
+    registered: Annotated[
+        Path | None,
+        typer.Option(
+            help="The registered plan (plan.json from 'plan export', or a design YAML): list deviations."
+        ),
+    ] = None,
 ) -> None:
     """Run a design's analysis plan on DATA and write DIR/report.html, estimates.csv/.xlsx and summary.docx."""
     from evaltoolkit.design.schema import load_design
     from evaltoolkit.design.study import Study
     from evaltoolkit.io.readers import read_table
+    from evaltoolkit.plan.deviations import load_registered
 
     d = load_design(design)
+    extras = {"registered_plan": load_registered(registered)} if registered is not None else {}
     _refuse_file_as_folder(out)
     refuse_overwriting_inputs(
         [
@@ -309,12 +318,14 @@ def analyse(
                 "report.pdf",
             )
         ],
-        [data, Path(design)],
+        [data, Path(design), registered],
     )  # before any work: nothing is lost if the answer is no
     frame = read_table(data)
     study = Study(d, frame, source=str(data))
     rows = len(frame) + int(frame.attrs.get("blank_rows", 0))
-    paths = _analyse_and_report(study, out, seed=seed, strict=strict, rows_in_file=rows, pdf=pdf)
+    paths = _analyse_and_report(
+        study, out, seed=seed, strict=strict, rows_in_file=rows, pdf=pdf, extras=extras
+    )
     _console().print(f"Report: {paths['report'].resolve()}\nEstimates: {paths['estimates'].resolve()}")
 
 
@@ -434,9 +445,11 @@ def report(
 import evaltoolkit.cli.design as design_cmd  # noqa: E402
 import evaltoolkit.cli.instruments as instruments_cmd  # noqa: E402
 import evaltoolkit.cli.intake as intake_cmd  # noqa: E402
+import evaltoolkit.cli.plan as plan_cmd  # noqa: E402
 
 app.add_typer(instruments_cmd.app, name="instruments")
 app.add_typer(design_cmd.app, name="design")
+app.add_typer(plan_cmd.app, name="plan")
 app.command(
     "validate",
     epilog=example("evaltoolkit validate wave1.csv --instrument ncs_social_mixing --out issues.csv"),

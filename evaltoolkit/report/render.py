@@ -35,6 +35,7 @@ from evaltoolkit.errors import DataError
 from evaltoolkit.inference.policy import FEW_CLUSTERS
 from evaltoolkit.io.outputs import atomic_write, refuse_overwriting_inputs, write_csv, write_text
 from evaltoolkit.labels import GLOSSARY
+from evaltoolkit.plan.deviations import plan_hash
 from evaltoolkit.plan.registry import REGISTRY, AnalysisResults, Block, Callout, FigureBlock, Section, Table
 from evaltoolkit.plan.summary import evidence_strength, ranked_cautions
 from evaltoolkit.plots.style import describe
@@ -141,6 +142,7 @@ def report_context(results: AnalysisResults, title: str | None = None) -> dict:
         "glossary": [[k, v] for k, v in GLOSSARY.items()],
         "design_source": str(d.source.name) if d.source else "(in memory)",
         "design_name": d.name,
+        "plan_sha256": plan_hash(d),
     }
 
 

@@ -8,7 +8,7 @@ Each is a function from the plan's :class:`~evaltoolkit.plan.registry.AnalysisRe
 Examples
 --------
 >>> sorted(SECTIONS)
-['flow']
+['deviations', 'flow']
 """
 
 from __future__ import annotations
@@ -75,6 +75,14 @@ def flow(results: AnalysisResults) -> Section:
         )
     sec.blocks.append(Table(shown, caption="People responding at each wave", digits=0))
     return sec
+
+
+@section("deviations", position="after")
+def deviations(results: AnalysisResults) -> Section | None:
+    """Deviations from the registered plan (``analyse --registered``); built by :mod:`evaltoolkit.report.plan_export`."""
+    from evaltoolkit.report.plan_export import deviations_section
+
+    return deviations_section(results)
 
 
 def rows_accounted(results: AnalysisResults) -> str:

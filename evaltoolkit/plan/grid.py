@@ -23,7 +23,7 @@ Examples
 >>> import tempfile
 >>> r = redesign("ncs_prepost_control", grid={"n": [128, 256], "effect": [0.35, 0.5]}, scheduler="serial",
 ...              cell_function=formula_cell, cache=tempfile.mkdtemp(), progress=False, treated_share=0.5)
->>> round(float(r.value(n=128, effect=0.5)), 4)  # statsmodels TTestIndPower().power(0.5, nobs1=64, alpha=0.05)
+>>> round(float(r.value(n=128, effect=0.5)), 4)  # R: power.t.test(n=64, delta=0.5, strict=TRUE) 0.80146
 0.8015
 >>> r.sentence(target_power=0.8)  # 128 people at the NCS cost of £1,800 each
 'The cheapest design in the grid reaching 80% power for an effect of 0.5 SD is 128 people, costing £230,400 (power 80%).'
@@ -169,7 +169,7 @@ def formula_cell(
 
     Examples
     --------
-    >>> round(formula_cell(None, n=128, effect=0.5, treated_share=0.5)["power"], 4)  # TTestIndPower: 0.8015
+    >>> round(formula_cell(None, n=128, effect=0.5, treated_share=0.5)["power"], 4)  # R power.t.test(n=64, delta=0.5, strict=TRUE)
     0.8015
     """
     from evaltoolkit.plan.power import power
@@ -458,7 +458,7 @@ def redesign(
     --------
     >>> r = redesign("ncs_prepost_control", grid={"n": [64, 128]}, scheduler="serial", cache=False,
     ...              cell_function=formula_cell, progress=False, effect=0.5, treated_share=0.5)
-    >>> round(float(r.cells.loc[1, "power"]), 4)  # TTestIndPower().power(0.5, nobs1=64, alpha=0.05): 0.8015
+    >>> round(float(r.cells.loc[1, "power"]), 4)  # R: power.t.test(n=64, delta=0.5, strict=TRUE)
     0.8015
     """
     from evaltoolkit.design.schema import Design, load_design
@@ -488,7 +488,7 @@ def redesign(
             f = folder / f"{k}.json"
             if f.is_file():
                 try:
-                    results[i] = json.loads(f.read_text())["diagnosands"]
+                    results[i] = dict(json.loads(f.read_text())["diagnosands"])  # pairs: the order kept
                 except (ValueError, KeyError):  # a half-written file: compute again
                     pass
     todo = [i for i in range(len(full)) if i not in results]
@@ -498,7 +498,15 @@ def redesign(
         if folder is not None:
             tmp = folder / f"{keys[i]}.tmp{os.getpid()}"
             tmp.write_text(
-                _canonical({"cell": full[i], "seed": seed, "sims": sims, "fn": fname, "diagnosands": values})
+                _canonical(
+                    {
+                        "cell": full[i],
+                        "seed": seed,
+                        "sims": sims,
+                        "fn": fname,
+                        "diagnosands": list(values.items()),
+                    }
+                )
             )
             tmp.replace(folder / f"{keys[i]}.json")
 

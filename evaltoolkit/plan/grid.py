@@ -73,7 +73,7 @@ def cells(grid: Mapping[str, Iterable[Any]]) -> list[dict[str, Any]]:
 
     Examples
     --------
-    >>> cells({"effect": [0.1, 0.2], "n": [100]})
+    >>> cells({"effect": [0.1, 0.2, 0.2], "n": [100]})
     [{'n': 100, 'effect': 0.1}, {'n': 100, 'effect': 0.2}]
     """
     unknown = [k for k in grid if k not in GRID_PARAMETERS]
@@ -85,7 +85,8 @@ def cells(grid: Mapping[str, Iterable[Any]]) -> list[dict[str, Any]]:
     names = [k for k in GRID_PARAMETERS if k in grid]
     values = []
     for k in names:
-        v = [_plain(x) for x in (grid[k] if isinstance(grid[k], Iterable) else [grid[k]])]
+        raw = grid[k] if isinstance(grid[k], Iterable) and not isinstance(grid[k], str) else [grid[k]]
+        v = list(dict.fromkeys(_plain(x) for x in raw))  # a value given twice is one cell
         if not v:
             raise DesignError(f"grid parameter '{k}' has no values; give at least one", field="grid")
         values.append(v)

@@ -55,6 +55,8 @@ class BatchedEstimates:
         Clusters among the analysed rows, and those with programme / comparison rows.
     n_people : ndarray
         People analysed.
+    one_arm_clusters : ndarray of bool
+        Whether every analysed cluster holds one arm only (the programme assigned by cluster).
     """
 
     estimate: np.ndarray
@@ -68,6 +70,7 @@ class BatchedEstimates:
     n_treated_clusters: np.ndarray
     n_control_clusters: np.ndarray
     n_people: np.ndarray
+    one_arm_clusters: np.ndarray
 
 
 def _broadcast(arrays: list[np.ndarray]) -> list[np.ndarray]:
@@ -120,7 +123,7 @@ def _fit_chunk(y: np.ndarray, X: np.ndarray, ok: np.ndarray, codes: np.ndarray, 
         "estimate": coef[:, 1], "std_error": se, "p_value": 2 * stats.t.sf(np.abs(t), df),
         "ci_lower": coef[:, 1] - crit * se, "ci_upper": coef[:, 1] + crit * se, "df": df, "n_obs": n,
         "n_clusters": g, "n_treated_clusters": with_t.sum(axis=1), "n_control_clusters": with_c.sum(axis=1),
-        "n_people": people,
+        "n_people": people, "one_arm_clusters": ~np.any(with_t & with_c, axis=1),
     }  # fmt: skip
 
 

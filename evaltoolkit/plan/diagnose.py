@@ -195,7 +195,9 @@ def diagnose(
     wave = d.post_waves[0]
     cluster = a.cluster or (d.columns.clusters[-1] if d.columns.clusters else None)
     if cluster is None:
-        raise DesignError("the primary DiD has no cluster (cluster: in the analysis) to diagnose", field="cluster")
+        raise DesignError(
+            "the primary DiD has no cluster (cluster: in the analysis) to diagnose", field="cluster"
+        )
     requested = str(a.options.get("vcov", "auto"))
     batchable = set(a.options) <= {"vcov"} and not d.outcome(outcome).dichotomise
     ratings: list[str] = []
@@ -254,7 +256,9 @@ def _prepared(design, n, effect, sims, alpha, overrides) -> Design:
         name = (a.outcomes or [d.outcomes[0].name])[0]
         constructs = overrides.pop("constructs", None) or d.simulation.model_dump()["constructs"]
         if name not in constructs:
-            raise DesignError(f"the simulation block has no construct '{name}' to set the effect of", field="effect")
+            raise DesignError(
+                f"the simulation block has no construct '{name}' to set the effect of", field="effect"
+            )
         constructs[name] = {**constructs[name], "effect": float(effect)}
         overrides["constructs"] = constructs
     return d.with_simulation(**overrides) if overrides else d
@@ -296,15 +300,13 @@ def _policy(est: BatchedEstimates, requested: str, cluster: str) -> tuple[np.nda
 
 
 def _estimates_frame(est: BatchedEstimates, methods: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "estimate": est.estimate, "std_error": est.std_error, "ci_lower": est.ci_lower,
-            "ci_upper": est.ci_upper, "p_value": est.p_value, "method": methods,
-        }  # fmt: skip
-    )
+    cols = {k: getattr(est, k) for k in ("estimate", "std_error", "ci_lower", "ci_upper", "p_value")}
+    return pd.DataFrame({**cols, "method": methods})
 
 
-def _fallback(frame, d: Design, outcome: str, wave: str, cluster: str, requested: str, seed: int, alpha: float):
+def _fallback(
+    frame, d: Design, outcome: str, wave: str, cluster: str, requested: str, seed: int, alpha: float
+):
     """Replicates the batched CR1 does not cover: one ``did()`` each, on the same simulated data."""
     from evaltoolkit.estimators.did import did
 
@@ -376,7 +378,9 @@ def _notes(counts: dict[str, int], requested: str, d: Design, a: Analysis, wave:
     batched = counts.get("CR1", 0)
     others = {k: v for k, v in counts.items() if k != "CR1"}
     if batched:
-        notes.append(f"{batched} replicates used CR1 and were estimated at once (identical to did(vcov='CR1')).")
+        notes.append(
+            f"{batched} replicates used CR1 and were estimated at once (identical to did(vcov='CR1'))."
+        )
     if others:
         notes.append(
             "The inference policy sent "

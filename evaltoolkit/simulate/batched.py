@@ -25,7 +25,9 @@ from evaltoolkit.simulate.study import SimulatedStudy, simulate_study
 __all__ = ["replicate_arrays", "study_arrays"]
 
 
-def study_arrays(sim: SimulatedStudy, outcome: str, wave: str, cluster: str | None = None) -> dict[str, np.ndarray]:
+def study_arrays(
+    sim: SimulatedStudy, outcome: str, wave: str, cluster: str | None = None
+) -> dict[str, np.ndarray]:
     """One simulated study as person arrays: ``y0``, ``y1`` (baseline and ``wave``), ``treated``, ``cluster``.
 
     ``cluster`` defaults to the design's last cluster level (teams). Clusters are coded 0..G-1; people are in

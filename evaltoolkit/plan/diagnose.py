@@ -58,7 +58,7 @@ from evaltoolkit.plan.summary import evidence_strength
 from evaltoolkit.simulate.batched import replicate_arrays
 from evaltoolkit.simulate.study import SimulatedStudy, simulate_study
 
-__all__ = ["DIFFERENTIAL_ATTRITION", "Diagnosis", "diagnose"]
+__all__ = ["DIFFERENTIAL_ATTRITION", "Diagnosis", "diagnosands", "diagnose"]
 
 #: differential attrition (difference in the share lost between arms) above which a replicate raises the caution
 DIFFERENTIAL_ATTRITION = 0.05
@@ -228,7 +228,7 @@ def diagnose(
         "share_differential_attrition": diff_attr > DIFFERENTIAL_ATTRITION,
         "share_weakened_evidence": np.array([" - weakened" in r for r in ratings]),
     }
-    table = _diagnosands(frame, truth[0], alpha, cautions, ratings)
+    table = diagnosands(frame, truth[0], alpha, cautions, ratings)
     counts = dict(Counter(frame["method"]))
     return Diagnosis(
         table=table, design=d.name, analysis=a.id, outcome=outcome, wave=wave, n=int(d.simulation.n), sims=sims,
@@ -339,9 +339,46 @@ def _share_se(flags: np.ndarray) -> tuple[float, float]:
     return p, math.sqrt(p * (1 - p) / flags.size)
 
 
-def _diagnosands(frame: pd.DataFrame, truth: float, alpha: float, cautions: dict[str, np.ndarray],
-                 ratings: list[str]) -> pd.DataFrame:  # fmt: skip
-    """One row per diagnosand: estimate and Monte Carlo SE (formulas in the module docstring)."""
+def diagnosands(
+    frame: pd.DataFrame,
+    truth: float,
+    alpha: float = 0.05,
+    cautions: dict[str, np.ndarray] | None = None,
+    ratings: list[str] | None = None,
+) -> pd.DataFrame:
+    """One row per diagnosand: estimate and Monte Carlo SE (formulas in the module docstring).
+
+    Parameters
+    ----------
+    frame : DataFrame
+        One row per replicate: ``estimate, ci_lower, ci_upper, p_value``.
+    truth : float
+        The estimand's true value.
+    alpha : float
+        Level of the tests.
+    cautions : dict, optional
+        ``share_<name>`` -> one flag per replicate.
+    ratings : list of str, optional
+        The evidence rating of each replicate.
+
+    Returns
+    -------
+    DataFrame
+        ``diagnosand, estimate, mc_se``.
+
+    Examples
+    --------
+    Four replicates, three significant (Morris, White & Crowther 2019, Table 6: power MC SE
+    ``sqrt(p (1 - p) / R)`` = ``sqrt(.75 * .25 / 4)`` = 0.2165):
+
+    >>> f = pd.DataFrame({"estimate": [1.0, 2.0, 3.0, 0.5], "ci_lower": [0.1, 1.0, 2.0, -0.5],
+    ...                   "ci_upper": [1.9, 3.0, 4.0, 1.5], "p_value": [0.01, 0.001, 0.0001, 0.3]})
+    >>> t = diagnosands(f, truth=1.5).set_index("diagnosand")
+    >>> round(float(t.loc["power", "mc_se"]), 4), float(t.loc["bias", "estimate"])
+    (0.2165, 0.125)
+    """
+    cautions = cautions or {}
+    ratings = ratings or []
     est = frame["estimate"].to_numpy(dtype=float)
     lo, hi = frame["ci_lower"].to_numpy(dtype=float), frame["ci_upper"].to_numpy(dtype=float)
     sig = frame["p_value"].to_numpy(dtype=float) < alpha

@@ -22,7 +22,7 @@ import numpy as np
 
 from evaltoolkit.simulate.study import SimulatedStudy, simulate_study
 
-__all__ = ["replicate_arrays", "study_arrays"]
+__all__ = ["clustered_did_arrays", "replicate_arrays", "study_arrays"]
 
 
 def study_arrays(
@@ -77,3 +77,45 @@ def replicate_arrays(
             keep(sim)
         rows.append(study_arrays(sim, outcome, wave, cluster))
     return {k: np.vstack([r[k] for r in rows]) for k in rows[0]}
+
+
+def clustered_did_arrays(
+    sims: int,
+    n_clusters: int,
+    cluster_size: int,
+    *,
+    icc: float = 0.1,
+    effect: float = 0.0,
+    pre_post_corr: float = 0.5,
+    treated_share: float = 0.5,
+    attrition: float = 0.0,
+    baseline: bool = True,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """``sims`` replicates of a simple two-wave study with whole teams in one arm, as ``(sims, n)`` arrays.
+
+    Team ``j`` of ``cluster_size`` people; the first ``round(treated_share * n_clusters)`` teams are in the
+    programme. The follow-up score is ``u_j + e_i + effect * treated`` with ``Var(u) = icc`` and
+    ``Var(e) = 1 - icc`` (outcome SD 1, so ``effect`` is in SD units: the model of
+    :func:`evaltoolkit.plan.power.power` with ``assignment="cluster"``); the baseline score correlates
+    ``pre_post_corr`` with the untreated follow-up score (``baseline=False``: baseline 0, a post-test-only
+    comparison). A random ``attrition`` share of people is missing at follow-up.
+
+    Examples
+    --------
+    >>> a = clustered_did_arrays(3, 10, 5, effect=0.5, seed=1)
+    >>> a["y1"].shape, int(a["treated"].sum())
+    ((3, 50), 25)
+    """
+    rng = np.random.default_rng(seed)
+    n = n_clusters * cluster_size
+    cluster = np.repeat(np.arange(n_clusters), cluster_size)
+    treated = (cluster < round(treated_share * n_clusters)).astype(float)
+    u = rng.normal(0.0, np.sqrt(icc), size=(sims, n_clusters))[:, cluster]
+    y_untreated = u + rng.normal(0.0, np.sqrt(1 - icc), size=(sims, n))
+    r = pre_post_corr
+    y0 = r * y_untreated + np.sqrt(1 - r**2) * rng.normal(size=(sims, n)) if baseline else np.zeros((sims, n))
+    y1 = y_untreated + effect * treated
+    if attrition > 0:
+        y1[rng.random((sims, n)) < attrition] = np.nan
+    return {"y0": y0, "y1": y1, "treated": treated, "cluster": cluster}

@@ -155,3 +155,19 @@ def test_bad_arguments_are_one_plain_line():
         et.diagnose("ncs_prepost_control", sims=3, effect=float("nan"))
     with pytest.raises(DesignError, match="alpha"):
         et.diagnose("ncs_prepost_control", sims=3, alpha=1.5)
+
+
+def test_cli_prints_power_bias_coverage_and_rating(capsys):
+    from evaltoolkit.cli.app import main
+
+    assert (
+        main(["diagnose", "--design", "ncs_prepost_control", "--n", "400", "--sims", "12", "--seed", "5"])
+        == 0
+    )
+    out = " ".join(capsys.readouterr().out.split())
+    # the same 12 replicates as test_diagnose_equals_simulate_power_on_the_same_replicates
+    power = et.diagnose("ncs_prepost_control", n=400, sims=12, seed=5).value("power")[0]
+    assert f"{power:.1%}" in out and "Bias" in out and "coverage" in out
+    assert "Expected evidence rating: Moderate" in out
+    assert main(["diagnose", "--design", "ncs_prepost_control", "--sims", "1"]) == 2
+    assert capsys.readouterr().err.strip().count("\n") == 0

@@ -432,11 +432,13 @@ def report(
 
 # workflow order in --help: instruments, validate, score (intake commands are light: typer only at import)
 import evaltoolkit.cli.design as design_cmd  # noqa: E402
+import evaltoolkit.cli.diagnose as diagnose_cmd  # noqa: E402
 import evaltoolkit.cli.instruments as instruments_cmd  # noqa: E402
 import evaltoolkit.cli.intake as intake_cmd  # noqa: E402
 
 app.add_typer(instruments_cmd.app, name="instruments")
 app.add_typer(design_cmd.app, name="design")
+app.add_typer(diagnose_cmd.app, name="diagnose")
 app.command(
     "validate",
     epilog=example("evaltoolkit validate wave1.csv --instrument ncs_social_mixing --out issues.csv"),

@@ -79,68 +79,102 @@ def _broadcast(arrays: list[np.ndarray]) -> list[np.ndarray]:
     return [np.broadcast_to(a, shape) for a in arrays]
 
 
-def _codes(cluster: np.ndarray) -> tuple[np.ndarray, int]:
-    """Cluster labels (R, n) as 0..G_r - 1 within each replicate, and the largest G_r."""
-    out = np.empty(cluster.shape, dtype=np.int64)
-    for r in range(cluster.shape[0]):
-        _, out[r] = np.unique(cluster[r], return_inverse=True)
-    return out, int(out.max()) + 1
+class _ClusterSums:
+    """Sums of (R, n) values within each replicate's clusters, as (R, G).
+
+    Labels shared by every replicate: people sorted by cluster once, then ``np.add.reduceat`` along the rows;
+    labels that differ by replicate: one ``bincount`` over ``replicate * G + cluster``.
+    """
+
+    def __init__(self, cluster: np.ndarray) -> None:
+        self.shared = cluster.shape[0] == 1 or cluster.strides[0] == 0
+        if self.shared:
+            _, inv = np.unique(cluster[0], return_inverse=True)
+            self.order = np.argsort(inv, kind="stable")
+            self.starts = np.flatnonzero(np.r_[True, np.diff(inv[self.order]) != 0])
+            self.g = int(inv.max()) + 1
+        else:
+            codes = np.empty(cluster.shape, dtype=np.int64)
+            for r in range(cluster.shape[0]):
+                _, codes[r] = np.unique(cluster[r], return_inverse=True)
+            self.g = int(codes.max()) + 1
+            self.flat = (np.arange(cluster.shape[0])[:, None] * self.g + codes).ravel()
+        self.r = cluster.shape[0]
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        values = np.broadcast_to(values, (self.r, values.shape[-1]))
+        if self.shared:
+            return np.add.reduceat(values[:, self.order], self.starts, axis=1)
+        sums = np.bincount(self.flat, weights=values.ravel(), minlength=self.r * self.g)
+        return sums.reshape(self.r, self.g)
 
 
-def _cluster_sums(values: np.ndarray, codes: np.ndarray, g: int) -> np.ndarray:
-    """Sums of ``values`` (R, n) within each replicate's clusters: (R, g)."""
-    r = values.shape[0]
-    flat = (np.arange(r)[:, None] * g + codes).ravel()
-    return np.bincount(flat, weights=values.ravel(), minlength=r * g).reshape(r, g)
-
-
-def _fit_chunk(y: np.ndarray, X: np.ndarray, ok: np.ndarray, codes: np.ndarray, g_max: int, rows_per: int,
-               k_small: int, treated: np.ndarray, alpha: float) -> dict[str, np.ndarray]:  # fmt: skip
-    """OLS of ``y`` on ``X`` (R, n, k) over the rows ``ok``, CR1 by cluster, for the coefficient 1 (treatment)."""
-    w = ok.astype(float)
-    Xw = X * w[:, :, None]
-    yw = np.where(ok, y, 0.0)
-    xtx = np.einsum("rnk,rnl->rkl", Xw, X)
-    bread = np.linalg.inv(xtx)
-    coef = np.einsum("rkl,rl->rk", bread, np.einsum("rnk,rn->rk", Xw, yw))
-    e = np.where(ok, y - np.einsum("rnk,rk->rn", np.where(ok[:, :, None], X, 0.0), coef), 0.0)
-    k = X.shape[2]
-    scores = np.stack([_cluster_sums(Xw[:, :, j] * e, codes, g_max) for j in range(k)], axis=2)
-    meat = np.einsum("rgk,rgl->rkl", scores, scores)
+def _finish(coef, v_raw, ok, treated, sums: _ClusterSums, rows_per: int, alpha: float) -> dict[str, np.ndarray]:
+    """CR1 factor, t inference on G - 1 df and the cluster counts, for one chunk."""
     people = ok.sum(axis=1)
-    present = _cluster_sums(w, codes, g_max) > 0
-    with_t = _cluster_sums(w * treated, codes, g_max) > 0
-    with_c = _cluster_sums(w * (1 - treated), codes, g_max) > 0
-    g = present.sum(axis=1).astype(float)
+    with_t = sums(ok * treated) > 0
+    with_c = sums(ok * (1.0 - treated)) > 0
+    g = (with_t | with_c).sum(axis=1).astype(float)
     n = rows_per * people.astype(float)
-    factor = g / (g - 1) * (n - 1) / (n - k_small)
-    v = factor * np.einsum("rk,rkl,rl->r", bread[:, :, 1], meat, bread[:, :, 1])
-    se = np.sqrt(v)
+    factor = g / (g - 1) * (n - 1) / (n - _K_SMALL)
+    se = np.sqrt(factor * v_raw)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tstat = coef / se
     df = g - 1
-    t = coef[:, 1] / se
     crit = stats.t.ppf(1 - alpha / 2, df)
     return {
-        "estimate": coef[:, 1], "std_error": se, "p_value": 2 * stats.t.sf(np.abs(t), df),
-        "ci_lower": coef[:, 1] - crit * se, "ci_upper": coef[:, 1] + crit * se, "df": df, "n_obs": n,
+        "estimate": coef, "std_error": se, "p_value": 2 * stats.t.sf(np.abs(tstat), df),
+        "ci_lower": coef - crit * se, "ci_upper": coef + crit * se, "df": df, "n_obs": n,
         "n_clusters": g, "n_treated_clusters": with_t.sum(axis=1), "n_control_clusters": with_c.sum(axis=1),
         "n_people": people, "one_arm_clusters": ~np.any(with_t & with_c, axis=1),
     }  # fmt: skip
 
 
+def _did_chunk(y0, y1, treated, sums: _ClusterSums, alpha: float) -> dict[str, np.ndarray]:
+    """Change score on [1, treated]: a difference of means; the treatment row of (X'X)^-1 X' is 1/N1 or -1/N0."""
+    dy = y1 - y0
+    ok = np.isfinite(dy)
+    dy = np.where(ok, dy, 0.0)
+    t = np.broadcast_to(treated, dy.shape)
+    okt = ok & (t > 0)
+    okc = ok & ~(t > 0)
+    n1, n0 = okt.sum(axis=1), okc.sum(axis=1)
+    m1 = np.where(okt, dy, 0.0).sum(axis=1) / n1
+    m0 = np.where(okc, dy, 0.0).sum(axis=1) / n0
+    ae = np.where(okt, (dy - m1[:, None]) / n1[:, None], np.where(okc, -(dy - m0[:, None]) / n0[:, None], 0.0))
+    v_raw = (sums(ae) ** 2).sum(axis=1)
+    return _finish(m1 - m0, v_raw, ok, t, sums, 2, alpha)
+
+
+def _ancova_chunk(y0, y1, treated, sums: _ClusterSums, alpha: float) -> dict[str, np.ndarray]:
+    """OLS of the follow-up on [1, treated, baseline] over people with both scores, CR1 for the treatment."""
+    ok = np.isfinite(y0) & np.isfinite(y1)
+    t = np.broadcast_to(treated, y0.shape)
+    X = np.stack([ok.astype(float), np.where(ok, t, 0.0), np.where(ok, y0, 0.0)], axis=2)
+    y = np.where(ok, y1, 0.0)
+    bread = np.linalg.inv(np.einsum("rnk,rnl->rkl", X, X))
+    coef = np.einsum("rkl,rl->rk", bread, np.einsum("rnk,rn->rk", X, y))
+    e = y - np.einsum("rnk,rk->rn", X, coef)  # 0 where not ok (X and y are 0 there)
+    a = np.einsum("rnk,rk->rn", X, bread[:, :, 1])  # the treatment row of (X'X)^-1 X'
+    v_raw = (sums(a * e) ** 2).sum(axis=1)
+    return _finish(coef[:, 1], v_raw, ok, t, sums, 1, alpha)
+
+
+#: K in the CR1 factor (N-1)/(N-K): DiD's two coefficients plus the one kept intercept of the nested person
+#: effects; ANCOVA's three coefficients
+_K_SMALL = 3
+
+
 def _run(kind: str, y0, y1, treated, cluster, alpha: float, chunk: int) -> BatchedEstimates:
     y0, y1, treated, cluster = _broadcast([y0, y1, treated, cluster])
+    fit = _did_chunk if kind == "did" else _ancova_chunk
+    shared_t = treated.shape[0] == 1 or treated.strides[0] == 0
     parts: list[dict[str, np.ndarray]] = []
     for start in range(0, y0.shape[0], chunk):
         sl = slice(start, start + chunk)
-        a, b, t = (np.asarray(v[sl], dtype=float) for v in (y0, y1, treated))
-        codes, g_max = _codes(np.asarray(cluster[sl]))
-        ok = np.isfinite(a) & np.isfinite(b)
-        ones = np.ones_like(a)
-        if kind == "did":
-            X, y, rows_per = np.stack([ones, t], axis=2), b - a, 2
-        else:
-            X, y, rows_per = np.stack([ones, t, np.where(ok, a, 0.0)], axis=2), b, 1
-        parts.append(_fit_chunk(y, X, ok, codes, g_max, rows_per, 3, t, alpha))
+        t = np.asarray(treated[:1] if shared_t else treated[sl], dtype=float)
+        sums = _ClusterSums(np.asarray(cluster[sl]))
+        parts.append(fit(np.asarray(y0[sl], dtype=float), np.asarray(y1[sl], dtype=float), t, sums, alpha))
     return BatchedEstimates(**{k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
 
 

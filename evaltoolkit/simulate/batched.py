@@ -90,6 +90,7 @@ def clustered_did_arrays(
     treated_share: float = 0.5,
     attrition: float = 0.0,
     baseline: bool = True,
+    n_people: int | None = None,
     seed: int = 0,
 ) -> dict[str, np.ndarray]:
     """``sims`` replicates of a simple two-wave study with whole teams in one arm, as ``(sims, n)`` arrays.
@@ -99,7 +100,8 @@ def clustered_did_arrays(
     ``Var(e) = 1 - icc`` (outcome SD 1, so ``effect`` is in SD units: the model of
     :func:`evaltoolkit.plan.power.power` with ``assignment="cluster"``); the baseline score correlates
     ``pre_post_corr`` with the untreated follow-up score (``baseline=False``: baseline 0, a post-test-only
-    comparison). A random ``attrition`` share of people is missing at follow-up.
+    comparison). A random ``attrition`` share of people is missing at follow-up. ``n_people`` (default
+    ``n_clusters * cluster_size``) spreads that many people over the teams in turn (teams differ by one at most).
 
     Examples
     --------
@@ -108,8 +110,8 @@ def clustered_did_arrays(
     ((3, 50), 25)
     """
     rng = np.random.default_rng(seed)
-    n = n_clusters * cluster_size
-    cluster = np.repeat(np.arange(n_clusters), cluster_size)
+    n = n_people or n_clusters * cluster_size
+    cluster = np.arange(n) % n_clusters if n_people else np.repeat(np.arange(n_clusters), cluster_size)
     treated = (cluster < round(treated_share * n_clusters)).astype(float)
     u = rng.normal(0.0, np.sqrt(icc), size=(sims, n_clusters))[:, cluster]
     y_untreated = u + rng.normal(0.0, np.sqrt(1 - icc), size=(sims, n))

@@ -79,7 +79,9 @@ def main() -> None:
     print(f"{args.sims:,} replicates, {a['y1'].shape[1]:,} people in {int(g[0])} teams, CR1 by team")
     print(f"{'method':<44}{'seconds':>10}{'per 1,000':>12}")
     print(f"{'ours: did_cr1, all replicates at once':<44}{ours_t:>10.3f}{ours_t / args.sims * 1000:>12.3f}")
-    print(f"{'peer: statsmodels OLS cluster, one per fit':<44}{peer_t:>10.3f}{peer_t / args.sims * 1000:>12.3f}")
+    print(
+        f"{'peer: statsmodels OLS cluster, one per fit':<44}{peer_t:>10.3f}{peer_t / args.sims * 1000:>12.3f}"
+    )
     print(f"ratio peer / ours: {peer_t / ours_t:.0f}x (target >= 50)")
     print("estimates equal to 1e-10; SEs equal after the small-sample factor")
     print()
@@ -101,7 +103,9 @@ def main() -> None:
         et.diagnose("ncs_prepost_control", n=1500, sims=args.sims)
         t = time.perf_counter() - t0
         print()
-        print(f"et.diagnose(ncs_prepost_control, n=1500, sims={args.sims:,}): {t:.1f} s (simulate_study per replicate)")
+        print(
+            f"et.diagnose(ncs_prepost_control, n=1500, sims={args.sims:,}): {t:.1f} s (simulate_study per replicate)"
+        )
 
 
 if __name__ == "__main__":

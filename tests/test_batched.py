@@ -100,3 +100,21 @@ def test_cluster_sums_by_hand():
     assert b.estimate[0] == pytest.approx(2.0)
     assert b.std_error[0] == pytest.approx(0.0, abs=1e-12)
     assert b.n_treated_clusters[0] == 1 and b.n_control_clusters[0] == 2 and b.one_arm_clusters[0]
+
+
+def test_shared_and_per_replicate_labels_agree():
+    # the same people in a shuffled order, labels shared (one vector) or repeated per replicate: same results
+    a = clustered_did_arrays(5, 15, 7, icc=0.2, effect=0.3, attrition=0.25, seed=8)
+    order = np.random.default_rng(0).permutation(a["y0"].shape[1])
+    shuffled = {k: v[..., order] for k, v in a.items()}
+    ref = did_cr1(a["y0"], a["y1"], a["treated"], a["cluster"])
+    shared = did_cr1(shuffled["y0"], shuffled["y1"], shuffled["treated"], shuffled["cluster"])
+    each = did_cr1(shuffled["y0"], shuffled["y1"], np.tile(shuffled["treated"], (5, 1)),
+                   np.tile(shuffled["cluster"], (5, 1)))  # fmt: skip
+    for f in (*FIELDS, "n_clusters", "n_treated_clusters"):
+        np.testing.assert_allclose(getattr(shared, f), getattr(ref, f), rtol=REL)
+        np.testing.assert_allclose(getattr(each, f), getattr(ref, f), rtol=REL)
+    for f in FIELDS:
+        np.testing.assert_allclose(
+            getattr(ancova_cr1(shuffled["y0"], shuffled["y1"], shuffled["treated"], shuffled["cluster"]), f),
+            getattr(ancova_cr1(a["y0"], a["y1"], a["treated"], a["cluster"]), f), rtol=REL)  # fmt: skip

@@ -90,8 +90,9 @@ class _ClusterSums:
         self.shared = cluster.shape[0] == 1 or cluster.strides[0] == 0
         if self.shared:
             _, inv = np.unique(cluster[0], return_inverse=True)
-            self.order = np.argsort(inv, kind="stable")
-            self.starts = np.flatnonzero(np.r_[True, np.diff(inv[self.order]) != 0])
+            self.order = None if np.all(inv[1:] >= inv[:-1]) else np.argsort(inv, kind="stable")
+            ranked = inv if self.order is None else inv[self.order]
+            self.starts = np.flatnonzero(np.r_[True, np.diff(ranked) != 0])
             self.g = int(inv.max()) + 1
         else:
             codes = np.empty(cluster.shape, dtype=np.int64)
@@ -101,19 +102,26 @@ class _ClusterSums:
             self.flat = (np.arange(cluster.shape[0])[:, None] * self.g + codes).ravel()
         self.r = cluster.shape[0]
 
+    def sort(self, values: np.ndarray) -> np.ndarray:
+        """``values`` (R, n) with people in cluster order when labels are shared (the sums need it)."""
+        return np.take(values, self.order, axis=1) if self.shared and self.order is not None else values
+
     def __call__(self, values: np.ndarray) -> np.ndarray:
         values = np.broadcast_to(values, (self.r, values.shape[-1]))
-        if self.shared:
-            return np.add.reduceat(values[:, self.order], self.starts, axis=1)
+        if self.shared:  # the columns were put in cluster order by ``sort``
+            return np.add.reduceat(values, self.starts, axis=1)
         sums = np.bincount(self.flat, weights=values.ravel(), minlength=self.r * self.g)
         return sums.reshape(self.r, self.g)
 
 
-def _finish(coef, v_raw, ok, treated, sums: _ClusterSums, rows_per: int, alpha: float) -> dict[str, np.ndarray]:
+def _finish(
+    coef, v_raw, ok, treated, sums: _ClusterSums, rows_per: int, alpha: float
+) -> dict[str, np.ndarray]:
     """CR1 factor, t inference on G - 1 df and the cluster counts, for one chunk."""
-    people = ok.sum(axis=1)
-    with_t = sums(ok * treated) > 0
-    with_c = sums(ok * (1.0 - treated)) > 0
+    okf = np.asarray(ok, dtype=float)
+    people = okf.sum(axis=1).astype(np.int64)
+    in_t = sums(okf * treated)
+    with_t, with_c = in_t > 0, sums(okf) - in_t > 0.5
     g = (with_t | with_c).sum(axis=1).astype(float)
     n = rows_per * people.astype(float)
     factor = g / (g - 1) * (n - 1) / (n - _K_SMALL)
@@ -134,16 +142,19 @@ def _did_chunk(y0, y1, treated, sums: _ClusterSums, alpha: float) -> dict[str, n
     """Change score on [1, treated]: a difference of means; the treatment row of (X'X)^-1 X' is 1/N1 or -1/N0."""
     dy = y1 - y0
     ok = np.isfinite(dy)
+    okf = ok.astype(float)
     dy = np.where(ok, dy, 0.0)
-    t = np.broadcast_to(treated, dy.shape)
-    okt = ok & (t > 0)
-    okc = ok & ~(t > 0)
-    n1, n0 = okt.sum(axis=1), okc.sum(axis=1)
-    m1 = np.where(okt, dy, 0.0).sum(axis=1) / n1
-    m0 = np.where(okc, dy, 0.0).sum(axis=1) / n0
-    ae = np.where(okt, (dy - m1[:, None]) / n1[:, None], np.where(okc, -(dy - m0[:, None]) / n0[:, None], 0.0))
-    v_raw = (sums(ae) ** 2).sum(axis=1)
-    return _finish(m1 - m0, v_raw, ok, t, sums, 2, alpha)
+    t = treated if treated.shape[0] == dy.shape[0] else treated[0]  # (R, n), or (n,) shared by all
+    n1, s1 = (okf * t).sum(axis=1), (dy * t).sum(axis=1)
+    n0 = okf.sum(axis=1) - n1
+    m1 = s1 / n1
+    m0 = (dy.sum(axis=1) - s1) / n0
+    beta = m1 - m0
+    # residual times the treatment row: (dy - m0 - beta t) (t / N1 - (1 - t) / N0), zero where not observed
+    ae = (dy - m0[:, None] - beta[:, None] * t) * okf
+    ae *= t * (1 / n1 + 1 / n0)[:, None] - (1 / n0)[:, None]
+    v_raw = np.einsum("rg,rg->r", g := sums(ae), g)
+    return _finish(beta, v_raw, okf, t, sums, 2, alpha)
 
 
 def _ancova_chunk(y0, y1, treated, sums: _ClusterSums, alpha: float) -> dict[str, np.ndarray]:
@@ -172,9 +183,10 @@ def _run(kind: str, y0, y1, treated, cluster, alpha: float, chunk: int) -> Batch
     parts: list[dict[str, np.ndarray]] = []
     for start in range(0, y0.shape[0], chunk):
         sl = slice(start, start + chunk)
-        t = np.asarray(treated[:1] if shared_t else treated[sl], dtype=float)
         sums = _ClusterSums(np.asarray(cluster[sl]))
-        parts.append(fit(np.asarray(y0[sl], dtype=float), np.asarray(y1[sl], dtype=float), t, sums, alpha))
+        t = sums.sort(np.asarray(treated[:1] if shared_t else treated[sl], dtype=float))
+        a, b = (sums.sort(np.asarray(v[sl], dtype=float)) for v in (y0, y1))
+        parts.append(fit(a, b, t, sums, alpha))
     return BatchedEstimates(**{k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
 
 

@@ -101,7 +101,7 @@ def clustered_did_arrays(
     :func:`evaltoolkit.plan.power.power` with ``assignment="cluster"``); the baseline score correlates
     ``pre_post_corr`` with the untreated follow-up score (``baseline=False``: baseline 0, a post-test-only
     comparison). A random ``attrition`` share of people is missing at follow-up. ``n_people`` (default
-    ``n_clusters * cluster_size``) spreads that many people over the teams in turn (teams differ by one at most).
+    ``n_clusters * cluster_size``) spreads that many people over the teams (sizes differ by one at most), in team order.
 
     Examples
     --------
@@ -111,7 +111,9 @@ def clustered_did_arrays(
     """
     rng = np.random.default_rng(seed)
     n = n_people or n_clusters * cluster_size
-    cluster = np.arange(n) % n_clusters if n_people else np.repeat(np.arange(n_clusters), cluster_size)
+    cluster = (
+        np.sort(np.arange(n) % n_clusters) if n_people else np.repeat(np.arange(n_clusters), cluster_size)
+    )
     treated = (cluster < round(treated_share * n_clusters)).astype(float)
     u = rng.normal(0.0, np.sqrt(icc), size=(sims, n_clusters))[:, cluster]
     y_untreated = u + rng.normal(0.0, np.sqrt(1 - icc), size=(sims, n))

@@ -106,24 +106,26 @@ class _ClusterSums:
         """``values`` (R, n) with people in cluster order when labels are shared (the sums need it)."""
         return np.take(values, self.order, axis=1) if self.shared and self.order is not None else values
 
+    def arm_share(self, treated: np.ndarray) -> np.ndarray | None:
+        """Share treated in each cluster when labels and the (sorted) arm vector are shared; else None."""
+        if not self.shared or treated.ndim != 1:
+            return None
+        return np.add.reduceat(treated, self.starts) / np.diff(np.r_[self.starts, treated.size])
+
     def __call__(self, values: np.ndarray) -> np.ndarray:
         values = np.broadcast_to(values, (self.r, values.shape[-1]))
         if self.shared:  # the columns were put in cluster order by ``sort``
-            return np.add.reduceat(values, self.starts, axis=1)
-        sums = np.bincount(self.flat, weights=values.ravel(), minlength=self.r * self.g)
+            return np.add.reduceat(values, self.starts, axis=1, dtype=np.float64)
+        sums = np.bincount(self.flat, weights=values.ravel().astype(float), minlength=self.r * self.g)
         return sums.reshape(self.r, self.g)
 
 
-def _finish(
-    coef, v_raw, ok, treated, sums: _ClusterSums, rows_per: int, alpha: float
-) -> dict[str, np.ndarray]:
-    """CR1 factor, t inference on G - 1 df and the cluster counts, for one chunk."""
-    okf = np.asarray(ok, dtype=float)
-    people = okf.sum(axis=1).astype(np.int64)
-    in_t = sums(okf * treated)
-    with_t, with_c = in_t > 0, sums(okf) - in_t > 0.5
-    g = (with_t | with_c).sum(axis=1).astype(float)
-    n = rows_per * people.astype(float)
+def _finish(coef, v_raw, in_t, n_g, rows_per: int, alpha: float) -> dict[str, np.ndarray]:
+    """CR1 factor, t inference on G - 1 df and the cluster counts (from the people analysed per cluster and arm)."""
+    people = n_g.sum(axis=1)
+    with_t, with_c = in_t > 0.5, n_g - in_t > 0.5
+    g = (n_g > 0.5).sum(axis=1).astype(float)
+    n = rows_per * people
     factor = g / (g - 1) * (n - 1) / (n - _K_SMALL)
     se = np.sqrt(factor * v_raw)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -134,27 +136,32 @@ def _finish(
         "estimate": coef, "std_error": se, "p_value": 2 * stats.t.sf(np.abs(tstat), df),
         "ci_lower": coef - crit * se, "ci_upper": coef + crit * se, "df": df, "n_obs": n,
         "n_clusters": g, "n_treated_clusters": with_t.sum(axis=1), "n_control_clusters": with_c.sum(axis=1),
-        "n_people": people, "one_arm_clusters": ~np.any(with_t & with_c, axis=1),
+        "n_people": np.rint(people).astype(np.int64), "one_arm_clusters": ~np.any(with_t & with_c, axis=1),
     }  # fmt: skip
 
 
 def _did_chunk(y0, y1, treated, sums: _ClusterSums, alpha: float) -> dict[str, np.ndarray]:
-    """Change score on [1, treated]: a difference of means; the treatment row of (X'X)^-1 X' is 1/N1 or -1/N0."""
+    """Change score on [1, treated]: a difference of means, and CR1 from four cluster sums.
+
+    The treatment row of ``(X'X)^-1 X'`` is ``1/N1`` for participants and ``-1/N0`` for comparison people, so a
+    cluster's score is ``(D1_g - m1 n1_g) / N1 - (D0_g - m0 n0_g) / N0`` with ``D`` the cluster's summed changes
+    and ``n`` its people in each arm: only ``(R, G)`` arrays after the four sums.
+    """
     dy = y1 - y0
     ok = np.isfinite(dy)
-    okf = ok.astype(float)
-    dy = np.where(ok, dy, 0.0)
+    np.copyto(dy, 0.0, where=~ok)
     t = treated if treated.shape[0] == dy.shape[0] else treated[0]  # (R, n), or (n,) shared by all
-    n1, s1 = (okf * t).sum(axis=1), (dy * t).sum(axis=1)
-    n0 = okf.sum(axis=1) - n1
-    m1 = s1 / n1
-    m0 = (dy.sum(axis=1) - s1) / n0
-    beta = m1 - m0
-    # residual times the treatment row: (dy - m0 - beta t) (t / N1 - (1 - t) / N0), zero where not observed
-    ae = (dy - m0[:, None] - beta[:, None] * t) * okf
-    ae *= t * (1 / n1 + 1 / n0)[:, None] - (1 / n0)[:, None]
-    v_raw = np.einsum("rg,rg->r", g := sums(ae), g)
-    return _finish(beta, v_raw, okf, t, sums, 2, alpha)
+    n_g, d = sums(ok), sums(dy)
+    okf = ok
+    arm = sums.arm_share(t)
+    if arm is not None and np.all((arm == 0) | (arm == 1)):  # whole clusters in one arm: two sums suffice
+        in_t, d1 = n_g * arm, d * arm
+    else:
+        in_t, d1 = sums(okf * t), sums(dy * t)
+    n1, n0 = in_t.sum(axis=1), (n_g - in_t).sum(axis=1)
+    m1, m0 = d1.sum(axis=1) / n1, (d - d1).sum(axis=1) / n0
+    score = (d1 - m1[:, None] * in_t) / n1[:, None] - ((d - d1) - m0[:, None] * (n_g - in_t)) / n0[:, None]
+    return _finish(m1 - m0, np.einsum("rg,rg->r", score, score), in_t, n_g, 2, alpha)
 
 
 def _ancova_chunk(y0, y1, treated, sums: _ClusterSums, alpha: float) -> dict[str, np.ndarray]:
@@ -168,7 +175,8 @@ def _ancova_chunk(y0, y1, treated, sums: _ClusterSums, alpha: float) -> dict[str
     e = y - np.einsum("rnk,rk->rn", X, coef)  # 0 where not ok (X and y are 0 there)
     a = np.einsum("rnk,rk->rn", X, bread[:, :, 1])  # the treatment row of (X'X)^-1 X'
     v_raw = (sums(a * e) ** 2).sum(axis=1)
-    return _finish(coef[:, 1], v_raw, ok, t, sums, 1, alpha)
+    okf = ok.astype(float)
+    return _finish(coef[:, 1], v_raw, sums(okf * t), sums(okf), 1, alpha)
 
 
 #: K in the CR1 factor (N-1)/(N-K): DiD's two coefficients plus the one kept intercept of the nested person

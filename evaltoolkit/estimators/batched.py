@@ -131,7 +131,8 @@ def _finish(coef, v_raw, in_t, n_g, rows_per: int, alpha: float) -> dict[str, np
     with np.errstate(divide="ignore", invalid="ignore"):
         tstat = coef / se
     df = g - 1
-    crit = stats.t.ppf(1 - alpha / 2, df)
+    levels, idx = np.unique(df, return_inverse=True)  # few distinct cluster counts: one quantile each
+    crit = stats.t.ppf(1 - alpha / 2, levels)[idx.reshape(df.shape)]
     return {
         "estimate": coef, "std_error": se, "p_value": 2 * stats.t.sf(np.abs(tstat), df),
         "ci_lower": coef - crit * se, "ci_upper": coef + crit * se, "df": df, "n_obs": n,
@@ -149,7 +150,7 @@ def _did_chunk(y0, y1, treated, sums: _ClusterSums, alpha: float) -> dict[str, n
     """
     dy = y1 - y0
     ok = np.isfinite(dy)
-    np.copyto(dy, 0.0, where=~ok)
+    dy = np.where(ok, dy, 0.0)
     t = treated if treated.shape[0] == dy.shape[0] else treated[0]  # (R, n), or (n,) shared by all
     n_g, d = sums(ok), sums(dy)
     okf = ok
@@ -188,10 +189,13 @@ def _run(kind: str, y0, y1, treated, cluster, alpha: float, chunk: int) -> Batch
     y0, y1, treated, cluster = _broadcast([y0, y1, treated, cluster])
     fit = _did_chunk if kind == "did" else _ancova_chunk
     shared_t = treated.shape[0] == 1 or treated.strides[0] == 0
+    shared_c = cluster.shape[0] == 1 or cluster.strides[0] == 0
+    sums: _ClusterSums | None = None
     parts: list[dict[str, np.ndarray]] = []
     for start in range(0, y0.shape[0], chunk):
         sl = slice(start, start + chunk)
-        sums = _ClusterSums(np.asarray(cluster[sl]))
+        if sums is None or not shared_c or sums.r != y0[sl].shape[0]:  # shared labels: coded once
+            sums = _ClusterSums(np.asarray(cluster[sl]))
         t = sums.sort(np.asarray(treated[:1] if shared_t else treated[sl], dtype=float))
         a, b = (sums.sort(np.asarray(v[sl], dtype=float)) for v in (y0, y1))
         parts.append(fit(a, b, t, sums, alpha))

@@ -50,8 +50,8 @@ _ROWS = (
 @app.callback(
     invoke_without_command=True,
     epilog=example(
-        "evaltoolkit diagnose --design ncs_prepost_control --n 1500 --sims 1000",
-        "evaltoolkit diagnose --design cluster_rct --sims 200 --effect 0.3 --seed 7",
+        "evaltoolkit diagnose --design ncs_prepost_control --n 600 --sims 40",
+        "evaltoolkit diagnose --design ncs_prepost_control --n 600 --sims 40 --effect 0.3 --seed 7",
     ),
 )
 def diagnose_cmd(

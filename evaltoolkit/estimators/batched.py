@@ -8,7 +8,9 @@ CR1 variance has a closed form from cluster sums of the residuals. The small-sam
 rows (twice the people with both waves) and ``K = 3`` (two coefficients and the one intercept kept of the person
 effects nested in the clusters, fixest's ``fixef.K = "nested"``); ANCOVA uses ``N`` people and ``K = 3``. People
 missing either wave drop out (``did`` drops them as people seen at one wave only). Cluster sums are one
-``bincount`` over ``replicate * G + cluster``; replicates are processed in chunks so memory stays flat.
+``np.add.reduceat`` over people sorted by cluster when every replicate shares the labels, else one ``bincount`` over
+``replicate * G + cluster``; the DiD needs only four of them (two when whole clusters are in one arm), after which
+everything is an ``(R, G)`` array. Replicates are processed in chunks so memory stays flat.
 
 Examples
 --------

@@ -60,6 +60,7 @@ _LAZY: dict[str, str] = {
     "multilevel": "evaltoolkit.estimators.multilevel",
     "bayes_did": "evaltoolkit.estimators.bayes.did",
     "power": "evaltoolkit.plan.power",
+    "diagnose": "evaltoolkit.plan.diagnose",
     "meta_analysis": "evaltoolkit.estimators.meta",
     "causal_mediation": "evaltoolkit.estimators.mediation.causal",
     "mediation_sensitivity": "evaltoolkit.estimators.mediation.causal",

@@ -443,6 +443,7 @@ def report(
 
 # workflow order in --help: instruments, validate, score (intake commands are light: typer only at import)
 import evaltoolkit.cli.design as design_cmd  # noqa: E402
+import evaltoolkit.cli.diagnose as diagnose_cmd  # noqa: E402
 import evaltoolkit.cli.instruments as instruments_cmd  # noqa: E402
 import evaltoolkit.cli.intake as intake_cmd  # noqa: E402
 import evaltoolkit.cli.plan as plan_cmd  # noqa: E402
@@ -452,6 +453,7 @@ app.add_typer(instruments_cmd.app, name="instruments")
 app.add_typer(design_cmd.app, name="design")
 app.add_typer(plan_cmd.app, name="plan")
 app.command("redesign", epilog=redesign_cmd.EPILOG)(plain_errors(redesign_cmd.redesign_cmd))
+app.add_typer(diagnose_cmd.app, name="diagnose")
 app.command(
     "validate",
     epilog=example("evaltoolkit validate wave1.csv --instrument ncs_social_mixing --out issues.csv"),

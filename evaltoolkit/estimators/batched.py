@@ -1,0 +1,282 @@
+"""Two-wave DiD and ANCOVA with CR1 cluster-robust SEs for many simulated replicates at once.
+
+Each argument is an ``(R, n)`` array: R replicates of the same n people (``NaN`` where a person gave no score at a
+wave). For two waves the panel DiD with person fixed effects equals the regression of the change score on the arm
+(fixed effects = first differences for T = 2), so one replicate's estimate is a difference of mean changes and its
+CR1 variance has a closed form from cluster sums of the residuals. The small-sample factor is the one
+:func:`evaltoolkit.estimators.did.did` applies to its panel fit, ``G/(G-1) (N-1)/(N-K)`` with ``N`` the person-wave
+rows (twice the people with both waves) and ``K = 3`` (two coefficients and the one intercept kept of the person
+effects nested in the clusters, fixest's ``fixef.K = "nested"``); ANCOVA uses ``N`` people and ``K = 3``. People
+missing either wave drop out (``did`` drops them as people seen at one wave only). Cluster sums are one
+``np.add.reduceat`` over people sorted by cluster when every replicate shares the labels, else one ``bincount`` over
+``replicate * G + cluster``; the DiD needs only four of them (two when whole clusters are in one arm), after which
+everything is an ``(R, G)`` array. Replicates are processed in chunks so memory stays flat.
+
+Examples
+--------
+Two replicates of 40 people in 8 teams (the second replicate's change scores are the first's plus 1 for the treated);
+the results equal ``did(..., vcov="CR1")`` on the same data (see ``tests/test_batched.py``):
+
+>>> import numpy as np
+>>> rng = np.random.default_rng(1)
+>>> team = np.repeat(np.arange(8), 5)
+>>> treated = team < 4
+>>> y0 = rng.normal(size=40)
+>>> y1 = y0 + 0.5 * treated + rng.normal(size=40)
+>>> b = did_cr1(np.vstack([y0, y0]), np.vstack([y1, y1 + treated]), treated, team)
+>>> np.round(b.estimate[1] - b.estimate[0], 12)
+np.float64(1.0)
+>>> b.df.tolist()
+[7.0, 7.0]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+__all__ = ["BatchedEstimates", "ancova_cr1", "did_cr1"]
+
+#: replicates processed at once (memory is about ``CHUNK * n * 8`` bytes per working array)
+CHUNK = 256
+
+
+@dataclass
+class BatchedEstimates:
+    """Per-replicate results of a batched estimator (each an array of length R).
+
+    Attributes
+    ----------
+    estimate, std_error, p_value, ci_lower, ci_upper, df : ndarray
+        The treatment coefficient, its CR1 SE, two-sided t p-value and interval on ``G - 1`` df.
+    n_obs : ndarray
+        Rows of the fit (person-waves for DiD, people for ANCOVA).
+    n_clusters, n_treated_clusters, n_control_clusters : ndarray
+        Clusters among the analysed rows, and those with programme / comparison rows.
+    n_people : ndarray
+        People analysed.
+    one_arm_clusters : ndarray of bool
+        Whether every analysed cluster holds one arm only (the programme assigned by cluster).
+    """
+
+    estimate: np.ndarray
+    std_error: np.ndarray
+    p_value: np.ndarray
+    ci_lower: np.ndarray
+    ci_upper: np.ndarray
+    df: np.ndarray
+    n_obs: np.ndarray
+    n_clusters: np.ndarray
+    n_treated_clusters: np.ndarray
+    n_control_clusters: np.ndarray
+    n_people: np.ndarray
+    one_arm_clusters: np.ndarray
+
+
+def _broadcast(arrays: list[np.ndarray]) -> list[np.ndarray]:
+    arrays = [np.atleast_2d(np.asarray(a)) for a in arrays]
+    shape = np.broadcast_shapes(*(a.shape for a in arrays))
+    return [np.broadcast_to(a, shape) for a in arrays]
+
+
+class _ClusterSums:
+    """Sums of (R, n) values within each replicate's clusters, as (R, G).
+
+    Labels shared by every replicate: people sorted by cluster once, then ``np.add.reduceat`` along the rows;
+    labels that differ by replicate: one ``bincount`` over ``replicate * G + cluster``.
+    """
+
+    def __init__(self, cluster: np.ndarray) -> None:
+        self.shared = cluster.shape[0] == 1 or cluster.strides[0] == 0
+        if self.shared:
+            _, inv = np.unique(cluster[0], return_inverse=True)
+            self.order = None if np.all(inv[1:] >= inv[:-1]) else np.argsort(inv, kind="stable")
+            ranked = inv if self.order is None else inv[self.order]
+            self.starts = np.flatnonzero(np.r_[True, np.diff(ranked) != 0])
+            self.g = int(inv.max()) + 1
+        else:
+            codes = np.empty(cluster.shape, dtype=np.int64)
+            for r in range(cluster.shape[0]):
+                _, codes[r] = np.unique(cluster[r], return_inverse=True)
+            self.g = int(codes.max()) + 1
+            self.flat = (np.arange(cluster.shape[0])[:, None] * self.g + codes).ravel()
+        self.r = cluster.shape[0]
+
+    def sort(self, values: np.ndarray) -> np.ndarray:
+        """``values`` (R, n) with people in cluster order when labels are shared (the sums need it)."""
+        return np.take(values, self.order, axis=1) if self.shared and self.order is not None else values
+
+    def arm_share(self, treated: np.ndarray) -> np.ndarray | None:
+        """Share treated in each cluster when labels and the (sorted) arm vector are shared; else None."""
+        if not self.shared or treated.ndim != 1:
+            return None
+        return np.add.reduceat(treated, self.starts) / np.diff(np.r_[self.starts, treated.size])
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        values = np.broadcast_to(values, (self.r, values.shape[-1]))
+        if self.shared:  # the columns were put in cluster order by ``sort``
+            return np.add.reduceat(values, self.starts, axis=1, dtype=np.float64)
+        sums = np.bincount(self.flat, weights=values.ravel().astype(float), minlength=self.r * self.g)
+        return sums.reshape(self.r, self.g)
+
+
+def _finish(coef, v_raw, in_t, n_g, rows_per: int, alpha: float) -> dict[str, np.ndarray]:
+    """CR1 factor, t inference on G - 1 df and the cluster counts (from the people analysed per cluster and arm)."""
+    people = n_g.sum(axis=1)
+    with_t, with_c = in_t > 0.5, n_g - in_t > 0.5
+    g = (n_g > 0.5).sum(axis=1).astype(float)
+    n = rows_per * people
+    factor = g / (g - 1) * (n - 1) / (n - _K_SMALL)
+    se = np.sqrt(factor * v_raw)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tstat = coef / se
+    df = g - 1
+    levels, idx = np.unique(df, return_inverse=True)  # few distinct cluster counts: one quantile each
+    crit = stats.t.ppf(1 - alpha / 2, levels)[idx.reshape(df.shape)]
+    return {
+        "estimate": coef, "std_error": se, "p_value": 2 * stats.t.sf(np.abs(tstat), df),
+        "ci_lower": coef - crit * se, "ci_upper": coef + crit * se, "df": df, "n_obs": n,
+        "n_clusters": g, "n_treated_clusters": with_t.sum(axis=1), "n_control_clusters": with_c.sum(axis=1),
+        "n_people": np.rint(people).astype(np.int64), "one_arm_clusters": ~np.any(with_t & with_c, axis=1),
+    }  # fmt: skip
+
+
+def _did_chunk(y0, y1, treated, sums: _ClusterSums, alpha: float) -> dict[str, np.ndarray]:
+    """Change score on [1, treated]: a difference of means, and CR1 from four cluster sums.
+
+    The treatment row of ``(X'X)^-1 X'`` is ``1/N1`` for participants and ``-1/N0`` for comparison people, so a
+    cluster's score is ``(D1_g - m1 n1_g) / N1 - (D0_g - m0 n0_g) / N0`` with ``D`` the cluster's summed changes
+    and ``n`` its people in each arm: only ``(R, G)`` arrays after the four sums.
+    """
+    dy = y1 - y0
+    ok = np.isfinite(dy)
+    dy = np.where(ok, dy, 0.0)
+    t = treated if treated.shape[0] == dy.shape[0] else treated[0]  # (R, n), or (n,) shared by all
+    n_g, d = sums(ok), sums(dy)
+    okf = ok
+    arm = sums.arm_share(t)
+    if arm is not None and np.all((arm == 0) | (arm == 1)):  # whole clusters in one arm: two sums suffice
+        in_t, d1 = n_g * arm, d * arm
+    else:
+        in_t, d1 = sums(okf * t), sums(dy * t)
+    n1, n0 = in_t.sum(axis=1), (n_g - in_t).sum(axis=1)
+    m1, m0 = d1.sum(axis=1) / n1, (d - d1).sum(axis=1) / n0
+    score = (d1 - m1[:, None] * in_t) / n1[:, None] - ((d - d1) - m0[:, None] * (n_g - in_t)) / n0[:, None]
+    return _finish(m1 - m0, np.einsum("rg,rg->r", score, score), in_t, n_g, 2, alpha)
+
+
+def _ancova_chunk(y0, y1, treated, sums: _ClusterSums, alpha: float) -> dict[str, np.ndarray]:
+    """OLS of the follow-up on [1, treated, baseline] over people with both scores, CR1 for the treatment."""
+    ok = np.isfinite(y0) & np.isfinite(y1)
+    t = np.broadcast_to(treated, y0.shape)
+    X = np.stack([ok.astype(float), np.where(ok, t, 0.0), np.where(ok, y0, 0.0)], axis=2)
+    y = np.where(ok, y1, 0.0)
+    bread = np.linalg.inv(np.einsum("rnk,rnl->rkl", X, X))
+    coef = np.einsum("rkl,rl->rk", bread, np.einsum("rnk,rn->rk", X, y))
+    e = y - np.einsum("rnk,rk->rn", X, coef)  # 0 where not ok (X and y are 0 there)
+    a = np.einsum("rnk,rk->rn", X, bread[:, :, 1])  # the treatment row of (X'X)^-1 X'
+    v_raw = (sums(a * e) ** 2).sum(axis=1)
+    okf = ok.astype(float)
+    return _finish(coef[:, 1], v_raw, sums(okf * t), sums(okf), 1, alpha)
+
+
+#: K in the CR1 factor (N-1)/(N-K): DiD's two coefficients plus the one kept intercept of the nested person
+#: effects; ANCOVA's three coefficients
+_K_SMALL = 3
+
+
+def _run(kind: str, y0, y1, treated, cluster, alpha: float, chunk: int) -> BatchedEstimates:
+    y0, y1, treated, cluster = _broadcast([y0, y1, treated, cluster])
+    fit = _did_chunk if kind == "did" else _ancova_chunk
+    shared_t = treated.shape[0] == 1 or treated.strides[0] == 0
+    shared_c = cluster.shape[0] == 1 or cluster.strides[0] == 0
+    sums: _ClusterSums | None = None
+    parts: list[dict[str, np.ndarray]] = []
+    for start in range(0, y0.shape[0], chunk):
+        sl = slice(start, start + chunk)
+        if sums is None or not shared_c or sums.r != y0[sl].shape[0]:  # shared labels: coded once
+            sums = _ClusterSums(np.asarray(cluster[sl]))
+        t = sums.sort(np.asarray(treated[:1] if shared_t else treated[sl], dtype=float))
+        a, b = (sums.sort(np.asarray(v[sl], dtype=float)) for v in (y0, y1))
+        parts.append(fit(a, b, t, sums, alpha))
+    return BatchedEstimates(**{k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
+
+
+def did_cr1(
+    y0: np.ndarray,
+    y1: np.ndarray,
+    treated: np.ndarray,
+    cluster: np.ndarray,
+    *,
+    alpha: float = 0.05,
+    chunk: int = CHUNK,
+) -> BatchedEstimates:
+    """Two-wave panel DiD (person fixed effects) with CR1 SEs, for R replicates at once.
+
+    Identical (to rounding) to ``did(data, outcome, ..., post=<wave>, unit=<id>, cluster=<cluster>, vcov="CR1")``
+    on each replicate's long data, with people nested in clusters.
+
+    Parameters
+    ----------
+    y0, y1 : array, shape (R, n)
+        Baseline and follow-up scores (``NaN``: not observed); a person missing either is left out.
+    treated : array, shape (R, n) or (n,)
+        1 for programme participants.
+    cluster : array, shape (R, n) or (n,)
+        Cluster labels (teams).
+    alpha : float
+        For the ``1 - alpha`` interval (t with ``G - 1`` df).
+    chunk : int
+        Replicates processed at once.
+
+    Returns
+    -------
+    BatchedEstimates
+
+    Examples
+    --------
+    >>> team = np.repeat(np.arange(6), 4)
+    >>> t = (team % 2).astype(float)
+    >>> y0 = np.zeros(24)
+    >>> y1 = t * 2.0 + np.tile([0.1, -0.1, 0.2, -0.2], 6)
+    >>> float(did_cr1(y0, y1, t, team).estimate[0])
+    2.0
+    """
+    return _run("did", y0, y1, treated, cluster, alpha, chunk)
+
+
+def ancova_cr1(
+    y0: np.ndarray,
+    y1: np.ndarray,
+    treated: np.ndarray,
+    cluster: np.ndarray,
+    *,
+    alpha: float = 0.05,
+    chunk: int = CHUNK,
+) -> BatchedEstimates:
+    """ANCOVA (follow-up on arm and baseline score) with CR1 SEs, for R replicates at once.
+
+    Identical (to rounding) to ``ancova(wide, outcome=<follow-up>, arm, covariates=[<baseline>], cluster=...,
+    vcov="CR1")`` on each replicate's one-row-per-person data with both scores present.
+
+    Parameters
+    ----------
+    y0, y1, treated, cluster, alpha, chunk
+        As in :func:`did_cr1`.
+
+    Returns
+    -------
+    BatchedEstimates
+
+    Examples
+    --------
+    >>> team = np.repeat(np.arange(6), 4)
+    >>> t = (team % 2).astype(float)
+    >>> y0 = np.tile([0.0, 1.0, 2.0, 3.0], 6)
+    >>> y1 = 0.5 * y0 + 1.5 * t
+    >>> round(float(ancova_cr1(y0, y1, t, team).estimate[0]), 12)
+    1.5
+    """
+    return _run("ancova", y0, y1, treated, cluster, alpha, chunk)

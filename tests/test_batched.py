@@ -1,0 +1,120 @@
+"""The batched two-wave DiD/ANCOVA with CR1 (evaltoolkit.estimators.batched) against one-at-a-time did()/ancova().
+
+Reference: ``did(..., vcov="CR1")`` and ``ancova(..., vcov="CR1")``, themselves pinned to pyfixest/R in
+tests/test_did.py and tests/test_ancova.py; here the batched results must equal them to rel 1e-10 on the same data.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import evaltoolkit as et
+from evaltoolkit.estimators.batched import ancova_cr1, did_cr1
+from evaltoolkit.simulate.batched import clustered_did_arrays, replicate_arrays, study_arrays
+
+REL = 1e-10
+FIELDS = ("estimate", "std_error", "ci_lower", "ci_upper", "p_value")
+
+
+def _quiet(f, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return f(*args, **kwargs)
+
+
+def _wide(sim, outcome: str, wave: str) -> pd.DataFrame:
+    d = sim.data
+    keys = ["pid", "arm", "team", outcome]
+    base = d[d["wave"] == "baseline"][keys]
+    post = d[d["wave"] == wave][["pid", outcome]]
+    return base.merge(post, on="pid", suffixes=("_0", "_1")).dropna()
+
+
+# heavy, differential attrition: people lost at follow-up drop out of the change score (did() drops them as
+# "seen at one wave only"); the first two seeds keep the design's own retention
+CASES = [
+    (1, {}),
+    (2, {}),
+    (3, {"retention": {"post": {"ncs": 0.55, "control": 0.85}, "followup": {"ncs": 0.4, "control": 0.7}}}),
+]
+
+
+@pytest.mark.parametrize(("seed", "overrides"), CASES)
+def test_batched_did_equals_did_cr1(seed, overrides):
+    sims = [et.simulate_study("ncs_prepost_control", n=500, seed=seed + k, **overrides) for k in range(3)]
+    arrs = [study_arrays(s, "attitudes", "post") for s in sims]
+    stacked = {k: np.vstack([a[k] for a in arrs]) for k in arrs[0]}
+    b = did_cr1(stacked["y0"], stacked["y1"], stacked["treated"], stacked["cluster"])
+    for i, sim in enumerate(sims):
+        r = _quiet(et.did, sim.data, outcome="attitudes", post="post", cluster="team", vcov="CR1",
+                   **sim.design.panel_arguments())  # fmt: skip
+        for f in FIELDS:
+            assert getattr(b, f)[i] == pytest.approx(getattr(r, f), rel=REL), f
+        assert b.df[i] == r.details["df"]
+        assert b.n_obs[i] == r.table["n_obs"].iloc[0]
+        assert b.n_clusters[i] == r.table["n_clusters"].iloc[0]
+    if overrides:  # the attrition really bit: many baseline people have no follow-up
+        assert np.mean(np.isfinite(stacked["y0"]) & ~np.isfinite(stacked["y1"])) > 0.2
+
+
+@pytest.mark.parametrize(("seed", "overrides"), CASES[::2])
+def test_batched_ancova_equals_ancova_cr1(seed, overrides):
+    sims = [et.simulate_study("ncs_prepost_control", n=500, seed=seed + k, **overrides) for k in range(2)]
+    arrs = [study_arrays(s, "attitudes", "post") for s in sims]
+    stacked = {k: np.vstack([a[k] for a in arrs]) for k in arrs[0]}
+    b = ancova_cr1(stacked["y0"], stacked["y1"], stacked["treated"], stacked["cluster"])
+    for i, sim in enumerate(sims):
+        w = _wide(sim, "attitudes", "post")
+        r = _quiet(et.ancova, w, "attitudes_1", "arm", treated="ncs", covariates=["attitudes_0"], cluster="team",
+                   vcov="CR1")  # fmt: skip
+        for f in FIELDS:
+            assert getattr(b, f)[i] == pytest.approx(getattr(r, f), rel=REL), f
+        assert b.n_obs[i] == len(w)
+
+
+def test_chunks_do_not_change_results():
+    a = clustered_did_arrays(7, 12, 6, icc=0.2, effect=0.3, attrition=0.2, seed=4)
+    whole = did_cr1(a["y0"], a["y1"], a["treated"], a["cluster"])
+    parts = did_cr1(a["y0"], a["y1"], a["treated"], a["cluster"], chunk=3)
+    for f in (*FIELDS, "n_clusters", "n_people"):
+        np.testing.assert_allclose(getattr(parts, f), getattr(whole, f), rtol=REL)
+
+
+def test_replicate_arrays_are_simulate_study_per_seed():
+    stacked = replicate_arrays("ncs_prepost_control", 200, [5, 6], "attitudes", "post")
+    one = study_arrays(et.simulate_study("ncs_prepost_control", n=200, seed=6), "attitudes", "post")
+    np.testing.assert_array_equal(stacked["y1"][1], one["y1"])
+    assert stacked["y0"].shape == (2, 200)
+
+
+def test_cluster_sums_by_hand():
+    # two teams of two, one treated: change scores 1, 3 (treated) and 0, 0 (control): estimate 2;
+    # residuals -1, 1, 0, 0; cluster scores (sum e, sum T e) = (0, 0) and (0, 0) -> SE 0.
+    # A third team breaks the tie: control changes 1, -1 -> residuals 1, -1 again sum to 0 within the team.
+    b = did_cr1(np.zeros(6), np.array([1.0, 3, 0, 0, 1, -1]), np.array([1.0, 1, 0, 0, 0, 0]),
+                np.array([0, 0, 1, 1, 2, 2]))  # fmt: skip
+    assert b.estimate[0] == pytest.approx(2.0)
+    assert b.std_error[0] == pytest.approx(0.0, abs=1e-12)
+    assert b.n_treated_clusters[0] == 1 and b.n_control_clusters[0] == 2 and b.one_arm_clusters[0]
+
+
+def test_shared_and_per_replicate_labels_agree():
+    # the same people in a shuffled order, labels shared (one vector) or repeated per replicate: same results
+    a = clustered_did_arrays(5, 15, 7, icc=0.2, effect=0.3, attrition=0.25, seed=8)
+    order = np.random.default_rng(0).permutation(a["y0"].shape[1])
+    shuffled = {k: v[..., order] for k, v in a.items()}
+    ref = did_cr1(a["y0"], a["y1"], a["treated"], a["cluster"])
+    shared = did_cr1(shuffled["y0"], shuffled["y1"], shuffled["treated"], shuffled["cluster"])
+    each = did_cr1(shuffled["y0"], shuffled["y1"], np.tile(shuffled["treated"], (5, 1)),
+                   np.tile(shuffled["cluster"], (5, 1)))  # fmt: skip
+    for f in (*FIELDS, "n_clusters", "n_treated_clusters"):
+        np.testing.assert_allclose(getattr(shared, f), getattr(ref, f), rtol=REL)
+        np.testing.assert_allclose(getattr(each, f), getattr(ref, f), rtol=REL)
+    for f in FIELDS:
+        np.testing.assert_allclose(
+            getattr(ancova_cr1(shuffled["y0"], shuffled["y1"], shuffled["treated"], shuffled["cluster"]), f),
+            getattr(ancova_cr1(a["y0"], a["y1"], a["treated"], a["cluster"]), f), rtol=REL)  # fmt: skip

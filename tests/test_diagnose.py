@@ -171,3 +171,25 @@ def test_cli_prints_power_bias_coverage_and_rating(capsys):
     assert "Expected evidence rating: Moderate" in out
     assert main(["diagnose", "--design", "ncs_prepost_control", "--sims", "1"]) == 2
     assert capsys.readouterr().err.strip().count("\n") == 0
+
+
+def test_grid_words_become_simulation_settings():
+    # redesign grids vary clusters, cluster size, attrition and ICC; diagnose reads them into the simulation block
+    import numpy as np
+
+    from evaltoolkit.design.schema import load_design
+    from evaltoolkit.plan.diagnose import _grid_overrides
+
+    d = load_design("ncs_prepost_control")
+    o = _grid_overrides(d, {"attrition": 0.4, "icc": 0.0588, "clusters": 12})
+    first = d.post_waves[0]
+    assert np.mean(list(o["retention"][first].values())) == pytest.approx(0.6)
+    old = d.simulation.retention[first]
+    ratio = {a: o["retention"][first][a] / old[a] for a in old}
+    assert max(ratio.values()) == pytest.approx(
+        min(ratio.values())
+    )  # differential attrition kept in proportion
+    assert o["site_sd"] ** 2 / (1 + o["site_sd"] ** 2) == pytest.approx(0.0588) and o["sites"] == 12
+    assert d.with_simulation(**o).simulation.sites == 12
+    with pytest.raises(Exception, match="attrition must be a share"):
+        _grid_overrides(d, {"attrition": 1.2})

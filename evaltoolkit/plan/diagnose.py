@@ -249,6 +249,7 @@ def _prepared(design, n, effect, sims, alpha, overrides) -> Design:
         raise DesignError(f"alpha must be between 0 and 1 (got {alpha})", field="alpha")
     if n is not None:
         overrides["n"] = n
+    overrides = _grid_overrides(d, overrides)
     if effect is not None:
         if not np.isfinite(effect):
             raise DesignError(f"effect must be a number of latent SDs (got {effect})", field="effect")
@@ -262,6 +263,53 @@ def _prepared(design, n, effect, sims, alpha, overrides) -> Design:
         constructs[name] = {**constructs[name], "effect": float(effect)}
         overrides["constructs"] = constructs
     return d.with_simulation(**overrides) if overrides else d
+
+
+def _grid_overrides(d: Design, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The grid's words (``clusters``, ``cluster_size``, ``attrition``, ``icc``) as simulation-block changes.
+
+    * ``clusters``: the number of sites (the top-level clusters; with site assignment, the units assigned);
+    * ``cluster_size``: teams of exactly that size (``team_size = (k, k)``);
+    * ``attrition``: the share lost by the first follow-up, averaged over the arms; every arm's retention at every
+      follow-up is scaled by the same factor, so the design's differential attrition is kept in proportion;
+    * ``icc``: of baseline levels between sites, ``site_sd = sqrt(icc / (1 - icc))`` (person SD 1).
+
+    Examples
+    --------
+    >>> d = load_design("ncs_prepost_control")
+    >>> o = _grid_overrides(d, {"icc": 0.2, "cluster_size": 10, "clusters": 30})
+    >>> round(o["site_sd"], 4), o["team_size"], o["sites"]
+    (0.5, (10, 10), 30)
+    """
+    out = dict(overrides)
+    sim = d.simulation
+    if "clusters" in out:
+        out["sites"] = int(out.pop("clusters"))
+    if "cluster_size" in out:
+        k = int(out.pop("cluster_size"))
+        out["team_size"] = (k, k)
+    if "icc" in out:
+        icc = float(out.pop("icc"))
+        if not 0 <= icc < 1:
+            raise DesignError(f"icc must be at least 0 and below 1 (got {icc})", field="icc")
+        out["site_sd"] = (icc / (1 - icc)) ** 0.5
+    if "attrition" in out:
+        lost = float(out.pop("attrition"))
+        if not 0 <= lost < 1:
+            raise DesignError(
+                f"attrition must be a share at least 0 and below 1 (got {lost})", field="attrition"
+            )
+        first = next((w for w in d.post_waves if w in sim.retention), None)
+        if first is None:
+            raise DesignError(
+                "the simulation block gives no retention to scale", field="simulation.retention"
+            )
+        kept = float(np.mean(list(sim.retention[first].values())))
+        factor = (1 - lost) / kept if kept > 0 else 0.0
+        out["retention"] = {
+            w: {arm: min(1.0, r * factor) for arm, r in arms.items()} for w, arms in sim.retention.items()
+        }
+    return out
 
 
 def _primary(d: Design) -> Analysis:

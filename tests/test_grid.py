@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+import evaltoolkit.plan.grid as grid_module
 from evaltoolkit.cli.app import main
 from evaltoolkit.errors import DesignError
 from evaltoolkit.plan.grid import cell_key, cell_seed, cells, formula_cell, redesign
@@ -183,7 +184,9 @@ def test_bad_grids_are_one_plain_line():
         assert "\n" not in str(exc.value)
 
 
-def test_cli_prints_table_and_sentence(tmp_path, capsys):
+def test_cli_prints_table_and_sentence(tmp_path, capsys, monkeypatch):
+    # the power-by-formula cell, so the printed numbers can be checked against R (the default is diagnose)
+    monkeypatch.setattr(grid_module, "_default_cell_function", lambda: grid_module.formula_cell)
     argv = ["redesign", "--design", DESIGN, "--n", "1000,1500,2000", "--effect", "0.1,0.2", "--sims", "200",
             "--scheduler", "serial", "--cache", str(tmp_path / "c"), "--out", str(tmp_path / "grid.csv")]  # fmt: skip
     assert main(argv) == 0

@@ -46,7 +46,7 @@ bench: | $(BIN)/python
 
 lock: $(VENV)/.installed-dev
 	$(BIN)/uv pip compile pyproject.toml requirements/build.in --extra dev $(LOCKFLAGS) -o requirements/dev.lock
-	$(BIN)/uv pip compile pyproject.toml requirements/build.in $(LOCKFLAGS) \
+	$(BIN)/uv pip compile pyproject.toml requirements/build.in --extra app $(LOCKFLAGS) \
 	  -c requirements/dev.lock -o requirements/runtime.lock
 	$(BIN)/uv pip compile pyproject.toml requirements/build.in --extra dev --extra bench $(LOCKFLAGS) \
 	  -c requirements/dev.lock -o requirements/bench.lock

@@ -84,11 +84,33 @@ def test_chunks_do_not_change_results():
         np.testing.assert_allclose(getattr(parts, f), getattr(whole, f), rtol=REL)
 
 
-def test_replicate_arrays_are_simulate_study_per_seed():
-    stacked = replicate_arrays("ncs_prepost_control", 200, [5, 6], "attitudes", "post")
-    one = study_arrays(et.simulate_study("ncs_prepost_control", n=200, seed=6), "attitudes", "post")
-    np.testing.assert_array_equal(stacked["y1"][1], one["y1"])
+@pytest.mark.parametrize(
+    ("outcome", "wave", "cluster", "overrides"),
+    [("attitudes", "post", None, {}), ("negative_contact", "followup", "site", CASES[2][1]),
+     ("positive_contact", "followup", "team", {"item_missing": 0.3})],
+)  # fmt: skip
+def test_replicate_arrays_are_simulate_study_per_seed(outcome, wave, cluster, overrides):
+    # the array path draws the same numbers as simulate_study (it only skips building the data frame and the
+    # items), so every array is identical, not just close
+    stacked = replicate_arrays(
+        "ncs_prepost_control", 200, [5, 6], outcome, wave, cluster=cluster, **overrides
+    )
+    for i, s in enumerate((5, 6)):
+        sim = et.simulate_study("ncs_prepost_control", n=200, seed=s, **overrides)
+        one = study_arrays(sim, outcome, wave, cluster)
+        for key, value in one.items():
+            np.testing.assert_array_equal(stacked[key][i], value, err_msg=key)
+        assert stacked["n_sites"][i] == sim.data["site"].nunique()
     assert stacked["y0"].shape == (2, 200)
+
+
+def test_replicate_arrays_refuse_what_is_not_simulated():
+    from evaltoolkit.errors import DesignError
+
+    with pytest.raises(DesignError, match="not a cluster level"):
+        replicate_arrays("ncs_prepost_control", 50, [1], "attitudes", "post", cluster="female")
+    with pytest.raises(DesignError, match="not simulated"):
+        replicate_arrays("ncs_prepost_control", 50, [1], "wellbeing", "post")
 
 
 def test_cluster_sums_by_hand():

@@ -48,6 +48,62 @@ def test_simulated_power_matches_powerup(seed):
     assert abs(tab.loc["bias", "estimate"]) < 4 * tab.loc["bias", "mc_se"]
 
 
+def test_declaredesign_readme_diagnosis(seed):
+    # DeclareDesign's documented diagnosis (package README, CRAN 1.0.x; Blair, Cooper, Coppock & Humphreys 2019):
+    #   declare_model(N = 100, U = rnorm(N), potential_outcomes(Y ~ 0.2 * Z + U)) +
+    #   declare_inquiry(ATE = mean(Y_Z_1 - Y_Z_0)) + declare_assignment(Z = complete_ra(N)) +
+    #   declare_measurement(Y = reveal_outcomes(Y ~ Z)) +
+    #   declare_estimator(Y ~ Z, .method = difference_in_means, inquiry = "ATE")
+    #   diagnose_design(design)   # 500 sims, bootstrap SEs (100 replicates) in parentheses:
+    #   Mean Estimand 0.20 (0.00), Mean Estimate 0.20 (0.01), Bias 0.00 (0.01), SD Estimate 0.20 (0.01),
+    #   RMSE 0.20 (0.01), Power 0.17 (0.02), Coverage 0.96 (0.01)
+    # The same design here: 100 people, 50 in each arm, Y = 0.2 Z + N(0, 1), a post-only difference in means (each
+    # person their own cluster: CR1 = HC1 x G/(G-1), within 1% of the Neyman SE estimatr uses). Ours and theirs
+    # agree to Monte Carlo error: within 4 combined MC SEs plus their rounding to two decimals.
+    published = {"mean_estimate": (0.20, 0.01), "bias": (0.00, 0.01), "rmse": (0.20, 0.01),
+                 "power": (0.17, 0.02), "coverage": (0.96, 0.01)}  # fmt: skip
+    sims = 4000
+    a = clustered_did_arrays(sims, 100, 1, icc=0.0, effect=0.2, baseline=False, seed=seed(21))
+    tab = diagnosands(_frame(did_cr1(a["y0"], a["y1"], a["treated"], a["cluster"])), 0.2).set_index(
+        "diagnosand"
+    )
+    for name, (value, their_se) in published.items():
+        ours, our_se = tab.loc[name]
+        assert abs(ours - value) < 4 * math.hypot(their_se, our_se) + 0.005, name
+    # and to the exact values (a t test with noncentrality 0.2 / sqrt(4/100) = 1 on 98 df): power 0.1677
+    tc = stats.t.ppf(0.975, 98)
+    exact = stats.nct.sf(tc, 98, 1.0) + stats.nct.cdf(-tc, 98, 1.0)
+    assert exact == pytest.approx(0.1677, abs=5e-4)
+    assert abs(tab.loc["power", "estimate"] - exact) < 4 * math.sqrt(exact * (1 - exact) / sims)
+    assert abs(tab.loc["coverage", "estimate"] - 0.95) < 4 * math.sqrt(0.95 * 0.05 / sims) + 0.003  # CR1 vs t
+
+
+def test_padlocks_follow_the_eef_table():
+    # Education Endowment Foundation (2019), "Classifying the security of EEF findings": design, MDES and attrition
+    # each allow a number of padlocks; the initial rating is the lowest. Rows of the table at each boundary:
+    from evaltoolkit.plan.summary import padlock_rating
+
+    assert [padlock_rating("cluster_rct", m, 0.0) for m in (0.20, 0.21, 0.29, 0.30, 0.49, 0.50, 0.59, 0.60)] == [
+        5, 4, 4, 3, 2, 1, 1, 0,
+    ]  # fmt: skip
+    assert [padlock_rating("cluster_rct", 0.1, a) for a in (0.10, 0.11, 0.20, 0.21, 0.40, 0.41, 0.50, 0.51)] == [
+        5, 4, 4, 3, 2, 1, 1, 0,
+    ]  # fmt: skip
+    assert padlock_rating("panel", 0.1, 0.0) == 4 and padlock_rating("post_only", 0.1, 0.0) == 2
+    assert padlock_rating("cluster_rct", float("nan"), 0.0) == 0
+
+
+def test_diagnose_rates_padlocks_from_mdes_and_attrition():
+    # NCS simulation block: 22% of the comparison group and 12% of participants lost by the post wave (about 29%
+    # of all with the baseline-dependent dropout), so attrition (21-30%: 3 padlocks) limits the rating below the
+    # design's 4; the MDES (1,500 people) is well under 0.2
+    dx = et.diagnose("ncs_prepost_control", n=1500, sims=40, seed=3)
+    mdes, attrition = dx.value("mdes")[0], dx.value("attrition")[0]
+    assert mdes < 0.2 and 0.2 < attrition <= 0.3
+    assert dx.padlocks == 3 and dx.value("share_padlocks_3")[0] > 0.5
+    assert "3 of 5 padlocks" in dx.summary()
+
+
 def test_type_s_and_m_match_gelman_carlin(seed):
     # Gelman & Carlin (2014, Perspectives on Psychological Science 9:641), the beauty and sex ratio example:
     # true effect D = 2, SE s = 8.1 -> power 0.06 and Type S error rate 0.24 as printed there.

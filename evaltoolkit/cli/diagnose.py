@@ -44,6 +44,9 @@ _ROWS = (
     ("type_m", "Type M (exaggeration when significant)", False),
     ("share_few_clusters", "Studies with the few-clusters caution", True),
     ("share_differential_attrition", "Studies with differential attrition > 5 points", True),
+    ("mdes", "Minimum detectable effect (SDs, 80% power)", False),
+    ("attrition", "Attrition (share lost from baseline)", True),
+    ("mean_padlocks", "Padlocks (EEF rating, 0-5), mean", False),
 )
 
 
@@ -65,14 +68,22 @@ def diagnose_cmd(
     seed: Annotated[int, typer.Option(help="Seed of the first simulated study.")] = 0,
 ) -> None:
     """Simulate the design --sims times and run its primary DiD on each: power, bias, coverage, evidence rating."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
     from rich.table import Table
 
     from evaltoolkit.plan.diagnose import diagnose
+    from evaltoolkit.plan.summary import PADLOCK_RULES
 
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        transient=True, disable=STATE.quiet,
+        TextColumn("ETA"), TimeRemainingColumn(), transient=True, disable=STATE.quiet,
     ) as progress:  # fmt: skip
         task = progress.add_task("Simulating studies", total=sims)
         dx = diagnose(design, n=n, effect=effect, sims=sims, seed=seed,
@@ -92,5 +103,10 @@ def diagnose_cmd(
     con = _console()
     con.print(table)
     con.print(f"True effect: {dx.true_effect:.3f} points. Expected evidence rating: {dx.evidence_rating}.")
+    share, _ = dx.value(f"share_padlocks_{dx.padlocks}")
+    con.print(
+        f"Padlock rating (EEF rules) in most simulated studies ({share:.0%}): {dx.padlocks} of 5. "
+        + " ".join(PADLOCK_RULES)
+    )
     for note in dx.notes[1:]:
         con.print(note)

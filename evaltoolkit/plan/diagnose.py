@@ -44,7 +44,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -54,9 +53,9 @@ from evaltoolkit.design.schema import Analysis, Design, load_design
 from evaltoolkit.errors import DesignError, EvalToolkitWarning
 from evaltoolkit.estimators.batched import BatchedEstimates, did_cr1
 from evaltoolkit.inference.policy import choose_inference
-from evaltoolkit.plan.summary import evidence_strength
+from evaltoolkit.plan.summary import evidence_rating, padlock_rating
 from evaltoolkit.simulate.batched import replicate_arrays
-from evaltoolkit.simulate.study import SimulatedStudy, simulate_study
+from evaltoolkit.simulate.study import simulate_study, true_effects
 
 __all__ = ["DIFFERENTIAL_ATTRITION", "Diagnosis", "diagnosands", "diagnose"]
 
@@ -84,7 +83,9 @@ class Diagnosis:
     method_counts : dict
         Replicates by the inference method used (``CR1`` batched; ``wild``/``ri`` one ``did()`` each).
     evidence_rating : str
-        The rating most replicates would get, in words.
+        The rating most replicates would get, in words (Maryland SMS level).
+    padlocks : int
+        The padlock rating (0-5, EEF rules: :data:`evaltoolkit.plan.summary.PADLOCK_RULES`) most replicates get.
     notes : list of str
         Plain sentences about how the diagnosis was done.
     estimates : DataFrame
@@ -103,6 +104,7 @@ class Diagnosis:
     alpha: float
     method_counts: dict[str, int]
     evidence_rating: str
+    padlocks: int = 0
     notes: list[str] = field(default_factory=list)
     estimates: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
 
@@ -111,7 +113,7 @@ class Diagnosis:
         out: dict[str, Any] = {
             "design": self.design, "analysis": self.analysis, "outcome": self.outcome, "wave": self.wave,
             "n": self.n, "sims": self.sims, "seed": self.seed, "true_effect": self.true_effect,
-            "evidence_rating": self.evidence_rating,
+            "evidence_rating": self.evidence_rating, "padlocks": self.padlocks,
         }  # fmt: skip
         for row in self.table.itertuples(index=False):
             out[row.diagnosand] = float(row.estimate)
@@ -134,7 +136,8 @@ class Diagnosis:
             f"In {self.sims:,} simulated studies of {self.n:,} people, the DiD on {self.outcome} at {self.wave} "
             f"detected the true effect ({self.true_effect:.3f} points) {p:.0%} of the time (Monte Carlo SE "
             f"{p_se:.1%}); bias {b:+.3f} points, 95% interval coverage {c:.0%}. Expected evidence rating: "
-            f"{self.evidence_rating}."
+            f"{self.evidence_rating}; {self.padlocks} of 5 padlocks by the EEF rules (the design, the minimum "
+            "detectable effect and attrition each allow so many; the lowest counts)."
         )
 
 
@@ -200,24 +203,20 @@ def diagnose(
         )
     requested = str(a.options.get("vcov", "auto"))
     batchable = set(a.options) <= {"vcov"} and not d.outcome(outcome).dichotomise
+    truth = float(true_effects(d).set_index(["outcome", "wave"]).loc[(outcome, wave), "effect"])
     ratings: list[str] = []
-    truth: list[float] = []
-
-    def keep(sim: SimulatedStudy) -> None:
-        ratings.append(evidence_strength(SimpleNamespace(design=d, study=SimpleNamespace(data=sim.data)))[0])
-        if not truth:
-            truth.append(sim.true_effect(outcome, wave))
-
-    parts: list[tuple[BatchedEstimates, np.ndarray]] = []
+    parts: list[tuple[BatchedEstimates, np.ndarray, np.ndarray]] = []
     for start in range(0, sims, BATCH):
         seeds = np.arange(seed + start, seed + min(start + BATCH, sims))
-        arr = replicate_arrays(d, None, seeds, outcome, wave, cluster=cluster, keep=keep)
-        parts.append((did_cr1(arr["y0"], arr["y1"], arr["treated"], arr["cluster"], alpha=alpha),
-                      _differential(arr)))  # fmt: skip
+        arr = replicate_arrays(d, None, seeds, outcome, wave, cluster=cluster)
+        ratings += [evidence_rating(d, int(k))[0] for k in arr["n_sites"]]
+        est_b = did_cr1(arr["y0"], arr["y1"], arr["treated"], arr["cluster"], alpha=alpha)
+        parts.append((est_b, _differential(arr), _padlocks(d, est_b, arr, alpha)))
         if progress is not None:
             progress(start + len(seeds))
     est = _concat([p[0] for p in parts])
     diff_attr = np.concatenate([p[1] for p in parts])
+    rated = np.concatenate([p[2] for p in parts])
     methods, few = _policy(est, requested, cluster)
     if not batchable:
         methods[:] = "did()"
@@ -228,12 +227,13 @@ def diagnose(
         "share_differential_attrition": diff_attr > DIFFERENTIAL_ATTRITION,
         "share_weakened_evidence": np.array([" - weakened" in r for r in ratings]),
     }
-    table = diagnosands(frame, truth[0], alpha, cautions, ratings)
+    table = pd.concat([diagnosands(frame, truth, alpha, cautions, ratings), _padlock_rows(rated)],
+                      ignore_index=True)  # fmt: skip
     counts = dict(Counter(frame["method"]))
     return Diagnosis(
         table=table, design=d.name, analysis=a.id, outcome=outcome, wave=wave, n=int(d.simulation.n), sims=sims,
-        seed=seed, true_effect=truth[0], alpha=alpha, method_counts=counts,
-        evidence_rating=Counter(ratings).most_common(1)[0][0],
+        seed=seed, true_effect=truth, alpha=alpha, method_counts=counts,
+        evidence_rating=Counter(ratings).most_common(1)[0][0], padlocks=int(np.bincount(rated[:, 0].astype(np.int64)).argmax()),
         notes=_notes(counts, requested, d, a, wave), estimates=frame,
     )  # fmt: skip
 
@@ -371,6 +371,29 @@ def _fallback(
             res.estimate, res.std_error, res.ci_lower, res.ci_upper, res.p_value,
         ]  # fmt: skip
         frame.loc[i, "method"] = str(res.details.get("vcov"))
+
+
+def _padlocks(d: Design, est: BatchedEstimates, arr: dict[str, np.ndarray], alpha: float) -> np.ndarray:
+    """Per replicate (rows): padlocks, MDES (80% power, in baseline SDs) and attrition (share lost from baseline)."""
+    from scipy import stats
+
+    base = np.isfinite(arr["y0"])
+    sd = np.nanstd(arr["y0"], axis=1, ddof=1)
+    df = np.maximum(est.df, 1)
+    mdes = (stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(0.8, df)) * est.std_error / sd
+    attrition = 1 - (base & np.isfinite(arr["y1"])).sum(axis=1) / np.maximum(base.sum(axis=1), 1)
+    locks = [padlock_rating(d.kind, m, a) for m, a in zip(mdes, attrition)]
+    return np.column_stack([locks, mdes, attrition])
+
+
+def _padlock_rows(rated: np.ndarray) -> pd.DataFrame:
+    padlocks = rated[:, 0].astype(np.int64)
+    rows = [("mdes", *_mean_se(rated[:, 1])), ("attrition", *_mean_se(rated[:, 2]))]
+    rows += [("mean_padlocks", *_mean_se(padlocks.astype(float)))]
+    rows += [
+        (f"share_padlocks_{k}", *_share_se(padlocks == k)) for k in range(5, -1, -1) if (padlocks == k).any()
+    ]
+    return pd.DataFrame(rows, columns=["diagnosand", "estimate", "mc_se"])
 
 
 def _mean_se(x: np.ndarray) -> tuple[float, float]:

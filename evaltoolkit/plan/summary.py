@@ -31,6 +31,7 @@ from typing import Any
 
 import pandas as pd
 
+from evaltoolkit.design.schema import Design
 from evaltoolkit.inference.policy import FEW_CLUSTERS, VERY_FEW_CLUSTERS
 from evaltoolkit.plan.registry import AnalysisResults
 from evaltoolkit.privacy import format_count
@@ -38,10 +39,13 @@ from evaltoolkit.results import analysis_label, unbounded_intervals
 
 __all__ = [
     "CAUTION_GROUPS",
+    "PADLOCK_RULES",
     "PALUCK_2019_D",
+    "evidence_rating",
     "evidence_strength",
     "group_cautions",
     "left_out_table",
+    "padlock_rating",
     "ranked_cautions",
     "summarise",
 ]
@@ -66,6 +70,59 @@ def evidence_strength(results: AnalysisResults) -> tuple[str, str]:
     """A short rating of the design's evidence strength and the reason (Maryland SMS style)."""
     d = results.design
     n_clusters = int(results.study.data[d.columns.clusters[0]].nunique()) if d.columns.clusters else None
+    return evidence_rating(d, n_clusters)
+
+
+#: The padlock rating's rules, as the Education Endowment Foundation writes them ("Classifying the security of
+#: EEF findings", 2019): the design, the minimum detectable effect size (MDES, in SDs, 80% power) and attrition
+#: each allow at most so many padlocks; the rating is the lowest of the three (before any judgement of balance or
+#: other threats, which a simulation cannot make).
+PADLOCK_RULES: tuple[str, ...] = (
+    "Design: randomised, up to 5; a comparison that allows for some selection on unobservables "
+    "(difference-in-differences), up to 4; a comparison matched on some relevant characteristics, up to 2.",
+    "MDES: 0.20 SD or less, 5; up to 0.29, 4; up to 0.39, 3; up to 0.49, 2; up to 0.59, 1; 0.60 or more, 0.",
+    "Attrition: 10% or less, 5; up to 20%, 4; up to 30%, 3; up to 40%, 2; up to 50%, 1; more than 50%, 0.",
+    "The rating is the lowest of the three.",
+)
+_PADLOCK_DESIGN = {"cluster_rct": 5, "panel": 4, "post_only": 2}
+_PADLOCK_MDES = (0.20, 0.29, 0.39, 0.49, 0.59)  # upper ends for 5, 4, 3, 2, 1 padlocks
+_PADLOCK_ATTRITION = (10, 20, 30, 40, 50)  # percent, upper ends for 5, 4, 3, 2, 1 padlocks
+
+
+def padlock_rating(kind: str, mdes: float, attrition: float) -> int:
+    """Padlocks (0-5) by the EEF rules (:data:`PADLOCK_RULES`): the lowest of design, MDES and attrition.
+
+    Parameters
+    ----------
+    kind : str
+        The design's kind (``cluster_rct``, ``panel``, ``post_only``).
+    mdes : float
+        Minimum detectable effect size in SDs (80% power, two-sided 5%), rounded to two decimals as EEF reports it.
+    attrition : float
+        Share of the people at baseline (or randomised) missing from the analysis, 0-1 (rounded to whole percent).
+
+    Examples
+    --------
+    EEF's table: a randomised trial with MDES 0.25 and 12% attrition gets 4 padlocks (both MDES and attrition
+    allow 4); a difference-in-differences with MDES 0.18 and 8% attrition gets 4 (the design allows 4):
+
+    >>> padlock_rating("cluster_rct", 0.25, 0.12), padlock_rating("panel", 0.18, 0.08)
+    (4, 4)
+    >>> padlock_rating("cluster_rct", 0.62, 0.05), padlock_rating("post_only", 0.1, 0.0)
+    (0, 2)
+    """
+
+    def level(value: float, ends: tuple[float, ...]) -> int:
+        return 5 - sum(value > end for end in ends) if math.isfinite(value) else 0
+
+    by_design = _PADLOCK_DESIGN.get(kind, 0)
+    return min(
+        by_design, level(round(mdes, 2), _PADLOCK_MDES), level(round(100 * attrition), _PADLOCK_ATTRITION)
+    )
+
+
+def evidence_rating(d: Design, n_clusters: int | None) -> tuple[str, str]:
+    """:func:`evidence_strength` of design ``d`` with ``n_clusters`` top-level clusters (sites) in the data."""
     if d.kind == "cluster_rct":
         rating, why = (
             "Strong (randomised; Maryland Scientific Methods Scale level 5)",

@@ -15,12 +15,19 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from evaltoolkit.simulate.study import SimulatedStudy, simulate_study
+from evaltoolkit.errors import DesignError
+from evaltoolkit.simulate.study import (
+    SimulatedStudy,
+    cluster_names,
+    observe_waves,
+    simulate_people,
+    simulation_design,
+)
 
 __all__ = ["clustered_did_arrays", "replicate_arrays", "study_arrays"]
 
@@ -63,20 +70,39 @@ def replicate_arrays(
     wave: str,
     *,
     cluster: str | None = None,
-    keep: Callable[[SimulatedStudy], None] | None = None,
     **overrides: Any,
 ) -> dict[str, np.ndarray]:
     """``study_arrays`` of one simulated study per seed, stacked: each value of shape ``(len(seeds), n)``.
 
-    ``keep``, if given, is called with every simulated study (to record what else a diagnosis needs).
+    The same data as ``simulate_study(design, n=n, seed=s)`` for each seed, drawn through the same steps
+    (:func:`evaltoolkit.simulate.study.observe_waves`) without building the long data frame or the items, so it
+    is several times faster. Also returns ``n_sites`` (shape ``(len(seeds),)``): the sites in each study.
     """
-    rows: list[dict[str, np.ndarray]] = []
+    d = simulation_design(design, n, **overrides)
+    sim = d.simulation
+    assert sim is not None
+    c = d.columns
+    cl = cluster or c.clusters[-1]
+    level = {name: i for i, name in enumerate(c.clusters[:2])}
+    if cl not in level:
+        raise DesignError(
+            f"cluster '{cl}' is not a cluster level of the simulated design ({', '.join(c.clusters) or 'none'})",
+            field="cluster",
+        )
+    if outcome not in sim.constructs:
+        raise DesignError(f"outcome '{outcome}' is not simulated by this design", field="outcome")
+    rows: dict[str, list[np.ndarray]] = {"y0": [], "y1": [], "treated": [], "cluster": [], "n_sites": []}
     for s in seeds:
-        sim = simulate_study(design, n=n, seed=int(s), **overrides)
-        if keep is not None:
-            keep(sim)
-        rows.append(study_arrays(sim, outcome, wave, cluster))
-    return {k: np.vstack([r[k] for r in rows]) for k in rows[0]}
+        rng, people, panel = simulate_people(d, int(s))
+        obs = observe_waves(rng, people, panel, d, sim, items=False, constructs=(outcome,))
+        for key, w in (("y0", d.baseline), ("y1", wave)):
+            y = np.full(people["pid"].size, np.nan)
+            y[obs[w].responding] = obs[w].scores[outcome]
+            rows[key].append(y)
+        rows["treated"].append(people["treated"].astype(float))
+        rows["cluster"].append(np.unique(cluster_names(people)[level[cl]], return_inverse=True)[1])
+        rows["n_sites"].append(np.array(np.unique(people["site"]).size))
+    return {k: np.stack(v) for k, v in rows.items()}
 
 
 def clustered_did_arrays(

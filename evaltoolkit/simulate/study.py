@@ -38,6 +38,7 @@ True
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -132,23 +133,14 @@ def simulate_study(
     >>> int(sim.data.groupby("wave")["pid"].nunique()["baseline"])
     200
     """
-    if not isinstance(design, Design):
-        design = load_design(design)
-    if design.simulation is None:
-        raise DesignError("this design has no simulation block to simulate from", field="simulation")
-    if n is not None:
-        overrides["n"] = n
-    if overrides:
-        design = design.with_simulation(**overrides)
+    design = simulation_design(design, n, **overrides)
     if not isinstance(seed, int | np.integer) or seed < 0:
         raise DesignError(f"seed must be a non-negative whole number (got {seed!r})", field="seed")
     sim = design.simulation
     assert sim is not None
-    rng = np.random.default_rng(seed)
-    people = _draw_people(rng, design, sim)
-    panel = _latent_panel(rng, people, design, sim)
+    rng, people, panel = simulate_people(design, int(seed))
     data = _observe(rng, people, panel, design, sim)
-    truth = _truth_table(_design_key(design))
+    truth = true_effects(design)
     params = {
         "a": {c: sim.constructs[c].effect for c in sim.constructs},
         "b": dict(sim.mediated),
@@ -156,6 +148,36 @@ def simulate_study(
         "moderation": sim.moderation,
     }
     return SimulatedStudy(data=data, truth=truth, design=design, seed=seed, n_people=sim.n, params=params)
+
+
+def simulation_design(design: Design | str | Path, n: int | None = None, **overrides: Any) -> Design:
+    """The design :func:`simulate_study` simulates: loaded, checked to have a ``simulation`` block, overridden."""
+    if not isinstance(design, Design):
+        design = load_design(design)
+    if design.simulation is None:
+        raise DesignError("this design has no simulation block to simulate from", field="simulation")
+    if n is not None:
+        overrides["n"] = n
+    return design.with_simulation(**overrides) if overrides else design
+
+
+def true_effects(design: Design) -> pd.DataFrame:
+    """``SimulatedStudy.truth`` of a simulation design (cached: the same for every seed and every n)."""
+    return _truth_table(_design_key(design))
+
+
+def simulate_people(
+    design: Design, seed: int
+) -> tuple[np.random.Generator, dict[str, np.ndarray], dict[str, Any]]:
+    """The first two steps of :func:`simulate_study`: people (sites, teams, arms) and their latent panel.
+
+    Returns the generator as left after them, ready for :func:`observe_waves`.
+    """
+    sim = design.simulation
+    assert sim is not None
+    rng = np.random.default_rng(seed)
+    people = _draw_people(rng, design, sim)
+    return rng, people, _latent_panel(rng, people, design, sim)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -268,25 +290,47 @@ def _expected_score(latent: np.ndarray, spec) -> np.ndarray:
     return 1 + ndtr(z).sum(axis=2).mean(axis=1)
 
 
-def _observe(
+@dataclass
+class ObservedWave:
+    """What one wave of a simulated study observed, as arrays over the people at baseline.
+
+    Attributes
+    ----------
+    responding : ndarray of bool, shape (n,)
+        Who answered at this wave (dropout is monotone).
+    scores : dict
+        Construct -> scale score of each *responding* person (NaN when fewer than half the items answered).
+    items : dict
+        Item -> raw answer of each responding person (reverse-worded items as answered), only when asked for.
+    """
+
+    responding: np.ndarray
+    scores: dict[str, np.ndarray]
+    items: dict[str, np.ndarray]
+
+
+def observe_waves(
     rng: np.random.Generator,
     people: dict[str, np.ndarray],
     panel: dict[str, Any],
     design: Design,
     sim: Simulation,
-) -> pd.DataFrame:
+    *,
+    items: bool = True,
+    constructs: Collection[str] | None = None,
+) -> dict[str, ObservedWave]:
+    """Who responds at each wave and what they answer: the measurement step of :func:`simulate_study`.
+
+    ``constructs`` limits the scores (and items) computed to those named. The random draws are the same whatever
+    is kept, so array consumers (:func:`evaltoolkit.simulate.batched.replicate_arrays`) see exactly the data
+    ``simulate_study`` gives.
+    """
     n = people["pid"].size
-    arm_labels = np.where(people["treated"], design.arms.treated, design.arms.control[0])
-    site_names = np.char.add("S", np.char.zfill(people["site"].astype(str), 2))
-    team_prefix = np.where(people["treated"], "T", "C")
-    team_names = np.char.add(
-        np.char.add(site_names, "-"), np.char.add(team_prefix, people["team"].astype(str))
-    )
     first = next(iter(sim.constructs))
     z0 = panel["base"][first]
     z0 = (z0 - z0.mean()) / z0.std()
     responding = np.ones(n, dtype=bool)
-    frames = []
+    out: dict[str, ObservedWave] = {}
     for w in design.wave_names:
         if w == design.baseline:
             latent = panel["base"]
@@ -307,31 +351,66 @@ def _observe(
             p = np.clip(p, 1e-9, 1 - 1e-9)
             p = np.where(p >= 1 - 1e-9, 1.0, expit(logit(p) + sim.attrition_on_baseline * z0))
             responding = responding & (rng.random(n) < p)
-        cols: dict[str, Any] = {
-            "pid": people["pid"][responding],
-            "arm": arm_labels[responding],
-            "wave": np.full(int(responding.sum()), w),
-            "site": site_names[responding],
-            "team": team_names[responding],
-            "segregation": np.round(people["segregation"][responding], 3),
-            "female": people["female"][responding],
-            "age": people["age"][responding],
-            "unemployed": people["unemployed"][responding],
-        }
+        scores: dict[str, np.ndarray] = {}
+        answers: dict[str, np.ndarray] = {}
         for c, spec in sim.constructs.items():
+            if constructs is not None and c not in constructs:  # the same draws, nothing computed
+                shape = (int(responding.sum()), len(spec.items))
+                rng.normal(size=shape), rng.random(shape)
+                continue
             ans = _answers(rng, latent[c][responding], spec)
             ans[rng.random(ans.shape) < sim.item_missing] = np.nan
-            k = spec.categories
-            keyed = ans.copy()
-            for j, item in enumerate(spec.items):
-                if item in spec.reverse:
-                    ans[:, j] = k + 1 - ans[:, j]  # the respondent's raw answer to a reverse-worded item
-                cols[item] = ans[:, j]
-            answered = np.isfinite(keyed).sum(axis=1)
+            answered = np.isfinite(ans).sum(axis=1)
             with np.errstate(invalid="ignore"):
-                score = np.nansum(keyed, axis=1) / np.maximum(answered, 1)
+                score = np.nansum(ans, axis=1) / np.maximum(answered, 1)
             score[answered < int(np.ceil(len(spec.items) / 2))] = np.nan
-            cols[c] = score
+            scores[c] = score
+            if items:
+                k = spec.categories
+                for j, item in enumerate(spec.items):
+                    # the respondent's raw answer to a reverse-worded item is the other way round
+                    answers[item] = k + 1 - ans[:, j] if item in spec.reverse else ans[:, j]
+        out[w] = ObservedWave(responding=responding, scores=scores, items=answers)
+    return out
+
+
+def cluster_names(people: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Site and team names of every person (``S03``, ``S03-T12``: team names say the arm)."""
+    site_names = np.char.add("S", np.char.zfill(people["site"].astype(str), 2))
+    team_prefix = np.where(people["treated"], "T", "C")
+    team_names = np.char.add(
+        np.char.add(site_names, "-"), np.char.add(team_prefix, people["team"].astype(str))
+    )
+    return site_names, team_names
+
+
+def _observe(
+    rng: np.random.Generator,
+    people: dict[str, np.ndarray],
+    panel: dict[str, Any],
+    design: Design,
+    sim: Simulation,
+) -> pd.DataFrame:
+    arm_labels = np.where(people["treated"], design.arms.treated, design.arms.control[0])
+    site_names, team_names = cluster_names(people)
+    frames = []
+    for w, obs in observe_waves(rng, people, panel, design, sim).items():
+        r = obs.responding
+        cols: dict[str, Any] = {
+            "pid": people["pid"][r],
+            "arm": arm_labels[r],
+            "wave": np.full(int(r.sum()), w),
+            "site": site_names[r],
+            "team": team_names[r],
+            "segregation": np.round(people["segregation"][r], 3),
+            "female": people["female"][r],
+            "age": people["age"][r],
+            "unemployed": people["unemployed"][r],
+        }
+        for c, spec in sim.constructs.items():
+            for item in spec.items:
+                cols[item] = obs.items[item]
+            cols[c] = obs.scores[c]
         frames.append(pd.DataFrame(cols))
     data = pd.concat(frames, ignore_index=True)
     for spec in sim.constructs.values():

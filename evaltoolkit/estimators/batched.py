@@ -32,6 +32,7 @@ np.float64(1.0)
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,6 +115,22 @@ class _ClusterSums:
             return None
         return np.add.reduceat(treated, self.starts) / np.diff(np.r_[self.starts, treated.size])
 
+    def changes(
+        self, y0: np.ndarray, y1: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per cluster: people with both scores and their summed change; and per person ``ok``, ``y1 - y0``.
+
+        With shared labels one compiled pass (:func:`_change_sums`) gives the two sums without temporaries and
+        the per-person arrays are returned as None (the whole-cluster-arm fast path does not need them).
+        """
+        if self.shared:
+            n_g, d = _compiled_change_sums()(np.ascontiguousarray(y0), np.ascontiguousarray(y1), self.starts)
+            return n_g, d, None, None
+        dy = y1 - y0
+        ok = np.isfinite(dy)
+        dy = np.where(ok, dy, 0.0)
+        return self(ok), self(dy), ok, dy
+
     def __call__(self, values: np.ndarray) -> np.ndarray:
         values = np.broadcast_to(values, (self.r, values.shape[-1]))
         if self.shared:  # the columns were put in cluster order by ``sort``
@@ -150,17 +167,17 @@ def _did_chunk(y0, y1, treated, sums: _ClusterSums, alpha: float) -> dict[str, n
     cluster's score is ``(D1_g - m1 n1_g) / N1 - (D0_g - m0 n0_g) / N0`` with ``D`` the cluster's summed changes
     and ``n`` its people in each arm: only ``(R, G)`` arrays after the four sums.
     """
-    dy = y1 - y0
-    ok = np.isfinite(dy)
-    dy = np.where(ok, dy, 0.0)
-    t = treated if treated.shape[0] == dy.shape[0] else treated[0]  # (R, n), or (n,) shared by all
-    n_g, d = sums(ok), sums(dy)
-    okf = ok
+    t = treated if treated.shape[0] == y0.shape[0] else treated[0]  # (R, n), or (n,) shared by all
+    n_g, d, ok, dy = sums.changes(y0, y1)
     arm = sums.arm_share(t)
     if arm is not None and np.all((arm == 0) | (arm == 1)):  # whole clusters in one arm: two sums suffice
         in_t, d1 = n_g * arm, d * arm
     else:
-        in_t, d1 = sums(okf * t), sums(dy * t)
+        if ok is None:
+            dy = y1 - y0
+            ok = np.isfinite(dy)
+            dy = np.where(ok, dy, 0.0)
+        in_t, d1 = sums(ok * t), sums(dy * t)
     n1, n0 = in_t.sum(axis=1), (n_g - in_t).sum(axis=1)
     m1, m0 = d1.sum(axis=1) / n1, (d - d1).sum(axis=1) / n0
     score = (d1 - m1[:, None] * in_t) / n1[:, None] - ((d - d1) - m0[:, None] * (n_g - in_t)) / n0[:, None]
@@ -180,6 +197,38 @@ def _ancova_chunk(y0, y1, treated, sums: _ClusterSums, alpha: float) -> dict[str
     v_raw = (sums(a * e) ** 2).sum(axis=1)
     okf = ok.astype(float)
     return _finish(coef[:, 1], v_raw, sums(okf * t), sums(okf), 1, alpha)
+
+
+def _change_sums(y0, y1, starts):  # pragma: no cover - compiled by numba (runs as Python too)
+    """Per replicate and cluster (people sorted by cluster, ``starts`` the first of each): the count of people
+    with both scores and the sum of their changes ``y1 - y0``, in one pass."""
+    r_count, n = y0.shape
+    g_count = starts.size
+    n_g = np.zeros((r_count, g_count))
+    d = np.zeros((r_count, g_count))
+    for r in range(r_count):
+        for g in range(g_count):
+            end = starts[g + 1] if g + 1 < g_count else n
+            count = 0.0
+            total = 0.0
+            for i in range(starts[g], end):
+                v = y1[r, i] - y0[r, i]
+                if np.isfinite(v):
+                    count += 1.0
+                    total += v
+            n_g[r, g] = count
+            d[r, g] = total
+    return n_g, d
+
+
+@functools.cache
+def _compiled_change_sums():
+    """:func:`_change_sums` compiled by numba (cached on disk after the first compilation), else plain Python."""
+    try:
+        import numba
+    except ImportError:  # pragma: no cover - numba is a dependency
+        return _change_sums
+    return numba.njit(cache=True, nogil=True)(_change_sums)
 
 
 #: K in the CR1 factor (N-1)/(N-K): DiD's two coefficients plus the one kept intercept of the nested person

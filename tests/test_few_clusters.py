@@ -166,3 +166,28 @@ def test_best_of_us_demo_bayesian_section_samples_cleanly(bou):
     assert any(
         "(Bayesian" in w for _, items in ctx["caution_groups"] for w in items
     )  # its other cautions remain
+
+
+def test_effective_clusters_of_a_panel_with_person_effects_come_from_cluster_wave_shocks():
+    # Person effects nested in clusters absorb a shock common to a cluster at every wave: each cluster's share of
+    # the estimate sums to zero over its rows, so G* with Omega_g = 1 (Carter, Schnepel & Steigerwald 2017) is
+    # undefined (NaN, not rounding noise). With cluster-by-wave shocks (within=wave) a two-wave panel's G* equals
+    # the G* of the change-score regression on [1, treated] by hand: gamma_g ~ (n1_g / N1 - n0_g / N0)^2.
+    from evaltoolkit.inference.randomisation import effective_clusters
+
+    sizes = np.array([3, 5, 2, 6, 4, 4, 7, 1])  # people per team; teams 0-3 in the programme
+    team = np.repeat(np.arange(8), sizes)
+    treated = (team < 4).astype(float)
+    n = team.size
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=(n, 2))
+    person, wave = np.repeat(np.arange(n), 2), np.tile([0, 1], n)
+    X = np.column_stack([wave, treated[person] * wave]).astype(float)
+    fit = ols(y.ravel(), X, names=["post", "treat:post"], absorb=[person])
+    assert math.isnan(effective_clusters(fit, "treat:post", team[person]))
+    n1, n0 = sizes[:4].sum(), sizes[4:].sum()
+    gamma = np.r_[sizes[:4] / n1, sizes[4:] / n0] ** 2
+    by_hand = 8 / (1 + gamma.var() / gamma.mean() ** 2)
+    assert effective_clusters(fit, "treat:post", team[person], within=wave) == pytest.approx(by_hand, rel=1e-12)
+    change = ols(y[:, 1] - y[:, 0], np.column_stack([np.ones(n), treated]), names=["const", "treated"])
+    assert effective_clusters(change, "treated", team) == pytest.approx(by_hand, rel=1e-12)

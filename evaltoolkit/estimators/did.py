@@ -647,7 +647,9 @@ def _decide_inference(
         vcov=vcov, cluster=cl, cluster_name=cl_col, n_boot=n_boot, boot_weights=boot_weights, seed=seed,
         alpha=alpha, compare=True, treated=p.is_t, ri_terms=ri_terms, ri_columns=ri_columns,
     )  # fmt: skip
-    decision = decide(spec, count_clusters_for_robust=False, fit=fit, term=x.terms[0])
+    # person effects nested in the clusters absorb cluster-wide shocks: G* from cluster-by-wave shocks
+    within = p.wcode if x.fe is not None and p.panel else None
+    decision = decide(spec, count_clusters_for_robust=False, fit=fit, term=x.terms[0], within=within)
     notes.extend(decision.notes)
     choice = decision.choice
     if cl is not None and x.fe is not None and choice in ("CR2", "wild", "ri"):

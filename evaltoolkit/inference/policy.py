@@ -294,10 +294,13 @@ def decide(
     count_clusters_for_robust: bool = True,
     fit: OLSFit | None = None,
     term: str | None = None,
+    within: np.ndarray | None = None,
 ) -> Decision:
     """Resolve the spec for a data set: the method used, the cluster counts and the cautions (not yet warned).
 
-    With ``fit`` and ``term`` the effective number of clusters of that term enters the rule.
+    With ``fit`` and ``term`` the effective number of clusters of that term enters the rule (``within``: blocks
+    within clusters, the waves of a panel with person fixed effects; see
+    :func:`evaltoolkit.inference.randomisation.effective_clusters`).
 
     ``count_clusters_for_robust=False`` passes no cluster count to the rule when ``vcov`` is ``classical`` or
     ``HC1`` (no caution about clusters the analyst chose not to use), as :func:`did` does.
@@ -324,7 +327,7 @@ def decide(
         n_t, n_c, by_cluster = cluster_counts(spec.treated, spec.cluster)
     effective = None
     if fit is not None and term is not None and spec.cluster is not None:
-        effective = effective_clusters(fit, term, spec.cluster)
+        effective = effective_clusters(fit, term, spec.cluster, within=within)
     ri = by_cluster and spec.ri_columns is not None and bool(spec.ri_terms)
     choice, notes = choose_inference(
         spec.vcov, count, n_treated=n_t, n_control=n_c, effective=effective, ri=ri, name=name, warn=False

@@ -70,7 +70,9 @@ def cluster_counts(treated: np.ndarray, cluster: np.ndarray) -> tuple[int, int, 
     return int((n_t > 0).sum()), int((n_t < n).sum()), bool(np.all((n_t == 0) | (n_t == n)))
 
 
-def effective_clusters(fit: OLSFit, term: str | int, cluster: np.ndarray) -> float:
+def effective_clusters(
+    fit: OLSFit, term: str | int, cluster: np.ndarray, *, within: np.ndarray | None = None
+) -> float:
     """Carter, Schnepel & Steigerwald's (2017) effective number of clusters ``G*`` for one coefficient.
 
     ``G* = G / (1 + Gamma)``, where ``Gamma`` is the squared coefficient of variation of
@@ -81,6 +83,13 @@ def effective_clusters(fit: OLSFit, term: str | int, cluster: np.ndarray) -> flo
 
     Examples
     --------
+    ``within`` (e.g. the wave of each row) splits each cluster into blocks whose shocks are common, so
+    ``gamma_g = sum over blocks b of g of (sum over b of a_i)^2`` (their ``a_g' Omega_g a_g`` with ``Omega_g``
+    block-diagonal). A panel with person fixed effects nested in the clusters needs it: there every cluster's
+    ``sum of a_i`` is zero (each person's demeaned rows sum to zero), so a shock common to a cluster at all waves
+    is absorbed and the measure is only defined by cluster-wave shocks. When every block sum is zero to rounding,
+    ``G*`` is undefined and NaN is returned (the rule then uses the cluster count).
+
     One treated cluster among ten of equal size (the paper's leading example):
 
     >>> from evaltoolkit.inference.core import ols
@@ -93,9 +102,17 @@ def effective_clusters(fit: OLSFit, term: str | int, cluster: np.ndarray) -> flo
     j = fit.index(term) if isinstance(term, str) else int(term)
     codes, g = encode(np.asarray(cluster))
     a = fit.X @ fit.bread[:, j]
-    gamma = np.bincount(codes, weights=a, minlength=g) ** 2
+    if within is None:
+        gamma = np.bincount(codes, weights=a, minlength=g) ** 2
+    else:
+        block, n_blocks = encode(np.asarray(codes) * (int(np.max(within)) + 1) + np.asarray(within))
+        first = np.zeros(n_blocks, dtype=np.int64)
+        first[block] = codes
+        gamma = np.bincount(
+            first, weights=np.bincount(block, weights=a, minlength=n_blocks) ** 2, minlength=g
+        )
     mean = float(gamma.mean())
-    if mean <= 0:
+    if mean <= (1e-12 * float(np.abs(a).sum())) ** 2:  # zero but for rounding: undefined
         return float("nan")
     big_gamma = float(np.mean((gamma - mean) ** 2)) / mean**2
     return g / (1.0 + big_gamma)

@@ -188,6 +188,8 @@ def test_effective_clusters_of_a_panel_with_person_effects_come_from_cluster_wav
     n1, n0 = sizes[:4].sum(), sizes[4:].sum()
     gamma = np.r_[sizes[:4] / n1, sizes[4:] / n0] ** 2
     by_hand = 8 / (1 + gamma.var() / gamma.mean() ** 2)
-    assert effective_clusters(fit, "treat:post", team[person], within=wave) == pytest.approx(by_hand, rel=1e-12)
+    assert effective_clusters(fit, "treat:post", team[person], within=wave) == pytest.approx(
+        by_hand, rel=1e-12
+    )
     change = ols(y[:, 1] - y[:, 0], np.column_stack([np.ones(n), treated]), names=["const", "treated"])
     assert effective_clusters(change, "treated", team) == pytest.approx(by_hand, rel=1e-12)

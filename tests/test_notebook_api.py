@@ -31,7 +31,9 @@ def study():
 @pytest.fixture(scope="module")
 def fits(study):
     post = study[study["wave"] == "post"]
-    common = dict(treated="ncs", control="control", cluster="team", seed=5)  # seeded: the policy may bootstrap
+    common = dict(
+        treated="ncs", control="control", cluster="team", seed=5
+    )  # seeded: the policy may bootstrap
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return {

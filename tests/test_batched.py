@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import evaltoolkit as et
-from evaltoolkit.estimators.batched import ancova_cr1, did_cr1
+from evaltoolkit.estimators.batched import ancova_cr1, did_cr1, did_cr1_panel
 from evaltoolkit.simulate.batched import clustered_did_arrays, replicate_arrays, study_arrays
 
 REL = 1e-10
@@ -74,6 +74,29 @@ def test_batched_ancova_equals_ancova_cr1(seed, overrides):
         for f in FIELDS:
             assert getattr(b, f)[i] == pytest.approx(getattr(r, f), rel=REL), f
         assert b.n_obs[i] == len(w)
+
+
+@pytest.mark.parametrize(("seed", "overrides"), CASES[1:])
+def test_batched_panel_did_equals_did_on_every_wave(seed, overrides):
+    # three waves, unbalanced (attrition and item nonresponse): did(post=[post, followup]) as analyse runs it
+    sims = [et.simulate_study("ncs_prepost_control", n=400, seed=seed + k, **overrides) for k in range(2)]
+    ys, arrs = [], []
+    for sim in sims:
+        a, b = study_arrays(sim, "attitudes", "post"), study_arrays(sim, "attitudes", "followup")
+        ys.append(np.stack([a["y0"], a["y1"], b["y1"]], axis=1))
+        arrs.append(a)
+    b = did_cr1_panel(np.stack(ys), np.vstack([a["treated"] for a in arrs]), np.vstack([a["cluster"] for a in arrs]),
+                      chunk=1)  # fmt: skip
+    for i, sim in enumerate(sims):
+        r = _quiet(et.did, sim.data, outcome="attitudes", post=["post", "followup"], cluster="team", vcov="CR1",
+                   **sim.design.panel_arguments())  # fmt: skip
+        for f in FIELDS:
+            assert getattr(b, f)[i] == pytest.approx(getattr(r, f), rel=REL), f
+        assert b.df[i] == r.details["df"] and b.n_obs[i] == r.n_obs
+    two = did_cr1_panel(np.stack(ys)[:, :, :2], arrs[0]["treated"], arrs[0]["cluster"])  # two waves: did_cr1
+    ref = did_cr1(ys[0][:, 0], ys[0][:, 1], arrs[0]["treated"], arrs[0]["cluster"])
+    assert two.estimate[0] == pytest.approx(ref.estimate[0], rel=REL)
+    assert two.std_error[0] == pytest.approx(ref.std_error[0], rel=REL)
 
 
 def test_chunks_do_not_change_results():
@@ -140,3 +163,47 @@ def test_shared_and_per_replicate_labels_agree():
         np.testing.assert_allclose(
             getattr(ancova_cr1(shuffled["y0"], shuffled["y1"], shuffled["treated"], shuffled["cluster"]), f),
             getattr(ancova_cr1(a["y0"], a["y1"], a["treated"], a["cluster"]), f), rtol=REL)  # fmt: skip
+
+
+def test_effective_clusters_are_the_policys():
+    # G* (Carter, Schnepel & Steigerwald 2017) as did()/ancova() hand it to the inference policy, for two and three
+    # waves and for ANCOVA, on data with heavy differential attrition (so teams differ in size and G* < G)
+    import evaltoolkit.inference.policy as policy
+
+    seen: list[float] = []
+    original = policy.choose_inference
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("effective"))
+        return original(*args, **kwargs)
+
+    sim = et.simulate_study("ncs_prepost_control", n=500, seed=3, **CASES[2][1])
+    a, f = study_arrays(sim, "attitudes", "post"), study_arrays(sim, "attitudes", "followup")
+    y = np.stack([a["y0"], a["y1"], f["y1"]], axis=1)
+    args = sim.design.panel_arguments()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(policy, "choose_inference", spy)
+        _quiet(
+            et.did,
+            sim.data,
+            outcome="attitudes",
+            post=["post", "followup"],
+            cluster="team",
+            vcov="CR1",
+            **args,
+        )
+        _quiet(et.did, sim.data, outcome="attitudes", post="post", cluster="team", vcov="CR1", **args)
+        w = _wide(sim, "attitudes", "post")
+        _quiet(et.ancova, w, "attitudes_1", "arm", treated="ncs", covariates=["attitudes_0"], cluster="team",
+               vcov="CR1")  # fmt: skip
+    three, two, anc = seen
+    assert did_cr1_panel(y, a["treated"], a["cluster"]).effective_clusters[0] == pytest.approx(
+        three, rel=1e-10
+    )
+    assert did_cr1(a["y0"], a["y1"], a["treated"], a["cluster"]).effective_clusters[0] == pytest.approx(
+        two, rel=1e-10
+    )
+    assert ancova_cr1(a["y0"], a["y1"], a["treated"], a["cluster"]).effective_clusters[0] == pytest.approx(
+        anc, rel=1e-10
+    )
+    assert 20 < two < sim.data["team"].nunique()  # unequal teams: fewer effective than actual clusters

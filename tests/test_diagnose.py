@@ -155,10 +155,11 @@ def test_mc_se_formulas_by_hand():
 def test_diagnose_equals_simulate_power_on_the_same_replicates():
     # both run the design's primary DiD on simulate_study(seed + i); diagnose in one batch, simulate_power with one
     # did() each, so power, bias, coverage and RMSE agree to rounding
-    dx = et.diagnose("ncs_prepost_control", n=400, sims=12, seed=5)
+    # (1,500 people: about 108 teams, G* about 60, so the policy gives CR1 in every replicate)
+    dx = et.diagnose("ncs_prepost_control", n=1500, sims=12, seed=5, post="post")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sp = simulate_power("ncs_prepost_control", n=400, n_sims=12, seed=5)
+        sp = simulate_power("ncs_prepost_control", n=1500, n_sims=12, seed=5)
     assert dx.method_counts == {"CR1": 12}
     assert dx.value("power")[0] == sp.power
     assert dx.true_effect == sp.true_effect
@@ -166,6 +167,23 @@ def test_diagnose_equals_simulate_power_on_the_same_replicates():
         assert dx.value(name)[0] == pytest.approx(ref, rel=1e-10), name
     np.testing.assert_allclose(dx.estimates["estimate"], sp.details["estimates"], rtol=1e-10)
     np.testing.assert_allclose(dx.estimates["p_value"], sp.details["p_values"], rtol=1e-10)
+
+
+def test_diagnose_runs_the_primary_analysis_as_analyse_does():
+    # the NCS design's primary DiD fits baseline, post and followup at once (post: [post, followup]); diagnose
+    # batches that same model, so each replicate equals did() on the simulated study with the analysis's arguments
+    dx = et.diagnose("ncs_prepost_control", n=1500, sims=4, seed=8)
+    d = et.load_design("ncs_prepost_control")
+    a = next(x for x in d.analyses if x.primary)
+    assert a.post == ["post", "followup"] and "post, followup" in dx.notes[0]
+    for i in range(4):
+        sim = et.simulate_study("ncs_prepost_control", n=1500, seed=8 + i)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            r = et.did(sim.data, outcome=a.outcomes[0], post=a.post, cluster=a.cluster, **d.panel_arguments())
+        assert r.details["vcov"] == "CR1"
+        for f in ("estimate", "std_error", "ci_lower", "ci_upper", "p_value"):
+            assert dx.estimates[f].iloc[i] == pytest.approx(getattr(r, f), rel=1e-10), f
 
 
 def test_result_table_dict_and_cautions():
@@ -217,12 +235,12 @@ def test_cli_prints_power_bias_coverage_and_rating(capsys):
     from evaltoolkit.cli.app import main
 
     assert (
-        main(["diagnose", "--design", "ncs_prepost_control", "--n", "400", "--sims", "12", "--seed", "5"])
+        main(["diagnose", "--design", "ncs_prepost_control", "--n", "1500", "--sims", "12", "--seed", "5"])
         == 0
     )
     out = " ".join(capsys.readouterr().out.split())
     # the same 12 replicates as test_diagnose_equals_simulate_power_on_the_same_replicates
-    power = et.diagnose("ncs_prepost_control", n=400, sims=12, seed=5).value("power")[0]
+    power = et.diagnose("ncs_prepost_control", n=1500, sims=12, seed=5).value("power")[0]
     assert f"{power:.1%}" in out and "Bias" in out and "coverage" in out
     assert "Expected evidence rating: Moderate" in out
     assert main(["diagnose", "--design", "ncs_prepost_control", "--sims", "1"]) == 2

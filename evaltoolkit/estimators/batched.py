@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-__all__ = ["BatchedEstimates", "ancova_cr1", "did_cr1"]
+__all__ = ["BatchedEstimates", "ancova_cr1", "did_cr1", "did_cr1_panel"]
 
 #: replicates processed at once (memory is about ``CHUNK * n * 8`` bytes per working array)
 CHUNK = 256
@@ -60,6 +60,9 @@ class BatchedEstimates:
         People analysed.
     one_arm_clusters : ndarray of bool
         Whether every analysed cluster holds one arm only (the programme assigned by cluster).
+    effective_clusters : ndarray
+        Carter, Schnepel & Steigerwald's effective number of clusters ``G*`` of the estimate, as the inference
+        policy computes it for ``did()``/``ancova()`` (NaN when undefined).
     """
 
     estimate: np.ndarray
@@ -74,6 +77,7 @@ class BatchedEstimates:
     n_control_clusters: np.ndarray
     n_people: np.ndarray
     one_arm_clusters: np.ndarray
+    effective_clusters: np.ndarray
 
 
 def _broadcast(arrays: list[np.ndarray]) -> list[np.ndarray]:
@@ -139,13 +143,23 @@ class _ClusterSums:
         return sums.reshape(self.r, self.g)
 
 
-def _finish(coef, v_raw, in_t, n_g, rows_per: int, alpha: float) -> dict[str, np.ndarray]:
-    """CR1 factor, t inference on G - 1 df and the cluster counts (from the people analysed per cluster and arm)."""
+def _effective(gamma: np.ndarray, used: np.ndarray) -> np.ndarray:
+    """Carter, Schnepel & Steigerwald's ``G* = G / (1 + CV^2 of gamma_g)`` over the clusters ``used``, per
+    replicate (:func:`evaltoolkit.inference.randomisation.effective_clusters`, there from the fit)."""
+    g = used.sum(axis=1)
+    mean = np.where(used, gamma, 0.0).sum(axis=1) / np.maximum(g, 1)
+    var = np.where(used, (gamma - mean[:, None]) ** 2, 0.0).sum(axis=1) / np.maximum(g, 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(mean > 0, g / (1.0 + var / mean**2), np.nan)
+
+
+def _finish(coef, v_raw, in_t, n_g, n, k_small: int, alpha: float, gamma) -> dict[str, np.ndarray]:
+    """CR1 factor ``G/(G-1) (N-1)/(N-K)`` for ``n`` rows, t inference on G - 1 df, the cluster counts (from the
+    people analysed per cluster and arm) and the effective number of clusters (from ``gamma``, per cluster)."""
     people = n_g.sum(axis=1)
     with_t, with_c = in_t > 0.5, n_g - in_t > 0.5
     g = (n_g > 0.5).sum(axis=1).astype(float)
-    n = rows_per * people
-    factor = g / (g - 1) * (n - 1) / (n - _K_SMALL)
+    factor = g / (g - 1) * (n - 1) / (n - k_small)
     se = np.sqrt(factor * v_raw)
     with np.errstate(divide="ignore", invalid="ignore"):
         tstat = coef / se
@@ -157,6 +171,7 @@ def _finish(coef, v_raw, in_t, n_g, rows_per: int, alpha: float) -> dict[str, np
         "ci_lower": coef - crit * se, "ci_upper": coef + crit * se, "df": df, "n_obs": n,
         "n_clusters": g, "n_treated_clusters": with_t.sum(axis=1), "n_control_clusters": with_c.sum(axis=1),
         "n_people": np.rint(people).astype(np.int64), "one_arm_clusters": ~np.any(with_t & with_c, axis=1),
+        "effective_clusters": _effective(gamma, n_g > 0.5),
     }  # fmt: skip
 
 
@@ -181,7 +196,11 @@ def _did_chunk(y0, y1, treated, sums: _ClusterSums, alpha: float) -> dict[str, n
     n1, n0 = in_t.sum(axis=1), (n_g - in_t).sum(axis=1)
     m1, m0 = d1.sum(axis=1) / n1, (d - d1).sum(axis=1) / n0
     score = (d1 - m1[:, None] * in_t) / n1[:, None] - ((d - d1) - m0[:, None] * (n_g - in_t)) / n0[:, None]
-    return _finish(m1 - m0, np.einsum("rg,rg->r", score, score), in_t, n_g, 2, alpha)
+    # G*: each cluster's weight on the estimate, (n1_g / N1 - n0_g / N0), squared (the cluster-by-wave measure
+    # did() uses for a panel with person effects, up to a constant)
+    gamma = (in_t / n1[:, None] - (n_g - in_t) / n0[:, None]) ** 2
+    return _finish(m1 - m0, np.einsum("rg,rg->r", score, score), in_t, n_g, 2 * n_g.sum(axis=1), _K_SMALL, alpha,
+                   gamma)  # fmt: skip
 
 
 def _ancova_chunk(y0, y1, treated, sums: _ClusterSums, alpha: float) -> dict[str, np.ndarray]:
@@ -196,7 +215,50 @@ def _ancova_chunk(y0, y1, treated, sums: _ClusterSums, alpha: float) -> dict[str
     a = np.einsum("rnk,rk->rn", X, bread[:, :, 1])  # the treatment row of (X'X)^-1 X'
     v_raw = (sums(a * e) ** 2).sum(axis=1)
     okf = ok.astype(float)
-    return _finish(coef[:, 1], v_raw, sums(okf * t), sums(okf), 1, alpha)
+    return _finish(
+        coef[:, 1], v_raw, sums(okf * t), sums(okf), okf.sum(axis=1), _K_SMALL, alpha, sums(a) ** 2
+    )
+
+
+def _panel_chunk(y, treated, sums: _ClusterSums, alpha: float) -> dict[str, np.ndarray]:
+    """Person fixed effects, wave effects and one treatment term per later wave on an unbalanced panel.
+
+    ``y`` is ``(R, n, W)``, wave 0 the baseline. People seen at fewer than two waves are left out (absorbed by
+    their own effect, as ``did(sample="unbalanced")``). Within-person demeaning over each person's observed waves
+    (FWL), then the ``2 (W - 1)`` coefficients from ``(R, K, K)`` normal equations and CR1 from cluster sums of the
+    person scores; the first treatment term (the first later wave) is returned.
+    """
+    ok = np.isfinite(y)
+    kept = ok.sum(axis=2) >= 2
+    ok &= kept[:, :, None]
+    okf = ok.astype(float)
+    count = np.maximum(okf.sum(axis=2), 1.0)[:, :, None]
+    y0 = np.where(ok, y, 0.0)
+    yd = np.where(ok, y0 - y0.sum(axis=2, keepdims=True) / count, 0.0)
+    w_count = y.shape[2]
+    later = np.arange(1, w_count)
+    # wave dummies, demeaned within person: (1[v == w] - share of the person's waves that are w) where observed
+    dummies = okf[:, :, :, None] * (
+        (np.arange(w_count)[:, None] == later[None, :]) - (okf[:, :, later] / count)[:, :, None, :]
+    )
+    t = np.broadcast_to(treated, kept.shape)[:, :, None, None]
+    X = np.concatenate([dummies, t * dummies], axis=3)  # (R, n, W, K)
+    r_count, n, _, k = X.shape
+    flat = X.reshape(r_count, n * w_count, k)  # batched matrix products (BLAS) over person-waves
+    bread = np.linalg.pinv(np.matmul(flat.transpose(0, 2, 1), flat))
+    coef = np.matmul(bread, np.matmul(flat.transpose(0, 2, 1), yd.reshape(r_count, -1, 1)))[:, :, 0]
+    e = yd - np.matmul(flat, coef[:, :, None]).reshape(yd.shape)
+    person_scores = (X * e[:, :, :, None]).sum(axis=2)
+    cluster_scores = np.stack([sums(person_scores[:, :, j]) for j in range(k)], axis=2)  # (R, G, K)
+    head = w_count - 1  # the first treatment term
+    row = bread[:, head, :]
+    v_raw = (np.einsum("rk,rgk->rg", row, cluster_scores) ** 2).sum(axis=1)
+    keptf = kept.astype(float)
+    n_g = sums(keptf)
+    in_t = sums(keptf * np.broadcast_to(treated, kept.shape))
+    a = np.matmul(flat, bread[:, :, head, None]).reshape(yd.shape)  # weights on the estimate, by cluster-wave
+    gamma = sum(sums(a[:, :, v]) ** 2 for v in range(w_count))
+    return _finish(coef[:, head], v_raw, in_t, n_g, okf.sum(axis=(1, 2)), k + 1, alpha, gamma)
 
 
 def _change_sums(y0, y1, starts):  # pragma: no cover - compiled by numba (runs as Python too)
@@ -234,6 +296,27 @@ def _compiled_change_sums():
 #: K in the CR1 factor (N-1)/(N-K): DiD's two coefficients plus the one kept intercept of the nested person
 #: effects; ANCOVA's three coefficients
 _K_SMALL = 3
+
+
+def _run_panel(y, treated, cluster, alpha: float, chunk: int) -> BatchedEstimates:
+    y = np.asarray(y, dtype=float)
+    if y.ndim == 2:
+        y = y[None]
+    treated, cluster = (np.broadcast_to(np.atleast_2d(a), y.shape[:2]) for a in (treated, cluster))
+    shared_t = treated.shape[0] == 1 or treated.strides[0] == 0
+    shared_c = cluster.shape[0] == 1 or cluster.strides[0] == 0
+    sums: _ClusterSums | None = None
+    parts: list[dict[str, np.ndarray]] = []
+    for start in range(0, y.shape[0], chunk):
+        sl = slice(start, start + chunk)
+        block = y[sl]
+        if sums is None or not shared_c or sums.r != block.shape[0]:  # shared labels: coded once
+            sums = _ClusterSums(np.asarray(cluster[sl]))
+        t = sums.sort(np.asarray(treated[:1] if shared_t else treated[sl], dtype=float))
+        order = sums.order if sums.shared else None
+        ys = block if order is None else np.take(block, order, axis=1)
+        parts.append(_panel_chunk(ys, t, sums, alpha))
+    return BatchedEstimates(**{k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
 
 
 def _run(kind: str, y0, y1, treated, cluster, alpha: float, chunk: int) -> BatchedEstimates:
@@ -329,3 +412,47 @@ def ancova_cr1(
     1.5
     """
     return _run("ancova", y0, y1, treated, cluster, alpha, chunk)
+
+
+def did_cr1_panel(
+    y: np.ndarray,
+    treated: np.ndarray,
+    cluster: np.ndarray,
+    *,
+    alpha: float = 0.05,
+    chunk: int = 32,
+) -> BatchedEstimates:
+    """Panel DiD over several waves (person and wave fixed effects, one treatment term per later wave) with CR1.
+
+    Identical (to rounding) to ``did(data, outcome, post=[<wave 1>, <wave 2>, ...], unit=<id>, cluster=<cluster>,
+    vcov="CR1")`` on each replicate's long data (its default ``sample="unbalanced"``: people seen at two or more
+    waves), with people nested in clusters; the result is the first later wave's term, ``did()``'s headline.
+
+    Parameters
+    ----------
+    y : array, shape (R, n, W) or (n, W)
+        Scores at each wave (``NaN``: not observed); wave 0 is the baseline.
+    treated, cluster : array, shape (R, n) or (n,)
+        As in :func:`did_cr1`.
+    alpha : float
+        For the ``1 - alpha`` interval (t with ``G - 1`` df).
+    chunk : int
+        Replicates processed at once (memory about ``chunk * n * W * 2 (W - 1) * 8`` bytes per working array).
+
+    Returns
+    -------
+    BatchedEstimates
+
+    Examples
+    --------
+    With two waves it is :func:`did_cr1`:
+
+    >>> rng = np.random.default_rng(2)
+    >>> team = np.repeat(np.arange(8), 5)
+    >>> t = (team < 4).astype(float)
+    >>> y = rng.normal(size=(40, 2)) + np.c_[np.zeros(40), 0.5 * t]
+    >>> a, b = did_cr1_panel(y, t, team), did_cr1(y[:, 0], y[:, 1], t, team)
+    >>> bool(np.allclose([a.estimate, a.std_error], [b.estimate, b.std_error], rtol=1e-12))
+    True
+    """
+    return _run_panel(y, treated, cluster, alpha, chunk)

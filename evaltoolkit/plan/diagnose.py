@@ -1,12 +1,14 @@
 """Diagnose a design before fielding it: simulate it many times and run its planned primary analysis on each.
 
 :func:`diagnose` simulates the design as declared (arms, waves, teams and their ICC, selection into the
-programme, overall and differential attrition; :func:`evaltoolkit.simulate.study.simulate_study`) and runs the
-primary DiD (the design's primary ``did`` analysis, its first outcome, baseline against the first later wave) with
-the inference :func:`evaltoolkit.estimators.did.did` would choose (:mod:`evaltoolkit.inference.policy`). Where the
-policy gives CR1 - enough clusters on each side - every replicate is estimated at once by
-:func:`evaltoolkit.estimators.batched.did_cr1` (identical to ``did(..., vcov="CR1")``); replicates the policy sends
-to the wild cluster bootstrap or randomisation inference are each run through ``did()`` and counted.
+programme, overall and differential attrition; :func:`evaltoolkit.simulate.study.simulate_study`, drawn as arrays by
+:func:`evaltoolkit.simulate.batched.replicate_arrays`) and runs the primary DiD as ``analyse`` runs it (the design's
+primary ``did`` analysis, its first outcome, every later wave of its ``post``; the first is the headline) with the
+inference :func:`evaltoolkit.estimators.did.did` would choose (:mod:`evaltoolkit.inference.policy`, from each
+replicate's cluster counts and effective number of clusters). Where the policy gives CR1, every replicate is
+estimated at once by :func:`evaltoolkit.estimators.batched.did_cr1_panel` (or ``did_cr1`` for two waves; identical
+to ``did(..., vcov="CR1")``); replicates the policy sends to the wild cluster bootstrap or randomisation inference
+are each run through ``did()`` and counted.
 
 The diagnosands (DeclareDesign's word; Blair, Cooper, Coppock & Humphreys 2019), each with its Monte Carlo SE over
 the ``sims`` replicates, against the design's true effect in scale points (``SimulatedStudy.truth``):
@@ -30,8 +32,8 @@ Examples
 >>> dx = et.diagnose("ncs_prepost_control", n=600, sims=20, seed=1)
 >>> list(dx.table.columns)
 ['diagnosand', 'estimate', 'mc_se']
->>> dx.method_counts
-{'CR1': 20}
+>>> sum(dx.method_counts.values()), dx.method_counts["CR1"] > 15  # CR1 batched; the rest by did() one at a time
+(20, True)
 >>> dx.evidence_rating
 'Moderate (before-and-after with a comparison group; Maryland SMS level 3)'
 """
@@ -51,7 +53,7 @@ import pandas as pd
 
 from evaltoolkit.design.schema import Analysis, Design, load_design
 from evaltoolkit.errors import DesignError, EvalToolkitWarning
-from evaltoolkit.estimators.batched import BatchedEstimates, did_cr1
+from evaltoolkit.estimators.batched import BatchedEstimates, did_cr1, did_cr1_panel
 from evaltoolkit.inference.policy import choose_inference
 from evaltoolkit.plan.summary import evidence_rating, padlock_rating
 from evaltoolkit.simulate.batched import replicate_arrays
@@ -149,6 +151,7 @@ def diagnose(
     sims: int = 1000,
     seed: int = 0,
     alpha: float = 0.05,
+    post: str | list[str] | None = None,
     progress: Callable[[int], None] | None = None,
     **overrides: Any,
 ) -> Diagnosis:
@@ -169,6 +172,9 @@ def diagnose(
         Replicate ``i`` is ``simulate_study(design, seed=seed + i)``, as in ``simulate_power``.
     alpha : float
         Two-sided level of the tests and ``1 - alpha`` intervals.
+    post : str or list of str, optional
+        The later waves the DiD fits (default: the analysis's ``post``, else every later wave, as ``analyse``
+        does); the first is the headline diagnosed.
     progress : callable, optional
         Called with the number of replicates done.
     **overrides
@@ -195,7 +201,8 @@ def diagnose(
     d = _prepared(design, n, effect, sims, alpha, overrides)
     a = _primary(d)
     outcome = (a.outcomes or [d.outcomes[0].name])[0]
-    wave = d.post_waves[0]
+    waves = [post] if isinstance(post, str) else list(post or a.post or d.post_waves)
+    wave = waves[0]
     cluster = a.cluster or (d.columns.clusters[-1] if d.columns.clusters else None)
     if cluster is None:
         raise DesignError(
@@ -208,9 +215,12 @@ def diagnose(
     parts: list[tuple[BatchedEstimates, np.ndarray, np.ndarray]] = []
     for start in range(0, sims, BATCH):
         seeds = np.arange(seed + start, seed + min(start + BATCH, sims))
-        arr = replicate_arrays(d, None, seeds, outcome, wave, cluster=cluster)
+        arr = replicate_arrays(d, None, seeds, outcome, waves, cluster=cluster)
         ratings += [evidence_rating(d, int(k))[0] for k in arr["n_sites"]]
-        est_b = did_cr1(arr["y0"], arr["y1"], arr["treated"], arr["cluster"], alpha=alpha)
+        if len(waves) > 1:
+            est_b = did_cr1_panel(arr["y"], arr["treated"], arr["cluster"], alpha=alpha)
+        else:
+            est_b = did_cr1(arr["y0"], arr["y1"], arr["treated"], arr["cluster"], alpha=alpha)
         parts.append((est_b, _differential(arr), _padlocks(d, est_b, arr, alpha)))
         if progress is not None:
             progress(start + len(seeds))
@@ -221,7 +231,7 @@ def diagnose(
     if not batchable:
         methods[:] = "did()"
     frame = _estimates_frame(est, methods)
-    _fallback(frame, d, outcome, wave, cluster, requested, seed, alpha)
+    _fallback(frame, d, outcome, waves, cluster, requested, seed, alpha)
     cautions = {
         "share_few_clusters": few,
         "share_differential_attrition": diff_attr > DIFFERENTIAL_ATTRITION,
@@ -234,7 +244,7 @@ def diagnose(
         table=table, design=d.name, analysis=a.id, outcome=outcome, wave=wave, n=int(d.simulation.n), sims=sims,
         seed=seed, true_effect=truth, alpha=alpha, method_counts=counts,
         evidence_rating=Counter(ratings).most_common(1)[0][0], padlocks=int(np.bincount(rated[:, 0].astype(np.int64)).argmax()),
-        notes=_notes(counts, requested, d, a, wave), estimates=frame,
+        notes=_notes(counts, requested, d, a, waves), estimates=frame,
     )  # fmt: skip
 
 
@@ -340,7 +350,8 @@ def _policy(est: BatchedEstimates, requested: str, cluster: str) -> tuple[np.nda
     for i in range(est.estimate.size):
         choice, notes = choose_inference(
             requested, int(est.n_clusters[i]), n_treated=int(est.n_treated_clusters[i]),
-            n_control=int(est.n_control_clusters[i]), ri=bool(est.one_arm_clusters[i]), name=cluster, warn=False,
+            n_control=int(est.n_control_clusters[i]), effective=float(est.effective_clusters[i]),
+            ri=bool(est.one_arm_clusters[i]), name=cluster, warn=False,
         )  # fmt: skip
         methods.append(choice)
         few.append(bool(notes))
@@ -353,7 +364,7 @@ def _estimates_frame(est: BatchedEstimates, methods: np.ndarray) -> pd.DataFrame
 
 
 def _fallback(
-    frame, d: Design, outcome: str, wave: str, cluster: str, requested: str, seed: int, alpha: float
+    frame, d: Design, outcome: str, waves: list[str], cluster: str, requested: str, seed: int, alpha: float
 ):
     """Replicates the batched CR1 does not cover: one ``did()`` each, on the same simulated data."""
     from evaltoolkit.estimators.did import did
@@ -364,7 +375,7 @@ def _fallback(
         sim = simulate_study(d, seed=seed + int(i))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", EvalToolkitWarning)
-            res = did(sim.data, outcome=outcome, post=wave, cluster=cluster, vcov=requested, alpha=alpha,
+            res = did(sim.data, outcome=outcome, post=waves, cluster=cluster, vcov=requested, alpha=alpha,
                       dichotomise=d.outcome(outcome).dichotomise, seed=seed + int(i), **d.panel_arguments(),
                       **options)  # fmt: skip
         frame.loc[i, ["estimate", "std_error", "ci_lower", "ci_upper", "p_value"]] = [
@@ -478,10 +489,15 @@ def diagnosands(
     )
 
 
-def _notes(counts: dict[str, int], requested: str, d: Design, a: Analysis, wave: str) -> list[str]:
+def _notes(counts: dict[str, int], requested: str, d: Design, a: Analysis, waves: list[str]) -> list[str]:
+    fitted = (
+        f"{d.baseline} and {', '.join(waves)}, the estimate at {waves[0]} diagnosed"
+        if len(waves) > 1
+        else (f"{d.baseline} against {waves[0]}")
+    )
     notes = [
-        f"The primary analysis '{a.id}' was diagnosed as a two-wave DiD ({d.baseline} against {wave}) with person "
-        f"fixed effects, inference as the policy chooses (vcov: {requested})."
+        f"The primary analysis '{a.id}' was diagnosed as analyse runs it: a DiD with person fixed effects on "
+        f"{fitted}, inference as the policy chooses (vcov: {requested})."
     ]
     batched = counts.get("CR1", 0)
     others = {k: v for k, v in counts.items() if k != "CR1"}

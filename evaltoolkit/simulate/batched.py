@@ -67,7 +67,7 @@ def replicate_arrays(
     n: int | None,
     seeds: Sequence[int],
     outcome: str,
-    wave: str,
+    wave: str | Sequence[str],
     *,
     cluster: str | None = None,
     **overrides: Any,
@@ -76,8 +76,10 @@ def replicate_arrays(
 
     The same data as ``simulate_study(design, n=n, seed=s)`` for each seed, drawn through the same steps
     (:func:`evaltoolkit.simulate.study.observe_waves`) without building the long data frame or the items, so it
-    is several times faster. Also returns ``n_sites`` (shape ``(len(seeds),)``): the sites in each study.
+    is several times faster. Also returns ``n_sites`` (shape ``(len(seeds),)``): the sites in each study. With
+    several waves, ``y1`` is the first and ``y`` holds the baseline and every wave named, ``(len(seeds), n, W)``.
     """
+    waves = [wave] if isinstance(wave, str) else list(wave)
     d = simulation_design(design, n, **overrides)
     sim = d.simulation
     assert sim is not None
@@ -92,13 +94,20 @@ def replicate_arrays(
     if outcome not in sim.constructs:
         raise DesignError(f"outcome '{outcome}' is not simulated by this design", field="outcome")
     rows: dict[str, list[np.ndarray]] = {"y0": [], "y1": [], "treated": [], "cluster": [], "n_sites": []}
+    if len(waves) > 1:
+        rows["y"] = []
     for s in seeds:
         rng, people, panel = simulate_people(d, int(s))
         obs = observe_waves(rng, people, panel, d, sim, items=False, constructs=(outcome,))
-        for key, w in (("y0", d.baseline), ("y1", wave)):
+        scores = []
+        for w in (d.baseline, *waves):
             y = np.full(people["pid"].size, np.nan)
             y[obs[w].responding] = obs[w].scores[outcome]
-            rows[key].append(y)
+            scores.append(y)
+        rows["y0"].append(scores[0])
+        rows["y1"].append(scores[1])
+        if len(waves) > 1:
+            rows["y"].append(np.stack(scores, axis=1))
         rows["treated"].append(people["treated"].astype(float))
         rows["cluster"].append(np.unique(cluster_names(people)[level[cl]], return_inverse=True)[1])
         rows["n_sites"].append(np.array(np.unique(people["site"]).size))

@@ -5,6 +5,7 @@
 #   make lock         -> regenerate the three locks from pyproject.toml's ranges (newest versions they allow)
 #   make test-latest  -> run the suite in a throw-away environment resolved afresh from the ranges (drift check)
 #   make bench        -> benchmarks, in .venv-bench built from requirements/bench.lock
+#   make docs         -> the documentation site in site/ (notebooks executed; offline; mkdocs build --strict)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -12,7 +13,7 @@ SYNC   := requirements/sync.py
 # Python 3.11 on Linux x86-64 is the platform the locks are made for.
 LOCKFLAGS := --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes --quiet
 
-.PHONY: demo test lint bench lock test-latest clean
+.PHONY: demo test lint bench lock test-latest clean docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +45,10 @@ bench: | $(BIN)/python
 	.venv-bench/bin/python $(SYNC) requirements/bench.lock
 	.venv-bench/bin/python benchmarks/run_all.py
 
+# docs: executes the notebooks (tests/test_docs.py builds without, as the suite runs them itself)
+docs: $(VENV)/.installed-dev
+	EVALTOOLKIT_DOCS_EXECUTE=true NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --clean -d site
+
 lock: $(VENV)/.installed-dev
 	$(BIN)/uv pip compile pyproject.toml requirements/build.in --extra dev $(LOCKFLAGS) -o requirements/dev.lock
 	$(BIN)/uv pip compile pyproject.toml requirements/build.in --extra app $(LOCKFLAGS) \
@@ -62,4 +67,4 @@ test-latest:
 	  $$d/venv/bin/python -m pytest -q -p no:cacheprovider; rc=$$?; rm -rf $$d; exit $$rc
 
 clean:
-	rm -rf $(VENV) .venv-bench evaltoolkit-demo build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-bench evaltoolkit-demo build site *.egg-info .pytest_cache .ruff_cache

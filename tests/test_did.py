@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
+from references import REFERENCES
 
 from evaltoolkit.errors import DataError, EstimationError, EvalToolkitWarning
 from evaltoolkit.estimators.did import DiDResult, did, parse_dichotomise
@@ -52,12 +53,12 @@ def test_kielmc_wooldridge_example_13_3(kielmc):
         kielmc, "rprice", "arm", "year", treated="near", control="far", pre=1978, post=1981, vcov="classical"
     )
     assert isinstance(res, DiDResult) and isinstance(res, EffectResult)
-    assert res.estimate == pytest.approx(-11863.9032521126, rel=1e-10)
-    assert res.std_error == pytest.approx(7456.64617325887, rel=1e-10)
+    assert res.estimate == REFERENCES["wooldridge_13_3_did"].approx()
+    assert res.std_error == REFERENCES["wooldridge_13_3_se"].approx()
     assert round(res.estimate, 1) == -11863.9 and round(res.std_error, 1) == 7456.6
     assert res.details["df"] == 317 and res.n_obs == 321 and res.n_clusters is None
     hc1 = did(kielmc, "rprice", "arm", "year", treated="near", pre=1978, post=1981, vcov="HC1")
-    assert hc1.std_error == pytest.approx(8635.58527174620, rel=1e-10)
+    assert hc1.std_error == REFERENCES["sandwich_kielmc_hc1"].approx()
     # default without clusters: HC1, said in method
     auto = did(kielmc, "rprice", "arm", "year", treated="near", pre=1978, post=1981)
     assert auto.std_error == pytest.approx(hc1.std_error) and "HC1" in auto.method
@@ -71,20 +72,20 @@ def test_organ_donations_twfe_through_did(organ):
     od, pre, post = organ
     kw = dict(treated="CA", pre=pre, post=post, unit="State", cluster="State", pooled=True)
     cr1 = did(od, "Rate", "arm", "Quarter", vcov="CR1", **kw)
-    assert cr1.estimate == pytest.approx(-0.022458974359, abs=1e-11)
+    assert cr1.estimate == REFERENCES["organ_twfe"].approx()
     assert round(cr1.estimate, 4) == -0.0225
-    assert cr1.std_error == pytest.approx(0.006131232005640862, rel=1e-9)
+    assert cr1.std_error == REFERENCES["pyfixest_organ_cr1_se"].approx()
     assert cr1.n_clusters == 27 and cr1.details["df"] == 26 and cr1.term == "treat:post"
     # R-squared, overall and within the State effects (the quarters are regressors here), as pyfixest 0.60.0:
     #   f = feols("Rate ~ Treated + C(Quarter) | State", data=od); f._r2, f._r2_within
     #   -> 0.9793245799690627, 0.10125175070966275
     fit = cr1.glance().iloc[0]
-    assert fit["r2"] == pytest.approx(0.9793245799690627, rel=1e-10)
+    assert fit["r2"] == REFERENCES["pyfixest_organ_r2"].approx()
     assert fit["r2_within"] == pytest.approx(0.10125175070966275, rel=1e-9)
     cr2 = did(od, "Rate", "arm", "Quarter", vcov="CR2", **kw)
-    assert cr2.std_error == pytest.approx(0.00602035530305, rel=1e-9)
+    assert cr2.std_error == REFERENCES["clubsandwich_organ_cr2_se"].approx()
     assert cr2.details["df"] == pytest.approx(25.0, rel=1e-9)
-    assert cr2.p_value == pytest.approx(0.000986469098637, rel=1e-8)
+    assert cr2.p_value == REFERENCES["clubsandwich_organ_cr2_p"].approx()
     # one treated state of 27 -> auto uses randomisation inference over the 27 ways to pick the treated state,
     # and says so; by hand: re-run the DiD with each state in California's place, p = share |b_s| >= |b_CA|
     with pytest.warns(EvalToolkitWarning, match="Only 1 State with programme participants and 26"):

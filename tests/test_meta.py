@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from references import REFERENCES
 
 from evaltoolkit.errors import DataError, DesignError, EstimationError, EvalToolkitWarning
 from evaltoolkit.estimators.bayes.priors import Prior, load_paluck2019
@@ -52,9 +53,9 @@ def test_bcg_reml_matches_metafor(bcg):
     #    (Viechtbauer 2010, J Stat Softw 36(3), section 4: -0.7145, SE 0.1798, tau^2 0.3132, I^2 92.22%)
     r = meta_analysis("yi", variances="vi", data=bcg, labels="label", method="REML")
     assert isinstance(r, MetaResult)
-    assert r.estimate == pytest.approx(-0.714532, abs=1e-6)
+    assert r.estimate == REFERENCES["metafor_bcg_reml"].approx()
     assert r.std_error == pytest.approx(0.179782, abs=1e-6)
-    assert r.tau2 == pytest.approx(0.313243, abs=1e-6)
+    assert r.tau2 == REFERENCES["metafor_bcg_tau2"].approx()
     assert r.details["se_tau2"] == pytest.approx(0.166426, abs=1e-5)
     assert r.i2 == pytest.approx(92.221386, abs=1e-4)
     assert r.h2 == pytest.approx(12.855761, abs=1e-4)
@@ -130,7 +131,9 @@ def test_paluck_table_reproduces_paper():
     #    method="FE": b 0.284037 (se 0.029408); method="REML": b 0.401938 (se 0.095088), tau2 0.195891
     pal = load_paluck2019()
     r = meta_analysis("d", "se_d", data=pal, labels="name_short", method="DL")
-    assert (r.estimate, r.std_error, r.tau2) == pytest.approx((0.392522, 0.082452, 0.137296), abs=1e-6)
+    assert r.estimate == REFERENCES["paluck_overall"].approx()
+    assert r.std_error == REFERENCES["paluck_overall_se"].approx()
+    assert r.tau2 == REFERENCES["paluck_tau2"].approx()
     assert round(r.estimate, 3) == 0.393 and round(r.std_error, 3) == 0.082 and round(r.tau2, 3) == 0.137
     assert (r.i2, r.q) == pytest.approx((84.986556, 173.178122), abs=1e-5)
     assert (r.ci_lower, r.ci_upper) == pytest.approx((0.230920, 0.554124), abs=1e-6)

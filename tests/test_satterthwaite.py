@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from references import REFERENCES
 from scipy import stats
 
 from evaltoolkit.errors import DataError, DesignError, EvalToolkitWarning
@@ -65,7 +66,7 @@ def test_sleepstudy_random_slopes_matches_lmertest(sleep):
     # the intercept's t is 36.8: its p moves 17x as fast as the SE, which differs by 6e-6 (flat optimum, see
     # the module docstring), so its p agrees to 1e-3 relative
     _check(fit, {"Intercept": (16.9997262885, 36.8380896463, 1.17155811121e-17)}, rel=1e-4, rel_p=1e-3)
-    assert fit.ci_lower == pytest.approx(7.205954651, rel=1e-5)
+    assert fit.ci_lower == REFERENCES["lmertest_sleepstudy_ci_lower"].approx()
     assert fit.ci_upper == pytest.approx(13.7286172682, rel=1e-5)
     assert "t tests with Satterthwaite df (as lmerTest)" in fit.method
 

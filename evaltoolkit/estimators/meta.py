@@ -1,4 +1,4 @@
-"""Meta-analysis of effect estimates: fixed effect, random effects (DL, REML, ML) and Bayesian.
+"""Meta-analysis of effect estimates: fixed effect, random effects (DL, REML, ML), Bayesian, meta-regression.
 
 Pool several sites, years or programmes (or published studies) from their effect
 estimates and standard errors. The frequentist estimators reproduce R ``metafor``
@@ -11,6 +11,8 @@ meta_analysis
     Pool effects; returns a :class:`MetaResult` (an :class:`~evaltoolkit.results.EffectResult`).
 egger_test
     Egger's regression test for funnel-plot asymmetry (small-study effects).
+meta_regression
+    Effects on study-level moderators (REML mixed-effects, fixed-effect, or the WLS form of PET-PEESE).
 forest and funnel plots (:mod:`evaltoolkit.plots.forest`, :mod:`evaltoolkit.plots.meta`)
     Matplotlib figures for a report.
 
@@ -25,7 +27,7 @@ Examples
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -42,10 +44,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "EggerResult",
+    "MetaRegressionResult",
     "MetaResult",
     "contact_meta_analysis",
     "egger_test",
     "meta_analysis",
+    "meta_regression",
 ]
 
 __getattr__ = _compat.moved_names(__name__)  # 0.1 names that moved elsewhere
@@ -995,6 +999,242 @@ def egger_test(
         k=k,
         details={"slope_se": float(math.sqrt(cov[1, 1]))},
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# meta-regression (moderators; PET-PEESE)
+# --------------------------------------------------------------------------------------------------
+_REG_METHODS = {"FE": "FE", "fe": "FE", "REML": "REML", "reml": "REML", "WLS": "WLS", "wls": "WLS"}
+_REG_LABELS = {
+    "FE": "fixed-effect meta-regression (weights 1/v_i, z tests)",
+    "REML": "mixed-effects meta-regression, REML residual tau^2 (Fisher scoring), z tests",
+    "WLS": "weighted least squares (weights 1/v_i, multiplicative dispersion, t tests on k - p df)",
+}
+
+
+@dataclass
+class MetaRegressionResult:
+    """Coefficients of a meta-regression of study effects on study-level moderators.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per coefficient (``intercept`` first, then each moderator): ``term, estimate, std_error,
+        statistic, df, p_value, ci_lower, ci_upper`` (``df`` is NaN for z tests).
+    tau2 : float
+        Residual between-study variance (0 for ``FE`` and ``WLS``).
+    method : str
+        ``"FE"``, ``"REML"`` or ``"WLS"``.
+    k : int
+        Studies used.
+    details : dict
+        ``n_dropped`` and ``dropped`` (counts by reason), ``moderators``, ``dispersion`` (WLS),
+        ``converged`` and ``iterations`` (REML), ``level``.
+    """
+
+    table: pd.DataFrame
+    tau2: float
+    method: str
+    k: int
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def coef(self, term: str) -> pd.Series:
+        """The row of :attr:`table` for one term (``"intercept"`` or a moderator name)."""
+        rows = self.table[self.table["term"] == term]
+        if rows.empty:
+            raise DataError(
+                f"no term '{term}' in this meta-regression; terms: {', '.join(self.table['term'])}"
+            )
+        return rows.iloc[0]
+
+    def summary(self) -> str:
+        """One sentence per moderator, in plain language."""
+        parts = []
+        for r in self.table.iloc[1:].itertuples(index=False):
+            parts.append(
+                f"{r.term}: {r.estimate:+.4g} per unit (SE {r.std_error:.3g}, 95% CI {r.ci_lower:+.3g} to "
+                f"{r.ci_upper:+.3g}, {p_label(r.p_value)})"
+            )
+        text = f"Meta-regression of {self.k} studies ({_REG_LABELS[self.method]}): " + "; ".join(parts) + "."
+        if self.method == "REML":
+            text += f" Residual tau^2 = {self.tau2:.4f}."
+        return text
+
+
+def _tau2_reml_mods(
+    y: np.ndarray, v: np.ndarray, X: np.ndarray, tol: float = 1e-10, maxiter: int = 500
+) -> dict:
+    """REML residual tau^2 of ``y = X b + u + e`` by Fisher scoring with step halving at 0 (as metafor)."""
+    tau2 = 0.0
+    converged = False
+    it = 0
+    for it in range(1, maxiter + 1):  # noqa: B007 - "it" is reported
+        w = 1.0 / (v + tau2)
+        xw = X.T * w
+        inv = np.linalg.inv(xw @ X)
+        P = np.diag(w) - xw.T @ inv @ xw
+        py = P @ y
+        step = float((py @ py - np.trace(P)) / np.sum(P * P))
+        new = tau2 + step
+        while new < 0 and abs(step) > tol:
+            step /= 2
+            new = tau2 + step
+        new = max(0.0, float(new))
+        if abs(new - tau2) < tol:
+            tau2, converged = new, True
+            break
+        tau2 = new
+    return {"tau2": tau2, "converged": converged, "iterations": it}
+
+
+def meta_regression(
+    effects: Any,
+    std_errors: Any = None,
+    moderators: Any = (),
+    *,
+    data: pd.DataFrame | None = None,
+    variances: Any = None,
+    method: str = "REML",
+    level: float = 0.95,
+) -> MetaRegressionResult:
+    """Meta-regression: study effects on study-level moderators (publication year, delay, standard error).
+
+    The model is ``y_i = x_i' b + u_i + e_i`` with ``e_i ~ N(0, v_i)`` (``v_i`` the squared standard error) and
+    ``u_i ~ N(0, tau^2)``:
+
+    * ``"REML"`` (default): residual tau^2 by restricted maximum likelihood, then weights ``1/(v_i + tau^2)``
+      and z tests, as metafor ``rma(yi, sei = se, mods = ~ x, method = "REML")``;
+    * ``"FE"``: tau^2 = 0, weights ``1/v_i``, z tests (metafor ``method = "FE"``);
+    * ``"WLS"``: weights ``1/v_i`` with a multiplicative dispersion estimated from the residuals and t tests on
+      k - p df, i.e. R ``lm(yi ~ x, weights = 1/vi)``: the form of the PET and PEESE regressions (Stanley &
+      Doucouliagos 2014, *Research Synthesis Methods* 5:60), where the moderator is the standard error (PET) or
+      the variance (PEESE) and the intercept is the effect of a study with no sampling error.
+
+    Parameters
+    ----------
+    effects, std_errors : str or array-like
+        Column names in ``data`` or arrays of the study effects and their standard errors.
+    moderators : str, sequence of str, or mapping
+        Column name(s) in ``data``, or (without ``data``) a mapping of name to values. Numeric only.
+    data : DataFrame, optional
+        The study table.
+    variances : str or array-like, optional
+        Sampling variances instead of standard errors.
+    method : {"REML", "FE", "WLS"}
+    level : float
+        Confidence level of the intervals.
+
+    Returns
+    -------
+    MetaRegressionResult
+
+    Raises
+    ------
+    DataError
+        A missing or non-numeric moderator column, non-positive standard errors, or too few studies.
+    DesignError
+        An unknown method.
+
+    Examples
+    --------
+    PET on the 27 contact studies (R ``lm(d ~ se_d, weights = 1/se_d^2)``: intercept 0.0275, SE 0.1637):
+
+    >>> from evaltoolkit.estimators.bayes.priors import load_paluck2019
+    >>> pet = meta_regression("d", "se_d", "se_d", data=load_paluck2019(), method="WLS")
+    >>> round(float(pet.coef("intercept").estimate), 4), round(float(pet.coef("intercept").std_error), 4)
+    (0.0275, 0.1637)
+    """
+    code = _REG_METHODS.get(str(method))
+    if code is None:
+        raise DesignError(f"unknown meta-regression method '{method}'; use REML, FE or WLS", field="method")
+    if not 0 < level < 1:
+        raise DesignError(f"level must be between 0 and 1, got {level}", field="level")
+    if data is None:
+        if isinstance(moderators, Mapping):
+            frame = pd.DataFrame(
+                {str(k): _as_float_array(v, f"moderator '{k}'") for k, v in moderators.items()}
+            )
+        else:
+            raise DataError("without data=, give the moderators as a mapping of name to values")
+        frame["__y"] = _as_float_array(effects, "effects")
+        if std_errors is not None:
+            frame["__se"] = _as_float_array(std_errors, "std_errors")
+            effects, std_errors = "__y", "__se"
+        else:
+            frame["__v"] = _as_float_array(variances, "variances")
+            effects, variances = "__y", "__v"
+        data = frame
+        names = [c for c in frame.columns if not c.startswith("__")]
+    else:
+        if not isinstance(data, pd.DataFrame):
+            raise DataError(f"data must be a pandas DataFrame, not {type(data).__name__}")
+        names = [moderators] if isinstance(moderators, str) else list(moderators)
+    if not names:
+        raise DataError("give at least one moderator (a column of study-level values)")
+    mods = {}
+    for name in names:
+        col = _column(data, name, "moderators")
+        if not pd.api.types.is_numeric_dtype(col):
+            raise DataError(
+                f"moderator '{name}' must be numeric; code categories as 0/1 columns", column=name
+            )
+        mods[name] = col.astype(float)
+    missing = pd.concat(mods, axis=1).isna().any(axis=1)
+    dropped = {"missing moderator": int(missing.sum())} if missing.any() else {}
+    y, se, _, notes = _prepare(
+        effects, std_errors, None, data.loc[~missing], variances if std_errors is None else None
+    )
+    if notes["n_dropped"]:
+        dropped["missing effect or standard error"] = notes["n_dropped"]
+    kept = data.loc[~missing]
+    kept = kept.loc[
+        np.isfinite(kept[effects].astype(float))
+        & np.isfinite(kept[std_errors if std_errors is not None else variances].astype(float))
+    ]
+    X = np.column_stack([np.ones(len(y))] + [kept[n].to_numpy(float) for n in names])
+    k, p = X.shape
+    if k <= p:
+        raise DataError(f"a meta-regression with {p} coefficients needs more than {p} studies; got {k}")
+    if np.linalg.matrix_rank(X) < p:
+        raise DataError("the moderators are constant or collinear across the studies; drop one")
+    v = se**2
+    details: dict[str, Any] = {"moderators": names, "n_dropped": sum(dropped.values()), "dropped": dropped}
+    tau2 = 0.0
+    if code == "REML":
+        fit = _tau2_reml_mods(y, v, X)
+        tau2 = fit["tau2"]
+        details.update(converged=fit["converged"], iterations=fit["iterations"])
+    w = 1.0 / (v + tau2)
+    xw = X.T * w
+    cov = np.linalg.inv(xw @ X)
+    beta = cov @ (xw @ y)
+    if code == "WLS":
+        resid = y - X @ beta
+        dispersion = float(np.sum(w * resid**2) / (k - p))
+        cov = cov * dispersion
+        details["dispersion"] = dispersion
+        df = float(k - p)
+        crit = float(stats.t.ppf(0.5 + level / 2, df))
+    else:
+        df = float("nan")
+        crit = float(stats.norm.ppf(0.5 + level / 2))
+    se_b = np.sqrt(np.diag(cov))
+    stat = beta / se_b
+    pval = 2 * (stats.t.sf(np.abs(stat), df) if code == "WLS" else stats.norm.sf(np.abs(stat)))
+    table = pd.DataFrame(
+        {
+            "term": ["intercept", *names],
+            "estimate": beta,
+            "std_error": se_b,
+            "statistic": stat,
+            "df": df,
+            "p_value": pval,
+            "ci_lower": beta - crit * se_b,
+            "ci_upper": beta + crit * se_b,
+        }
+    )
+    details["level"] = level
+    return MetaRegressionResult(table=table, tau2=float(tau2), method=code, k=k, details=details)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from evaltoolkit.errors import EvalToolkitError
 from evaltoolkit.webapp import steps
 from evaltoolkit.webapp.jobs import Job
-from evaltoolkit.webapp.security import CSP, REPORT_CSP, new_token, same_token, sniff_upload
+from evaltoolkit.webapp.security import CSP, REPORT_CSP, BodyLimit, new_token, same_token, sniff_upload
 from evaltoolkit.webapp.sessions import Session, SessionStore
 
 __all__ = ["DOWNLOADS", "STEPS", "create_app"]
@@ -164,6 +164,8 @@ def create_app(
         if "content-security-policy" not in resp.headers:
             _secured(resp)
         return resp
+
+    app.add_middleware(BodyLimit, limit=int(max_upload_mb * 1_000_000))  # outermost: before any parsing
 
     def page(request: Request, template: str, status: int = 200, **ctx: Any) -> HTMLResponse:
         s: Session = request.state.session

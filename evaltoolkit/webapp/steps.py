@@ -241,7 +241,8 @@ def build_design(form: dict[str, Any]):
             **({"secondary": [o for o in picked if o not in primary]} if len(picked) > len(primary) else {}),
         },
     )
-    d.pop("baseline") if d["baseline"] is None else None
+    if d["baseline"] is None:
+        d.pop("baseline")
     cost = str(form.get("cost") or "").strip()
     try:
         d["cost_per_participant"] = float(cost) if cost else None

@@ -383,3 +383,13 @@ def test_serve_without_the_app_extra_says_what_to_install(monkeypatch, capsys):
     assert main(["serve", "--check"]) == 2
     err = capsys.readouterr().err
     assert "install evaltoolkit[app]" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_demo_starts_every_session_ready_to_analyse():
+    app = create_app(token=TOKEN, demo=True)
+    with _client(app) as c:
+        _enter(c)
+        data = unescape(c.get("/data").text)
+        assert "The data are ready to analyse" in data and "Before the programme" in data
+        assert "disabled" not in c.get("/analyse").text.split('id="run"')[1][:20]
+        assert c.get("/download/design").status_code == 200

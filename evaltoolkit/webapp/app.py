@@ -502,13 +502,22 @@ def _data_ctx(s: Session, checked: dict[str, Any] | None = None) -> dict[str, An
 
 
 def _check_data(request: Request, s: Session, page) -> Response:
-    design = _design(s)
-    files = [s.folder / "uploads" / name for name in s.state.get("uploads", [])]
     try:
-        res = steps.read_uploads(design, files, s.state.get("mapping"))
+        checked = _checked(s)
     except EvalToolkitError as exc:
         s.state["data_ready"] = False
         return page(request, "data.html", 400, error=_words(exc), **_data_ctx(s, {}))
+    if not s.state["data_ready"]:
+        return page(request, "data.html", 400, error=checked["problem"], **_data_ctx(s, checked))
+    return RedirectResponse("/data#checked", status_code=303)
+
+
+def _checked(s: Session) -> dict[str, Any]:
+    """Read the session's uploads with its design and mapping; keep the scored data when nothing is missing."""
+    design = _design(s)
+    files = [s.folder / "uploads" / name for name in s.state.get("uploads", [])]
+    s.state["data_ready"] = False
+    res = steps.read_uploads(design, files, s.state.get("mapping"))
     report = res["report"]
     issues = report.issues
     serious = issues[issues["severity"] != "info"]
@@ -534,16 +543,13 @@ def _check_data(request: Request, s: Session, page) -> Response:
         "extra_columns": res["extra_columns"],
         "targets": res["targets"],
         "mapping": s.state.get("mapping", {}),
-        "links": [] if report.links is None else report.links.to_dict("records"),
     }
     s.state["checked"] = checked
-    if res["data"] is None:
-        s.state["data_ready"] = False
-        return page(request, "data.html", 400, error=res["problem"], **_data_ctx(s, checked))
-    res["data"].to_pickle(s.path("data.pkl"))
-    s.path("data.json").write_text(json.dumps({"rows_in": checked["rows_in"]}), encoding="utf-8")
-    s.state["data_ready"] = True
-    return RedirectResponse("/data#checked", status_code=303)
+    if res["data"] is not None:
+        res["data"].to_pickle(s.path("data.pkl"))
+        s.path("data.json").write_text(json.dumps({"rows_in": checked["rows_in"]}), encoding="utf-8")
+        s.state["data_ready"] = True
+    return checked
 
 
 def _load_demo(s: Session) -> None:
@@ -560,8 +566,4 @@ def _load_demo(s: Session) -> None:
         shutil.move(f, s.path("uploads", f"wave-{k + 1}.csv"))
     shutil.rmtree(s.folder / "demo", ignore_errors=True)
     s.state["uploads"] = [f"wave-{k + 1}.csv" for k in range(len(files))]
-    res = steps.read_uploads(design, [s.folder / "uploads" / n for n in s.state["uploads"]])
-    if res["data"] is not None:
-        res["data"].to_pickle(s.path("data.pkl"))
-        s.path("data.json").write_text(json.dumps({"rows_in": int(res["rows_in"])}), encoding="utf-8")
-        s.state["data_ready"] = True
+    _checked(s)

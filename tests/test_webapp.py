@@ -393,3 +393,30 @@ def test_the_demo_starts_every_session_ready_to_analyse():
         assert "The data are ready to analyse" in data and "Before the programme" in data
         assert "disabled" not in c.get("/analyse").text.split('id="run"')[1][:20]
         assert c.get("/download/design").status_code == 200
+
+
+def test_the_diagnosis_is_the_librarys(tmp_path):
+    """The plan page's diagnosis runs et.diagnose in the worker: the same numbers as calling it directly (its
+    numbers are checked against PowerUp! and Gelman & Carlin in tests/test_diagnose.py)."""
+    import time
+
+    import evaltoolkit as et
+
+    app = create_app(token=TOKEN, demo=True)
+    with _client(app) as c:
+        csrf = _csrf(c.get(f"/plan?token={TOKEN}").text)
+        c.post("/plan/diagnose", data={"csrf": csrf, "sims": "10"})
+        for _ in range(240):
+            st = c.get("/analyse/status").json()
+            if st["state"] not in ("starting", "running"):
+                break
+            time.sleep(0.25)
+        [s] = app.state.sessions._sessions.values()
+        design = et.load_design(s.state["design"])
+    assert st["state"] == "done", st
+    direct = et.diagnose(design, sims=10, seed=0)
+    got = {r["diagnosand"]: r["estimate"] for r in st["diagnosis"]["rows"]}
+    assert got["power"] == direct.value("power")[0] and got["bias"] == pytest.approx(
+        direct.value("bias")[0], abs=1e-12
+    )
+    assert st["diagnosis"]["rating"] == direct.evidence_rating

@@ -118,6 +118,28 @@ def create_app(
     static = Path(__file__).parent / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")
 
+    _install_guard(app, token, store, demo, allowed_hosts)
+    app.add_middleware(BodyLimit, limit=int(max_upload_mb * 1_000_000))  # outermost: before any parsing
+
+    def page(request: Request, template: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+        s: Session = request.state.session
+        html = env.get_template(template).render(
+            steps=STEPS, here=request.url.path, csrf=s.csrf, state=s.state, have=_have(s), **ctx
+        )
+        return HTMLResponse(html, status_code=status)
+
+    _questionnaire_routes(app, page)
+    _plan_routes(app, page)
+    _data_routes(app, page)
+    _run_routes(app, page)
+    return app
+
+
+def _install_guard(
+    app: FastAPI, token: str, store: SessionStore, demo: bool, allowed_hosts: tuple[str, ...]
+) -> None:
+    """Every request: the Host, the launch token (URL once, then the cookie), the session, CSRF on POSTs, headers."""
+
     @app.middleware("http")
     async def guard(request: Request, call_next):
         host = (request.headers.get("host") or "").rsplit(":", 1)[0].strip("[]")
@@ -165,14 +187,9 @@ def create_app(
             _secured(resp)
         return resp
 
-    app.add_middleware(BodyLimit, limit=int(max_upload_mb * 1_000_000))  # outermost: before any parsing
 
-    def page(request: Request, template: str, status: int = 200, **ctx: Any) -> HTMLResponse:
-        s: Session = request.state.session
-        html = env.get_template(template).render(
-            steps=STEPS, here=request.url.path, csrf=s.csrf, state=s.state, have=_have(s), **ctx
-        )
-        return HTMLResponse(html, status_code=status)
+def _questionnaire_routes(app: FastAPI, page: Any) -> None:
+    """Step 1: the instrument library, the chosen instruments, the questionnaire exports."""
 
     # -------------------------------------------------------------------------------------- 1 questionnaire
     @app.get("/")
@@ -211,6 +228,10 @@ def create_app(
         s.state["export_notes"] = notes
         s.state["placeholders"], s.state["fill"] = ph, fill
         return RedirectResponse("/questionnaire#downloads", status_code=303)
+
+
+def _plan_routes(app: FastAPI, page: Any) -> None:
+    """Step 2: the design from the form or a file, power, the diagnosis, the plan."""
 
     # -------------------------------------------------------------------------------------- 2 plan
     @app.get("/plan")
@@ -274,6 +295,10 @@ def create_app(
         s.job = Job("diagnose", s.folder, sims=sims)
         return RedirectResponse("/analyse", status_code=303)
 
+
+def _data_routes(app: FastAPI, page: Any) -> None:
+    """Step 3: uploads, the validation report, mapping unrecognised columns."""
+
     # -------------------------------------------------------------------------------------- 3 data
     @app.get("/data")
     async def data(request: Request) -> Response:
@@ -333,6 +358,10 @@ def create_app(
         s.state["mapping"] = {k[4:]: str(v) for k, v in form.items() if k.startswith("map:") and str(v)}
         return _check_data(request, s, page)
 
+
+def _run_routes(app: FastAPI, page: Any) -> None:
+    """Steps 4 and 5: the background run, its status, cancelling, the report and the downloads."""
+
     # -------------------------------------------------------------------------------------- 4 analyse
     @app.get("/analyse")
     async def analyse(request: Request) -> Response:
@@ -389,8 +418,6 @@ def create_app(
         if p is None or not p.is_file():
             return _refusal("There is no such file in this session (yet).", 404)
         return FileResponse(p, filename=entry[1])  # type: ignore[index]
-
-    return app
 
 
 # ------------------------------------------------------------------------------------------------ helpers

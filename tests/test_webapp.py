@@ -220,6 +220,20 @@ def test_upload_size_is_limited(exports):
         assert "larger than this app's limit of 0.02 MB" in unescape(r.text) and "--max-upload-mb" in r.text
 
 
+def test_upload_size_is_limited_without_a_content_length_too():
+    """A body sent in chunks (no Content-Length) is counted as it arrives and refused at the limit."""
+    with _client(create_app(token=TOKEN, max_upload_mb=0.01)) as c:
+        csrf = _enter(c)
+
+        def chunks():
+            for _ in range(100):
+                yield b"x" * 1000
+
+        headers = {"content-type": "multipart/form-data; boundary=zz", "x-csrf-token": csrf}
+        r = c.post("/plan/upload", content=chunks(), headers=headers)
+        assert r.status_code == 413 and "larger than this app" in unescape(r.text)
+
+
 def test_a_file_of_the_wrong_type_is_refused_by_its_content(exports):
     with _client(create_app(token=TOKEN)) as c:
         csrf = _enter(c)

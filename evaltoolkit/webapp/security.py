@@ -109,13 +109,14 @@ class BodyLimit:
             await self._drain(receive)
             await self._refuse(send)
             return
-        seen = 0
+        seen, more = 0, True
 
         async def counted() -> Message:
-            nonlocal seen
+            nonlocal seen, more
             msg = await receive()
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
+                more = bool(msg.get("more_body"))
                 if seen > self.limit:
                     raise BodyTooLarge
             return msg
@@ -130,9 +131,15 @@ class BodyLimit:
 
         try:
             await self.app(scope, counted, watched_send)
-        except BodyTooLarge:
+        except Exception as exc:  # raised in receive; the framework may wrap it in an exception group
+            too_large = isinstance(exc, BodyTooLarge) or (
+                isinstance(exc, BaseExceptionGroup) and exc.subgroup(BodyTooLarge) is not None
+            )
+            if not too_large:
+                raise
             if not started:
-                await self._drain(receive)
+                if more:
+                    await self._drain(receive)
                 await self._refuse(send)
 
     async def _drain(self, receive: Callable[[], Awaitable[Message]]) -> None:

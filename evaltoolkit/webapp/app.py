@@ -292,7 +292,7 @@ def _plan_routes(app: FastAPI, page: Any) -> None:
         if s.job is not None and s.job.running:
             return page(request, "plan.html", 409, error="A run is already going; wait or cancel it.",
                         **_plan_ctx(s, None))  # fmt: skip
-        s.job = Job("diagnose", s.folder, sims=sims)
+        s.start(Job("diagnose", s.folder, sims=sims))
         return RedirectResponse("/analyse", status_code=303)
 
 
@@ -379,7 +379,7 @@ def _run_routes(app: FastAPI, page: Any) -> None:
                         status_json=s.job.status())  # fmt: skip
         for sub in ("report", "plan"):
             shutil.rmtree(s.folder / sub, ignore_errors=True)
-        s.job = Job("analyse", s.folder)
+        s.start(Job("analyse", s.folder))
         return RedirectResponse("/analyse", status_code=303)
 
     @app.get("/analyse/status")
@@ -400,7 +400,8 @@ def _run_routes(app: FastAPI, page: Any) -> None:
     @app.get("/report")
     async def report(request: Request) -> Response:
         s: Session = request.state.session
-        st = s.job.status() if s.job and s.job.task == "analyse" else None
+        job = s.jobs.get("analyse")
+        st = job.status() if job else None
         ready = (s.folder / "report" / "report.html").is_file() and (st or {}).get("state") == "done"
         return page(request, "report.html", ready=ready, status_json=st)
 
@@ -467,6 +468,7 @@ def _set_design(s: Session, design, values: dict[str, Any] | None) -> None:
     s.state["plan_form"] = values
     s.state["power"] = steps.power_summary(design, values or {})
     s.state["data_ready"] = False
+    s.state.pop("checked", None)  # the last check was against the old design: upload again
 
 
 def _questionnaire_ctx(s: Session, show: str | None) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Analyses in a background worker process, so the page stays responsive and a run can be cancelled.
 
 A :class:`Job` starts a fresh interpreter (the ``spawn`` context: no state shared with the server) that runs one
-task of :data:`TASKS` and writes its progress to ``status.json`` in the session folder; the server reads that
+task of :data:`TASKS` and writes its progress to ``status-<task>.json`` in the session folder; the server reads that
 file when the page polls. Cancelling terminates the process. The tasks call the same library functions as the
 command line (``evaltoolkit analyse`` and ``evaltoolkit diagnose``).
 """
@@ -44,7 +44,7 @@ def run_analysis(folder: str, seed: int = 20240601) -> None:
     ``.docx``, ``.json``), as ``evaltoolkit analyse`` and ``evaltoolkit plan export`` do.
     """
     base = Path(folder)
-    status = base / "status.json"
+    status = base / "status-analyse.json"
     started = time.time()
     try:
         import pandas as pd
@@ -76,6 +76,7 @@ def run_analysis(folder: str, seed: int = 20240601) -> None:
             headline=list(results.headline),
             cautions=len(results.warnings),
             failed_primary=[f"{p}: {reasons.get(p, 'see the report')}" for p in primary],
+            failed=[f"{a}: {reasons.get(a, 'see the report')}" for a in sorted(failed)],
         )
     except BaseException as exc:  # the worker's last word is always a status the page can show
         _write_status(status, state="error", stage="Stopped", started=started, message=_plain(exc))
@@ -84,7 +85,7 @@ def run_analysis(folder: str, seed: int = 20240601) -> None:
 def run_diagnosis(folder: str, sims: int = 50, seed: int = 0) -> None:
     """Diagnose the session's design (:func:`evaltoolkit.plan.diagnose.diagnose`) and write ``diagnosis.json``."""
     base = Path(folder)
-    status = base / "status.json"
+    status = base / "status-diagnose.json"
     started = time.time()
     try:
         from evaltoolkit.design.schema import load_design
@@ -135,11 +136,11 @@ class Job:
     def __init__(self, task: str, folder: Path, **kwargs: Any) -> None:
         self.task = task
         self.folder = Path(folder)
-        self.status_path = self.folder / "status.json"
+        self.status_path = self.folder / f"status-{task}.json"
         self.status_path.unlink(missing_ok=True)
         _write_status(self.status_path, state="starting", stage="Starting the worker", started=time.time())
         ctx = mp.get_context("spawn")
-        self.process = ctx.Process(target=TASKS[task], args=(str(self.folder),), kwargs=kwargs, daemon=True)
+        self.process = ctx.Process(target=TASKS[task], args=(str(self.folder),), kwargs=kwargs, daemon=False)
         self.process.start()
         self.cancelled = False
 

@@ -43,6 +43,8 @@ class Session:
         The user's choices (instruments, design, uploads...), plain values only.
     job : Any
         The running or last background job (:class:`~evaltoolkit.webapp.jobs.Job`), or ``None``.
+    jobs : dict
+        The last job of each task (``"analyse"``, ``"diagnose"``).
     """
 
     id: str
@@ -50,6 +52,7 @@ class Session:
     csrf: str
     state: dict[str, Any] = field(default_factory=dict)
     job: Any = None
+    jobs: dict[str, Any] = field(default_factory=dict)
     last_seen: float = field(default_factory=time.monotonic)
 
     def path(self, *parts: str) -> Path:
@@ -58,10 +61,15 @@ class Session:
         p.parent.mkdir(parents=True, exist_ok=True)
         return p
 
+    def start(self, job: Any) -> Any:
+        """Record a newly started job as the session's current one and its task's last."""
+        self.job = self.jobs[job.task] = job
+        return job
+
     def close(self) -> None:
-        """Stop the job, if any, and delete the folder."""
-        if self.job is not None:
-            self.job.cancel()
+        """Stop the jobs, if any, and delete the folder."""
+        for job in self.jobs.values():
+            job.cancel()
         shutil.rmtree(self.folder, ignore_errors=True)
 
 

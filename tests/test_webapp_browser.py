@@ -249,3 +249,42 @@ def test_a_request_without_the_launch_token_is_refused(server, browser, external
     ctx.close()
     token = server[0].split("token=")[1]
     assert token not in log.read_text(encoding="utf-8")  # the server's log never carries the token
+
+
+def test_a_run_can_be_cancelled_and_the_pages_stay_responsive(server, browser, exports, external):
+    url, base, _ = server
+    ctx = _context(browser, external)
+    page = ctx.new_page()
+    page.goto(url)
+    _build_design(page, base)
+    _upload(page, base, exports["b"])
+    page.goto(f"{base}/analyse")
+    page.click("#run")
+    other = ctx.new_page()  # the same session, while the worker runs
+    t0 = time.monotonic()
+    other.goto(f"{base}/questionnaire")
+    assert time.monotonic() - t0 < 5 and other.locator("h1").inner_text() == "1. Questionnaire"
+    other.close()
+    page.click("#cancel")
+    page.wait_for_selector("#stage:has-text('Cancelled')", timeout=20_000)
+    assert "cancelled" in page.inner_text("#job-error").lower()
+    page.goto(f"{base}/report")
+    assert "No report yet" in page.inner_text("main")
+    ctx.close()
+    assert external == []
+
+
+def test_no_serious_accessibility_violations_on_any_step(server, browser, external):
+    axe = pytest.importorskip("axe_playwright_python.sync_playwright")
+    url, base, _ = server
+    ctx = _context(browser, external)
+    page = ctx.new_page()
+    page.goto(url)
+    _build_design(page, base)
+    serious = {}
+    for path in ("/questionnaire?show=ncs_social_mixing", "/plan", "/data", "/analyse", "/report"):
+        page.goto(base + path)
+        found = axe.Axe().run(page).response["violations"]
+        serious[path] = [(v["id"], len(v["nodes"])) for v in found if v["impact"] in ("serious", "critical")]
+    ctx.close()
+    assert all(v == [] for v in serious.values()), serious

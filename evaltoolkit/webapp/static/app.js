@@ -14,6 +14,8 @@
     text("elapsed", secs !== undefined ? "(" + secs + " s)" : "");
     const running = st.state === "starting" || st.state === "running";
     show("cancel-form", running);
+    const run = document.getElementById("run");
+    if (run) run.disabled = running || run.dataset.ready !== "1";
     const bar = document.getElementById("bar");
     if (!running && bar) { bar.max = 1; bar.value = 1; }
     if (st.message) { text("job-error", st.message); show("job-error", true); } else { show("job-error", false); }

@@ -434,3 +434,27 @@ def test_the_diagnosis_is_the_librarys(tmp_path):
         direct.value("bias")[0], abs=1e-12
     )
     assert st["diagnosis"]["rating"] == direct.evidence_rating
+
+
+@pytest.mark.parametrize("fmt", ["spss", "kobo-xlsx"])
+def test_other_export_formats_are_read(fmt, tmp_path):
+    """One SPSS file holding every wave, or Kobo XLSX exports per wave: read as `evaltoolkit validate` reads them."""
+    files = simulate_exports("ncs_prepost_control", tmp_path, format=fmt, n=120, seed=5)
+    with _client(create_app(token=TOKEN)) as c:
+        csrf = _enter(c)
+        c.post("/plan/build", data=_design_form(csrf))
+        if len(files) == 1:
+            r = c.post("/data/upload", data={"csrf": csrf}, files={"file_all": ("x", files[0].read_bytes())})
+        else:
+            r = c.post("/data/upload", data={"csrf": csrf}, files=_files(files))
+        assert r.status_code == 200 and "The data are ready to analyse" in r.text, unescape(r.text)[-1500:]
+
+
+def test_two_launches_on_one_computer_keep_their_own_cookies():
+    """Cookies are shared by every port of 127.0.0.1: each launch names its cookies after its own token."""
+    with _client(create_app(token=TOKEN)) as c:
+        first = c.get(f"/plan?token={TOKEN}", follow_redirects=False).headers["set-cookie"].split("=")[0]
+    other = "another-launch-token-9876543210"
+    with _client(create_app(token=other)) as c:
+        second = c.get(f"/plan?token={other}", follow_redirects=False).headers["set-cookie"].split("=")[0]
+    assert first != second and first.startswith("evaltoolkit_token_")

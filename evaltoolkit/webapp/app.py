@@ -63,7 +63,6 @@ DOWNLOADS = {
     "estimates_csv": ("report/estimates.csv", "estimates.csv"),
     "summary_docx": ("report/summary.docx", "summary.docx"),
 }
-_COOKIE, _SESSION = "evaltoolkit_token", "evaltoolkit_session"
 _KINDS = {".csv": "CSV or other delimited text", ".xlsx": "Excel", ".sav": "SPSS", ".dta": "Stata"}
 
 
@@ -139,6 +138,11 @@ def _install_guard(
     app: FastAPI, token: str, store: SessionStore, demo: bool, allowed_hosts: tuple[str, ...]
 ) -> None:
     """Every request: the Host, the launch token (URL once, then the cookie), the session, CSRF on POSTs, headers."""
+    import hashlib
+
+    # cookies are shared by every port of 127.0.0.1: names of this launch's own, so two launches never collide
+    launch = hashlib.sha256(token.encode()).hexdigest()[:10]
+    cookie, session_cookie = f"evaltoolkit_token_{launch}", f"evaltoolkit_session_{launch}"
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
@@ -149,16 +153,16 @@ def _install_guard(
         if given is not None and same_token(token, given) and request.method == "GET":
             # the token leaves the URL at once: a cookie carries it from now on
             resp = RedirectResponse(request.url.path, status_code=303)
-            resp.set_cookie(_COOKIE, token, httponly=True, samesite="strict", path="/")
+            resp.set_cookie(cookie, token, httponly=True, samesite="strict", path="/")
             return _secured(resp)
-        if not same_token(token, request.cookies.get(_COOKIE)):
+        if not same_token(token, request.cookies.get(cookie)):
             log.info("refused %s %s (no launch token)", request.method, request.url.path)
             return _refusal(
                 "This page needs the link printed by `evaltoolkit serve` (it holds this launch's token). "
                 "Open that link, or restart the app to get a new one.",
                 403,
             )
-        session = store.get(request.cookies.get(_SESSION))
+        session = store.get(request.cookies.get(session_cookie))
         new = session is None
         if new:
             session = store.create()
@@ -182,7 +186,7 @@ def _install_guard(
         resp = await call_next(request)
         log.info("%s %s %s", request.method, request.url.path, resp.status_code)  # never the query string
         if new:
-            resp.set_cookie(_SESSION, session.id, httponly=True, samesite="strict", path="/")
+            resp.set_cookie(session_cookie, session.id, httponly=True, samesite="strict", path="/")
         if "content-security-policy" not in resp.headers:
             _secured(resp)
         return resp

@@ -200,6 +200,21 @@ def test_the_plan_page_builds_the_design_and_shows_the_library_power(tmp_path):
         assert r.status_code == 400 and "months must be a number" in r.text and "Traceback" not in r.text
 
 
+@pytest.mark.parametrize("name", ["cluster_rct", "best_of_us_children"])
+def test_the_power_shown_is_the_plans_for_every_bundled_kind_of_assignment(name):
+    """Whole sites assigned (cluster_rct) or people within teams: the MDES shown is the plan's (sample_size)."""
+    from evaltoolkit.report.plan_export import sample_size
+
+    shown = steps.power_summary(et_design(name), {})["result"].effect
+    assert shown == pytest.approx(sample_size(name)["mdes"].effect, rel=1e-12)
+
+
+def et_design(name: str):
+    import evaltoolkit as et
+
+    return et.load_design(name)
+
+
 def test_an_uploaded_design_that_is_not_yaml_is_refused_in_words():
     with _client(create_app(token=TOKEN)) as c:
         csrf = _enter(c)

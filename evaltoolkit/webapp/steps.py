@@ -374,16 +374,21 @@ def power_summary(design, form: dict[str, Any]) -> dict[str, Any]:
         "pre_post_corr": num("pre_post_corr", 0.5), "attrition": num("attrition", 0.2),
         "treated_share": num("treated_share", 0.5),
     }  # fmt: skip
-    res = power(power=0.8, analysis=analysis, assignment="individual", **args)
+    assignment = a.get("assignment", "individual")  # whole sites assigned: the clusters are the sample
+
+    def mdes(n: float):
+        size = {"n_clusters": n / args["cluster_size"]} if assignment == "cluster" else {"n": n}
+        rest = {k: v for k, v in args.items() if k != "n"}
+        return power(power=0.8, analysis=analysis, assignment=assignment, **size, **rest)
+
+    res = mdes(args["n"])
     curve = []
     for k in range(1, 13):
         n = args["n"] * k / 6
         if n / max(args["cluster_size"], 1) < 4:
             continue
         try:
-            curve.append(
-                (n, power(power=0.8, analysis=analysis, assignment="individual", **(args | {"n": n})).effect)
-            )
+            curve.append((n, mdes(n).effect))
         except EvalToolkitError:
             continue
     return {"inputs": args, "result": res, "summary": res.summary(), "curve": curve, "planned": planned}

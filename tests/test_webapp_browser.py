@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -44,12 +46,13 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """``evaltoolkit serve`` in a subprocess; yields (launch URL, base URL, log file)."""
+    """``evaltoolkit serve`` in a subprocess; yields (launch URL, base URL, log file, process, folders before)."""
     port = _free_port()
     log = tmp_path_factory.mktemp("server") / "stderr.txt"
     env = os.environ | {"PYTHONPATH": str(ROOT), "COLUMNS": "300"}
     cmd = [sys.executable, "-c", "import sys; from evaltoolkit.cli import main; sys.exit(main())", "serve",
            "--no-browser", "--port", str(port), "--max-upload-mb", str(LIMIT_MB)]  # fmt: skip
+    before = set(Path(tempfile.gettempdir()).glob("evaltoolkit-app-*"))
     with log.open("w") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=env, cwd=ROOT)
         url = None
@@ -65,7 +68,7 @@ def server(tmp_path_factory):
                 if s.connect_ex(("127.0.0.1", port)) == 0:
                     break
             time.sleep(0.1)
-        yield url, base, log
+        yield url, base, log, proc, before
         proc.terminate()
         proc.wait(timeout=20)
 
@@ -175,7 +178,7 @@ def test_the_happy_path_from_questionnaire_to_the_four_files(server, browser, ex
 
 
 def test_three_bad_inputs_each_end_in_a_clear_message(server, browser, exports, external, tmp_path):
-    url, base, _ = server
+    url, base, *_ = server
     ctx = _context(browser, external)
     page = ctx.new_page()
     page.goto(url)
@@ -212,7 +215,7 @@ def test_three_bad_inputs_each_end_in_a_clear_message(server, browser, exports, 
 
 
 def test_two_concurrent_sessions_are_isolated(server, browser, exports, external):
-    url, base, _ = server
+    url, base, *_ = server
     one, two = _context(browser, external), _context(browser, external)
     p1, p2 = one.new_page(), two.new_page()
     for page in (p1, p2):
@@ -239,7 +242,7 @@ def test_two_concurrent_sessions_are_isolated(server, browser, exports, external
 
 
 def test_a_request_without_the_launch_token_is_refused(server, browser, external):
-    _, base, log = server
+    _, base, log, *_ = server
     ctx = _context(browser, external)
     page = ctx.new_page()
     resp = page.goto(f"{base}/questionnaire")
@@ -252,7 +255,7 @@ def test_a_request_without_the_launch_token_is_refused(server, browser, external
 
 
 def test_a_run_can_be_cancelled_and_the_pages_stay_responsive(server, browser, exports, external):
-    url, base, _ = server
+    url, base, *_ = server
     ctx = _context(browser, external)
     page = ctx.new_page()
     page.goto(url)
@@ -276,7 +279,7 @@ def test_a_run_can_be_cancelled_and_the_pages_stay_responsive(server, browser, e
 
 def test_no_serious_accessibility_violations_on_any_step(server, browser, external):
     axe = pytest.importorskip("axe_playwright_python.sync_playwright")
-    url, base, _ = server
+    url, base, *_ = server
     ctx = _context(browser, external)
     page = ctx.new_page()
     page.goto(url)
@@ -288,3 +291,13 @@ def test_no_serious_accessibility_violations_on_any_step(server, browser, extern
         serious[path] = [(v["id"], len(v["nodes"])) for v in found if v["impact"] in ("serious", "critical")]
     ctx.close()
     assert all(v == [] for v in serious.values()), serious
+
+
+def test_stopping_the_server_deletes_every_session_folder(server):
+    """Run last: stop the server as Ctrl+C would; every session folder it made is gone."""
+    *_, proc, before = server
+    made = set(Path(tempfile.gettempdir()).glob("evaltoolkit-app-*")) - before
+    assert made  # the sessions of the tests above
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=30)
+    assert not [p for p in made if p.exists()]

@@ -6,6 +6,7 @@
 #   make test-latest  -> run the suite in a throw-away environment resolved afresh from the ranges (drift check)
 #   make bench        -> benchmarks, in .venv-bench built from requirements/bench.lock
 #   make docs         -> the documentation site in site/ (notebooks executed; offline; mkdocs build --strict)
+#   make app          -> the local web app (evaltoolkit serve) on the demo study, in the browser
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -13,7 +14,7 @@ SYNC   := requirements/sync.py
 # Python 3.11 on Linux x86-64 is the platform the locks are made for.
 LOCKFLAGS := --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes --quiet
 
-.PHONY: demo test lint bench lock test-latest clean docs
+.PHONY: demo app test lint bench lock test-latest clean docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +31,10 @@ $(VENV)/.installed-dev: requirements/dev.lock pyproject.toml | $(BIN)/python
 
 demo: $(VENV)/.installed
 	$(BIN)/evaltoolkit demo --out evaltoolkit-demo
+
+# app: the local web app on the demo study (the runtime lock includes the app extra)
+app: $(VENV)/.installed
+	$(BIN)/evaltoolkit serve --demo
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check evaltoolkit tests benchmarks requirements

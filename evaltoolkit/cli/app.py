@@ -461,6 +461,9 @@ app.command(
 app.command(
     "score", epilog=example("evaltoolkit score wave1.csv --instrument ncs_social_mixing --out scores")
 )(plain_errors(intake_cmd.score_cmd))
+import evaltoolkit.cli.serve as serve_cmd  # noqa: E402  (light: FastAPI is imported when it runs)
+
+app.command("serve", epilog=serve_cmd.EPILOG)(plain_errors(serve_cmd.serve_cmd))
 
 
 def main(argv: list[str] | None = None) -> int:

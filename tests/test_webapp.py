@@ -442,6 +442,7 @@ def test_the_diagnosis_is_the_librarys(tmp_path):
             time.sleep(0.25)
         [s] = app.state.sessions._sessions.values()
         design = et.load_design(s.state["design"])
+        plan_page = unescape(c.get("/plan").text)  # the plan page keeps the finished diagnosis
     assert st["state"] == "done", st
     direct = et.diagnose(design, sims=10, seed=0)
     got = {r["diagnosand"]: r["estimate"] for r in st["diagnosis"]["rows"]}
@@ -449,6 +450,10 @@ def test_the_diagnosis_is_the_librarys(tmp_path):
         direct.value("bias")[0], abs=1e-12
     )
     assert st["diagnosis"]["rating"] == direct.evidence_rating
+    assert st["diagnosis"]["padlocks"] == direct.padlocks
+    shown = plan_page.split('id="plan-diagnosis"')[1]
+    assert f"{direct.value('power')[0]:.3f}" in shown and f"{direct.padlocks} of 5 padlocks" in shown
+    assert "The rating is the lowest of the three." in shown
 
 
 @pytest.mark.parametrize("fmt", ["spss", "kobo-xlsx"])

@@ -31,6 +31,7 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from evaltoolkit.errors import EvalToolkitError
+from evaltoolkit.plan.summary import PADLOCK_RULES
 from evaltoolkit.webapp import steps
 from evaltoolkit.webapp.jobs import Job
 from evaltoolkit.webapp.security import CSP, REPORT_CSP, BodyLimit, new_token, same_token, sniff_upload
@@ -516,7 +517,11 @@ def _plan_ctx(s: Session, template: str | None, values: dict[str, Any] | None = 
             values = steps.design_form_defaults(template or None, chosen)
         s.state["template"] = template
     pw = s.state.get("power")
+    job = s.jobs.get("diagnose")
+    diagnosis = job.status() if job is not None else None
     return {
+        "diagnosis": diagnosis,
+        "padlock_rules": PADLOCK_RULES,
         "form": values,
         "designs": steps.design_names(),
         "power": pw,

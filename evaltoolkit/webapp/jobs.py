@@ -95,7 +95,17 @@ def run_diagnosis(folder: str, sims: int = 50, seed: int = 0) -> None:
         design = load_design(json.loads((base / "design.json").read_text(encoding="utf-8")))
         dx = diagnose(design, sims=sims, seed=seed)
         rows = []
-        for key in ("power", "bias", "rmse", "coverage", "mean_ci_width", "type_s", "type_m"):
+        for key in (
+            "power",
+            "bias",
+            "rmse",
+            "coverage",
+            "mean_ci_width",
+            "type_s",
+            "type_m",
+            "mdes",
+            "attrition",
+        ):
             est, se = dx.value(key)
             rows.append({"diagnosand": key, "estimate": est, "mc_se": se})
         _write_status(
@@ -109,6 +119,7 @@ def run_diagnosis(folder: str, sims: int = 50, seed: int = 0) -> None:
                 "rows": rows,
                 "true_effect": dx.true_effect,
                 "rating": dx.evidence_rating,
+                "padlocks": dx.padlocks,
                 "notes": list(dx.notes[1:]),
             },
         )

@@ -407,3 +407,25 @@ def test_read_waves_checks_follow_up_files_against_baseline(tmp_path: Path) -> N
     assert rep.of("unmatched follow-up id")[["file", "row", "value"]].values.tolist() == [["w2.csv", 4, ""]]
     assert rep.of("duplicate id")[["file", "row"]].values.tolist() == [["w1.csv", 3], ["w1.csv", 4]]
     assert (rep.n_rows_in, rep.n_rows_out) == (6, 5)
+
+
+def test_an_export_without_the_designs_arm_column_is_an_error_that_says_what_to_do(tmp_path):
+    # Kobo exports of the NCS design (one per wave) with the group column deleted: read_waves with the design says,
+    # for each file, that the design's arm column is missing and how to supply it (before any analysis runs)
+    from evaltoolkit.intake.read import read_waves
+
+    files = et.simulate_exports("ncs_prepost_control", tmp_path / "ex", format="kobo", n=60, seed=2)
+    design = et.load_design("ncs_prepost_control")
+    stripped = {}
+    for wave, f in zip(
+        design.wave_names, sorted(files, key=lambda p: design.wave_names.index(p.stem.split("_")[-1]))
+    ):
+        d = pd.read_csv(f, sep=";")
+        out = tmp_path / f"{wave}.csv"
+        d.drop(columns=[c for c in d.columns if c.endswith("/arm")]).to_csv(out, sep=";", index=False)
+        stripped[wave] = out
+    res = read_waves(stripped, list(design.instruments), design=design, wave_col=design.columns.wave)
+    issues = res.report.issues
+    missing = issues[(issues["problem"] == "missing column") & (issues["column"] == "arm")]
+    assert len(missing) == 3 and set(missing["severity"]) == {"error"}
+    assert "--map COLUMN=arm" in missing["detail"].iloc[0] and "\n" not in missing["detail"].iloc[0]

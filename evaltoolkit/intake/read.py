@@ -800,6 +800,12 @@ def _check_keys(data, rows, id_name, wave_name, has_id, has_wave, arm_name, dsg,
             flag_outside(
                 wave_name, dsg.wave_names, "unknown wave", f"design '{dsg.name}' has waves {dsg.wave_names}"
             )
+        if dsg is not None and arm_name and arm_name not in data.columns:
+            report.add(
+                file, arm_name, None, "", "missing column", "error",
+                f"the design's arm column '{arm_name}' (the group each person is in) is not in the export: add it, "
+                f"or name the column that holds it with --map COLUMN={arm_name}",
+            )  # fmt: skip
         if dsg is not None and arm_name and arm_name in data.columns:
             flag_outside(
                 arm_name,

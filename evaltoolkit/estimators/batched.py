@@ -298,42 +298,25 @@ def _compiled_change_sums():
 _K_SMALL = 3
 
 
-def _run_panel(y, treated, cluster, alpha: float, chunk: int) -> BatchedEstimates:
-    y = np.asarray(y, dtype=float)
-    if y.ndim == 2:
-        y = y[None]
-    treated, cluster = (np.broadcast_to(np.atleast_2d(a), y.shape[:2]) for a in (treated, cluster))
+def _run(fit, values: list[np.ndarray], treated, cluster, alpha: float, chunk: int) -> BatchedEstimates:
+    """``fit(*values, treated, sums, alpha)`` chunk by chunk: each value ``(R, n, ...)``, people along axis 1, put
+    in cluster order when the labels are shared (then coded once)."""
     shared_t = treated.shape[0] == 1 or treated.strides[0] == 0
     shared_c = cluster.shape[0] == 1 or cluster.strides[0] == 0
     sums: _ClusterSums | None = None
     parts: list[dict[str, np.ndarray]] = []
-    for start in range(0, y.shape[0], chunk):
+    for start in range(0, values[0].shape[0], chunk):
         sl = slice(start, start + chunk)
-        block = y[sl]
-        if sums is None or not shared_c or sums.r != block.shape[0]:  # shared labels: coded once
+        if sums is None or not shared_c or sums.r != values[0][sl].shape[0]:  # shared labels: coded once
             sums = _ClusterSums(np.asarray(cluster[sl]))
         t = sums.sort(np.asarray(treated[:1] if shared_t else treated[sl], dtype=float))
-        order = sums.order if sums.shared else None
-        ys = block if order is None else np.take(block, order, axis=1)
-        parts.append(_panel_chunk(ys, t, sums, alpha))
+        parts.append(fit(*(sums.sort(np.asarray(v[sl], dtype=float)) for v in values), t, sums, alpha))
     return BatchedEstimates(**{k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
 
 
-def _run(kind: str, y0, y1, treated, cluster, alpha: float, chunk: int) -> BatchedEstimates:
+def _run_waves(fit, y0, y1, treated, cluster, alpha: float, chunk: int) -> BatchedEstimates:
     y0, y1, treated, cluster = _broadcast([y0, y1, treated, cluster])
-    fit = _did_chunk if kind == "did" else _ancova_chunk
-    shared_t = treated.shape[0] == 1 or treated.strides[0] == 0
-    shared_c = cluster.shape[0] == 1 or cluster.strides[0] == 0
-    sums: _ClusterSums | None = None
-    parts: list[dict[str, np.ndarray]] = []
-    for start in range(0, y0.shape[0], chunk):
-        sl = slice(start, start + chunk)
-        if sums is None or not shared_c or sums.r != y0[sl].shape[0]:  # shared labels: coded once
-            sums = _ClusterSums(np.asarray(cluster[sl]))
-        t = sums.sort(np.asarray(treated[:1] if shared_t else treated[sl], dtype=float))
-        a, b = (sums.sort(np.asarray(v[sl], dtype=float)) for v in (y0, y1))
-        parts.append(fit(a, b, t, sums, alpha))
-    return BatchedEstimates(**{k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
+    return _run(fit, [y0, y1], treated, cluster, alpha, chunk)
 
 
 def did_cr1(
@@ -376,7 +359,7 @@ def did_cr1(
     >>> float(did_cr1(y0, y1, t, team).estimate[0])
     2.0
     """
-    return _run("did", y0, y1, treated, cluster, alpha, chunk)
+    return _run_waves(_did_chunk, y0, y1, treated, cluster, alpha, chunk)
 
 
 def ancova_cr1(
@@ -411,7 +394,7 @@ def ancova_cr1(
     >>> round(float(ancova_cr1(y0, y1, t, team).estimate[0]), 12)
     1.5
     """
-    return _run("ancova", y0, y1, treated, cluster, alpha, chunk)
+    return _run_waves(_ancova_chunk, y0, y1, treated, cluster, alpha, chunk)
 
 
 def did_cr1_panel(
@@ -455,4 +438,7 @@ def did_cr1_panel(
     >>> bool(np.allclose([a.estimate, a.std_error], [b.estimate, b.std_error], rtol=1e-12))
     True
     """
-    return _run_panel(y, treated, cluster, alpha, chunk)
+    y = np.asarray(y, dtype=float)
+    y = y[None] if y.ndim == 2 else y
+    treated, cluster = (np.broadcast_to(np.atleast_2d(a), y.shape[:2]) for a in (treated, cluster))
+    return _run(_panel_chunk, [y], treated, cluster, alpha, chunk)

@@ -229,6 +229,9 @@ def test_bad_arguments_are_one_plain_line():
         et.diagnose("ncs_prepost_control", sims=3, effect=float("nan"))
     with pytest.raises(DesignError, match="alpha"):
         et.diagnose("ncs_prepost_control", sims=3, alpha=1.5)
+    for bad in ("nope", "baseline"):
+        with pytest.raises(DesignError, match=f"post: {bad} is not a later wave.*post, followup"):
+            et.diagnose("ncs_prepost_control", sims=3, post=bad)
 
 
 def test_cli_prints_power_bias_coverage_and_rating(capsys):

